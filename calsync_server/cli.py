@@ -1,0 +1,84 @@
+"""The `calsync` command line: settings from flags, then one subcommand per thing calsync does."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from shared.settings import Settings, SettingsError, load_settings
+
+
+class CalsyncContext:
+    """What every subcommand gets: the flags given, turned into settings on first use."""
+
+    def __init__(self, flags: dict[str, Any]) -> None:
+        self.flags = flags
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.flags)
+        return self._settings
+
+
+pass_calsync = click.make_pass_decorator(CalsyncContext)
+
+
+@click.group(invoke_without_command=False, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=str, default=None, help="Data directory (CALSYNC_HOME).")
+@click.option(
+    "--database-url", type=str, default=None, help="SQLAlchemy URL (CALSYNC_DATABASE_URL)."
+)
+@click.option(
+    "--google-api-url",
+    type=str,
+    default=None,
+    help="Root of the Google APIs, or of the emulator (CALSYNC_GOOGLE_API_URL).",
+)
+@click.pass_context
+def cli(ctx: click.Context, /, **flags: Any) -> None:
+    """calsync: mirror every busy moment into all your other calendars."""
+    ctx.obj = CalsyncContext(flags)
+
+
+@cli.group()
+def db() -> None:
+    """The database: migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+@pass_calsync
+def db_upgrade(calsync: CalsyncContext, revision: str) -> None:
+    """Create or migrate the database to the latest schema."""
+    from calsync_server.db.engine import create_db_engine, current_revision, upgrade_database
+
+    engine = create_db_engine(calsync.settings.database_url_resolved)
+    try:
+        upgrade_database(engine, revision)
+        click.echo(f"database at revision {current_revision(engine)}")
+    finally:
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="calsync", standalone_mode=False)
+    except SettingsError as exc:
+        click.echo(f"calsync: bad setting: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

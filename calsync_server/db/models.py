@@ -1,0 +1,259 @@
+"""calsync's tables: users, accounts, calendars, events, busy blocks, channels, jobs and logs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from shared.domain import (
+    AccountState,
+    BusyTitle,
+    CalendarRole,
+    ChannelState,
+    JobState,
+    NotificationOutcome,
+    Provider,
+    SyncKind,
+    SyncStatus,
+)
+
+# Constraint names are fixed so migrations and both databases agree on them.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UTCDateTime = sa.DateTime(timezone=True)
+
+
+def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> Any:
+    """A foreign key column that goes away with its parent, unless told otherwise."""
+    return Field(
+        default=None,
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey(target, ondelete=ondelete), nullable=nullable, index=True
+        ),
+    )
+
+
+def _when(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=nullable))
+
+
+def _json(*, nullable: bool = True) -> Any:
+    return Field(default=None, sa_column=sa.Column(sa.JSON, nullable=nullable))
+
+
+def _enum(enum: type[Any], default: Any) -> Any:
+    # Stored as plain strings (no native enum type) so adding a value needs no migration.
+    return Field(
+        default=default,
+        sa_column=sa.Column(sa.String(32), nullable=False, server_default=str(default)),
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    # sha256 of the API bearer token; the token itself is never stored.
+    api_token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _when(nullable=False)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "account"
+    __table_args__ = (sa.UniqueConstraint("user_id", "provider", "email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _fk("user.id")
+    provider: Provider = _enum(Provider, Provider.GOOGLE)
+    email: str = Field(max_length=320)
+    state: AccountState = _enum(AccountState, AccountState.ACTIVE)
+    # OAuth tokens, Fernet-encrypted with the key in CALSYNC_HOME; never plaintext.
+    credentials_encrypted: bytes | None = Field(
+        default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
+    )
+    token_expires_at: datetime | None = _when()
+    created_at: datetime = _when(nullable=False)
+
+
+class Calendar(SQLModel, table=True):
+    __tablename__ = "calendar"
+    __table_args__ = (sa.UniqueConstraint("account_id", "provider_calendar_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = _fk("account.id")
+    provider_calendar_id: str = Field(max_length=1024)
+    name: str = Field(max_length=1024)
+    color: str | None = Field(default=None, max_length=16)
+    time_zone: str | None = Field(default=None, max_length=64)
+    access_role: str = Field(default="owner", max_length=32)
+    # Off when first imported: nothing is written until the user chooses (seed rule).
+    sync_enabled: bool = False
+    role: CalendarRole = _enum(CalendarRole, CalendarRole.BOTH)
+    busy_title: BusyTitle = _enum(BusyTitle, BusyTitle.PRIVATE)
+    include_all_day: bool = False
+    # Set when the provider refused a write: never a target again.
+    read_only: bool = False
+    sync_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    last_sync_at: datetime | None = _when()
+    last_full_sync_at: datetime | None = _when()
+
+
+class Event(SQLModel, table=True):
+    """One instance of a provider event (recurring events are stored expanded)."""
+
+    __tablename__ = "event"
+    __table_args__ = (sa.UniqueConstraint("calendar_id", "provider_event_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    calendar_id: int = _fk("calendar.id")
+    provider_event_id: str = Field(max_length=1024)
+    recurring_event_id: str | None = Field(default=None, max_length=1024)
+    etag: str | None = Field(default=None, max_length=128)
+    status: str = Field(default="confirmed", max_length=16)
+    summary: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # Google's own start/end objects ({"dateTime", "timeZone"} or {"date"}), kept whole so
+    # blocks copy the time zone exactly; start_at/end_at are their UTC instants for queries.
+    start: dict[str, Any] | None = _json()
+    end: dict[str, Any] | None = _json()
+    start_at: datetime | None = Field(
+        default=None, sa_column=sa.Column(UTCDateTime, nullable=True, index=True)
+    )
+    end_at: datetime | None = _when()
+    all_day: bool = False
+    transparency: str = Field(default="opaque", max_length=16)
+    event_type: str = Field(default="default", max_length=32)
+    self_response_status: str | None = Field(default=None, max_length=16)
+    # calsync's mark (extendedProperties.private.calsync == "busy-block"): never a source.
+    is_busy_block: bool = False
+    provider_updated_at: datetime | None = _when()
+    is_deleted: bool = False
+
+
+class BusyBlock(SQLModel, table=True):
+    """A block calsync wrote (or will write) into a target calendar for one source instance."""
+
+    __tablename__ = "busy_block"
+    __table_args__ = (
+        sa.UniqueConstraint("target_calendar_id", "source_key"),
+        sa.UniqueConstraint("target_calendar_id", "provider_event_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    target_calendar_id: int = _fk("calendar.id")
+    source_calendar_id: int = _fk("calendar.id")
+    source_event_id: int | None = _fk("event.id", nullable=True, ondelete="SET NULL")
+    # Opaque, stable key of (source calendar, source instance id); never the title.
+    source_key: str = Field(max_length=128)
+    provider_event_id: str = Field(max_length=1024)
+    etag: str | None = Field(default=None, max_length=128)
+    summary: str = Field(max_length=1100)
+    start: dict[str, Any] | None = _json()
+    end: dict[str, Any] | None = _json()
+    start_at: datetime | None = _when()
+    end_at: datetime | None = _when()
+    # The user changed or deleted the block by hand: left alone until the source changes.
+    user_modified: bool = False
+    user_deleted: bool = False
+    # Fingerprint of the source event when this block was last written, to tell a change of
+    # the source (which makes a fresh block) from a hand edit of the block.
+    source_fingerprint: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _when(nullable=False)
+    updated_at: datetime = _when(nullable=False)
+
+
+class PushChannel(SQLModel, table=True):
+    __tablename__ = "push_channel"
+
+    id: int | None = Field(default=None, primary_key=True)
+    calendar_id: int = _fk("calendar.id")
+    channel_id: str = Field(max_length=64, unique=True)
+    resource_id: str | None = Field(default=None, max_length=256)
+    # The per-channel secret Google echoes in X-Goog-Channel-Token.
+    token: str = Field(max_length=256)
+    address: str = Field(max_length=2048)
+    expires_at: datetime | None = _when()
+    state: ChannelState = _enum(ChannelState, ChannelState.ACTIVE)
+    failures: int = 0
+    last_message_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    last_notification_at: datetime | None = _when()
+    created_at: datetime = _when(nullable=False)
+    stopped_at: datetime | None = _when()
+
+
+class Notification(SQLModel, table=True):
+    """A push notification as received, whatever became of it."""
+
+    __tablename__ = "notification"
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel_id: str = Field(max_length=64, index=True)
+    calendar_id: int | None = _fk("calendar.id", nullable=True)
+    message_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    resource_state: str = Field(max_length=16)
+    outcome: NotificationOutcome = _enum(NotificationOutcome, NotificationOutcome.ENQUEUED)
+    received_at: datetime = _when(nullable=False)
+
+
+class SyncJob(SQLModel, table=True):
+    __tablename__ = "sync_job"
+    __table_args__ = (
+        # At most one waiting job per calendar: notifications coalesce into it.
+        sa.Index(
+            "uq_sync_job_one_queued_per_calendar",
+            "calendar_id",
+            unique=True,
+            sqlite_where=sa.text("state = 'queued'"),
+            postgresql_where=sa.text("state = 'queued'"),
+        ),
+        sa.Index("ix_sync_job_state_run_after", "state", "run_after"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    calendar_id: int = _fk("calendar.id")
+    kind: SyncKind = _enum(SyncKind, SyncKind.MANUAL)
+    full: bool = False
+    state: JobState = _enum(JobState, JobState.QUEUED)
+    attempts: int = 0
+    run_after: datetime = _when(nullable=False)
+    # A running job whose lease has expired belongs to a crashed process: it is taken again.
+    lease_expires_at: datetime | None = _when()
+    worker: str | None = Field(default=None, max_length=128)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    created_at: datetime = _when(nullable=False)
+    started_at: datetime | None = _when()
+    finished_at: datetime | None = _when()
+
+
+class SyncLog(SQLModel, table=True):
+    """One row per calendar per sync, as the user reads it."""
+
+    __tablename__ = "sync_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    calendar_id: int = _fk("calendar.id")
+    job_id: int | None = _fk("sync_job.id", nullable=True, ondelete="SET NULL")
+    kind: SyncKind = _enum(SyncKind, SyncKind.MANUAL)
+    trigger: str = Field(default="", max_length=64)
+    status: SyncStatus = _enum(SyncStatus, SyncStatus.SUCCESS)
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False, index=True))
+    finished_at: datetime | None = _when()
+    events_fetched: int = 0
+    events_created: int = 0
+    events_updated: int = 0
+    events_deleted: int = 0
+    blocks_created: int = 0
+    blocks_updated: int = 0
+    blocks_deleted: int = 0
+    provider_calls: int = 0
+    retries: int = 0
+    notes: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
+    error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))

@@ -1,0 +1,1 @@
+"""The calsync dashboard: a Textual app that reads everything through the server's HTTP API."""

@@ -1,0 +1,139 @@
+"""The database: migrations build exactly the models, and constraints make duplicates impossible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlmodel import Session, SQLModel
+
+from calsync_server.db.engine import current_revision, upgrade_database
+from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob, User
+from shared.domain import JobState
+
+NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def _two_calendars(session: Session) -> tuple[int, int]:
+    user = User(name="ada", api_token_hash="0" * 64, created_at=NOW)
+    session.add(user)
+    session.flush()
+    account = Account(user_id=user.id, email="ada@example.com", created_at=NOW)
+    session.add(account)
+    session.flush()
+    work = Calendar(account_id=account.id, provider_calendar_id="work", name="Work")
+    home = Calendar(account_id=account.id, provider_calendar_id="home", name="Home")
+    session.add_all([work, home])
+    session.flush()
+    assert work.id is not None
+    assert home.id is not None
+    return work.id, home.id
+
+
+def _block(target: int, source: int, key: str, provider_id: str) -> BusyBlock:
+    return BusyBlock(
+        target_calendar_id=target,
+        source_calendar_id=source,
+        source_key=key,
+        provider_event_id=provider_id,
+        summary="Busy",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_migrations_from_empty_reach_the_models_exactly(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with db_engine.connect() as connection:
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"compare_type": True}),
+            SQLModel.metadata,
+        )
+    assert diff == []
+    assert current_revision(db_engine) is not None
+
+
+def test_a_second_block_for_the_same_target_and_source_key_fails(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        work, home = _two_calendars(session)
+        session.add(_block(home, work, "k1", "aaaaa1"))
+        session.commit()
+        session.add(_block(home, work, "k1", "aaaaa2"))
+        with pytest.raises(sa.exc.IntegrityError):
+            session.commit()
+        session.rollback()
+        # The same source key in another target is a different block and is fine.
+        session.add(_block(work, home, "k1", "aaaaa1"))
+        session.commit()
+        assert len(session.exec(sa.select(BusyBlock)).all()) == 2  # type: ignore[call-overload]
+
+
+def test_one_event_per_calendar_and_provider_id(db_engine: sa.Engine) -> None:
+    from calsync_server.db.models import Event
+
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        work, _ = _two_calendars(session)
+        session.add(Event(calendar_id=work, provider_event_id="e1"))
+        session.commit()
+        session.add(Event(calendar_id=work, provider_event_id="e1"))
+        with pytest.raises(sa.exc.IntegrityError):
+            session.commit()
+
+
+def test_at_most_one_queued_job_per_calendar(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        work, _ = _two_calendars(session)
+        running = SyncJob(calendar_id=work, state=JobState.RUNNING, run_after=NOW, created_at=NOW)
+        queued = SyncJob(calendar_id=work, run_after=NOW, created_at=NOW)
+        session.add_all([running, queued])
+        session.commit()
+        session.add(SyncJob(calendar_id=work, run_after=NOW, created_at=NOW))
+        with pytest.raises(sa.exc.IntegrityError):
+            session.commit()
+
+
+def test_deleting_an_account_removes_its_calendars(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        work, home = _two_calendars(session)
+        session.add(_block(home, work, "k1", "aaaaa1"))
+        session.commit()
+        session.execute(sa.delete(Account))
+        session.commit()
+        assert session.execute(sa.select(sa.func.count()).select_from(Calendar)).scalar() == 0
+        assert session.execute(sa.select(sa.func.count()).select_from(BusyBlock)).scalar() == 0
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
+    from calsync_server.db.engine import create_db_engine
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_cli_db_upgrade_creates_the_database(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = subprocess.run(
+        [sys.executable, "-m", "calsync_server.cli", "--home", str(home), "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database at revision" in result.stdout
+    engine = sa.create_engine(f"sqlite:///{home / 'calsync.db'}")
+    assert "busy_block" in sa.inspect(engine).get_table_names()
+    engine.dispose()
