@@ -1,0 +1,1 @@
+"""The sync engine: pure planning of busy blocks (events, planner, echoes) and its I/O around it."""

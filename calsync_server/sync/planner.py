@@ -1,0 +1,387 @@
+"""The pure busy-block planner: from calendars, events and existing blocks to a BusyBlockPlan.
+
+Plan, then apply (vdirsyncer's way): nothing here talks to a provider, a database or the clock;
+the applier executes the plan. The rules are domain.md's "Which events block", "What a busy
+block looks like", "The invariant" and the switches and hand edits that bend it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from calsync_server.sync.events import (
+    BUSY_BLOCK_MARK,
+    BUSY_BLOCK_MARK_KEY,
+    SOURCE_KEY_PROPERTY,
+    EventSnapshot,
+    instant_of,
+    shows_same_time,
+)
+from shared.domain import BusyTitle, CalendarRole
+
+BUSY = "Busy"
+# Keeps "Busy - <title>" within the busy_block.summary column (1100 characters).
+MAX_TITLE_CHARS = 1024
+NON_BLOCKING_EVENT_TYPES = frozenset({"workingLocation", "birthday"})
+
+Window = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarView:
+    """What the planner needs to know of a calendar, its account and its settings."""
+
+    id: int
+    user_id: int
+    provider_calendar_id: str
+    sync_enabled: bool
+    role: CalendarRole
+    busy_title: BusyTitle
+    include_all_day: bool
+    read_only: bool
+    # False when the account needs re-authorisation: nothing is read or written for it.
+    account_active: bool
+
+    @property
+    def is_writable_target(self) -> bool:
+        """Whether calsync can write into this calendar at all (deleting included)."""
+        return self.account_active and not self.read_only
+
+    @property
+    def receives_blocks(self) -> bool:
+        return self.sync_enabled and self.role.is_target and self.is_writable_target
+
+    @property
+    def gives_blocks(self) -> bool:
+        return self.sync_enabled and self.role.is_source and self.account_active
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    """A stored event instance of one calendar; soft-deleted ones never block."""
+
+    calendar_id: int
+    event: EventSnapshot
+    is_deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ExistingBlock:
+    """A busy block calsync knows of (from its table, or listed from the provider by its mark)."""
+
+    target_calendar_id: int
+    source_calendar_id: int
+    source_key: str
+    provider_event_id: str
+    summary: str
+    start: dict[str, Any] | None
+    end: dict[str, Any] | None
+    user_modified: bool = False
+    # A tombstone: the user deleted the block by hand, so it is not at the provider any more.
+    user_deleted: bool = False
+    source_fingerprint: str | None = None
+    # When the block ends; a block that ended is history. Read from ``end`` when None.
+    end_at: datetime | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredBlock:
+    """The busy block one target calendar should hold for one blocking source instance."""
+
+    target_calendar_id: int
+    source_calendar_id: int
+    source_provider_event_id: str
+    source_key: str
+    provider_event_id: str
+    summary: str
+    start: dict[str, Any]
+    end: dict[str, Any]
+    start_at: datetime
+    end_at: datetime
+    fingerprint: str
+
+    def patch_body(self) -> dict[str, Any]:
+        """Every field calsync owns on a block: a patch puts a wrong or restored block right.
+
+        ``status: confirmed`` brings back a block the user deleted when an insert meets 409.
+        """
+        return {
+            "summary": self.summary,
+            "start": dict(self.start),
+            "end": dict(self.end),
+            "transparency": "opaque",
+            "visibility": "private",
+            "status": "confirmed",
+            "reminders": {"useDefault": False, "overrides": []},
+            "attendees": [],
+            "extendedProperties": {
+                "private": {
+                    BUSY_BLOCK_MARK_KEY: BUSY_BLOCK_MARK,
+                    SOURCE_KEY_PROPERTY: self.source_key,
+                }
+            },
+        }
+
+    def resource(self) -> dict[str, Any]:
+        """The Google event body of an insert: only times, the title and calsync's mark."""
+        return {"id": self.provider_event_id, **self.patch_body()}
+
+
+@dataclass(frozen=True, slots=True)
+class BusyBlockPlan:
+    """What the applier must do; ``preserved`` is a report (hand-edited blocks), not an action."""
+
+    creates: tuple[DesiredBlock, ...] = ()
+    patches: tuple[tuple[ExistingBlock, DesiredBlock], ...] = ()
+    deletes: tuple[ExistingBlock, ...] = ()
+    preserved: tuple[ExistingBlock, ...] = field(default=())
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.creates or self.patches or self.deletes)
+
+
+def _sha256(*parts: str) -> bytes:
+    # JSON keeps the parts apart: ("a", "bc") and ("ab", "c") never hash alike.
+    return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).digest()
+
+
+def source_key(source: CalendarView, provider_event_id: str) -> str:
+    """Stable opaque key of (source calendar, instance id): 64 hex characters, never the title."""
+    return _sha256("source", source.provider_calendar_id, provider_event_id).hex()
+
+
+def block_event_id(target: CalendarView, key: str) -> str:
+    """The Google event id of the block for ``key`` in ``target``: 32 base32hex characters.
+
+    Deterministic so that inserting the same block twice answers 409 instead of duplicating.
+    """
+    digest = _sha256("block", target.provider_calendar_id, key)[:20]  # 160 bits: no padding
+    return base64.b32hexencode(digest).decode("ascii").lower()
+
+
+def block_fingerprint(
+    summary: str, start: Mapping[str, Any] | None, end: Mapping[str, Any] | None
+) -> str:
+    """Hash of what a block shows, to tell a changed source from a block the user deleted."""
+    shown = json.dumps([summary, start, end], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(shown.encode()).hexdigest()
+
+
+def block_title(source: CalendarView, summary: str | None) -> str:
+    """``Busy``, or ``Busy - <title>`` when the source shows titles and the event has one."""
+    title = (summary or "").strip()[:MAX_TITLE_CHARS]
+    if source.busy_title is BusyTitle.TITLE and title:
+        return f"{BUSY} - {title}"
+    return BUSY
+
+
+def sync_window(now: datetime, time_zone: str, horizon_days: int) -> Window:
+    """From the start of today in ``time_zone`` to ``horizon_days`` local days later, in UTC."""
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    zone = ZoneInfo(time_zone)
+    today = now.astimezone(zone).date()
+    start = datetime.combine(today, time(0), zone)
+    end = datetime.combine(today + timedelta(days=horizon_days), time(0), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> bool:
+    """Whether an event instance makes the user busy (domain.md "Which events block")."""
+    snapshot = event.event
+    if event.is_deleted or not source.role.is_source:
+        return False
+    if snapshot.status == "cancelled" or snapshot.transparency == "transparent":
+        return False
+    if snapshot.self_response_status == "declined":
+        return False
+    if snapshot.event_type in NON_BLOCKING_EVENT_TYPES:
+        return False
+    # Loop prevention: a busy block is never a source, whatever its title says.
+    if snapshot.is_busy_block:
+        return False
+    if snapshot.all_day and not source.include_all_day:
+        return False
+    if snapshot.start_at is None or snapshot.end_at is None:
+        return False
+    window_start, window_end = window
+    return snapshot.start_at < window_end and snapshot.end_at > window_start
+
+
+def desired_block(
+    event: SourceEvent, source: CalendarView, target: CalendarView, key: str
+) -> DesiredBlock:
+    """The block ``target`` should hold for a blocking ``event`` of ``source``."""
+    snapshot = event.event
+    if (
+        snapshot.start is None
+        or snapshot.end is None
+        or snapshot.start_at is None
+        or snapshot.end_at is None
+    ):
+        raise ValueError("an event without start and end cannot be mirrored")
+    summary = block_title(source, snapshot.summary)
+    return DesiredBlock(
+        target_calendar_id=target.id,
+        source_calendar_id=source.id,
+        source_provider_event_id=snapshot.provider_event_id,
+        source_key=key,
+        provider_event_id=block_event_id(target, key),
+        summary=summary,
+        start=dict(snapshot.start),
+        end=dict(snapshot.end),
+        start_at=snapshot.start_at,
+        end_at=snapshot.end_at,
+        fingerprint=block_fingerprint(summary, snapshot.start, snapshot.end),
+    )
+
+
+def block_matches(block: ExistingBlock, desired: DesiredBlock) -> bool:
+    """Whether an existing block already shows what ``desired`` wants (times as instants)."""
+    return (
+        block.summary == desired.summary
+        and shows_same_time(block.start, desired.start)
+        and shows_same_time(block.end, desired.end)
+    )
+
+
+def _block_end(block: ExistingBlock) -> datetime | None:
+    if block.end_at is not None:
+        return block.end_at
+    # An all-day end without its calendar's zone is read in UTC: off by hours at most.
+    return instant_of(block.end, "UTC")
+
+
+def _has_ended(block: ExistingBlock, now: datetime) -> bool:
+    end = _block_end(block)
+    return end is not None and end <= now
+
+
+def _calendar(calendars: Mapping[int, CalendarView], calendar_id: int) -> CalendarView:
+    try:
+        return calendars[calendar_id]
+    except KeyError:
+        raise ValueError(f"calendar {calendar_id} is referenced but was not passed") from None
+
+
+def plan_busy_blocks(
+    calendars: Iterable[CalendarView],
+    events: Iterable[SourceEvent],
+    existing: Iterable[ExistingBlock],
+    *,
+    now: datetime,
+    time_zone: str,
+    horizon_days: int,
+    keep_blocks_of_disabled_targets: bool = False,
+) -> BusyBlockPlan:
+    """Plan the writes that restore domain.md's invariant for the source keys passed.
+
+    The caller passes, for every source key in scope, all its events and all its existing
+    blocks, plus every calendar they refer to and every calendar of their users (the possible
+    targets). An existing block whose source event is not among ``events`` is an orphan.
+    """
+    window = sync_window(now, time_zone, horizon_days)
+    by_id = {calendar.id: calendar for calendar in calendars}
+    targets_of_user: dict[int, list[CalendarView]] = defaultdict(list)
+    for calendar in sorted(by_id.values(), key=lambda c: c.id):
+        if calendar.receives_blocks:
+            targets_of_user[calendar.user_id].append(calendar)
+
+    desired: dict[tuple[int, str], DesiredBlock] = {}
+    seen_keys: set[str] = set()
+    for event in events:
+        source = _calendar(by_id, event.calendar_id)
+        key = source_key(source, event.event.provider_event_id)
+        if key in seen_keys:
+            raise ValueError(f"event {event.event.provider_event_id!r} passed twice")
+        seen_keys.add(key)
+        if not source.gives_blocks or not is_blocking(event, source, window):
+            continue
+        for target in targets_of_user[source.user_id]:
+            if target.id != source.id:
+                desired[(target.id, key)] = desired_block(event, source, target, key)
+
+    blocks_at: dict[tuple[int, str], list[ExistingBlock]] = defaultdict(list)
+    for block in existing:
+        _calendar(by_id, block.target_calendar_id)
+        _calendar(by_id, block.source_calendar_id)
+        blocks_at[(block.target_calendar_id, block.source_key)].append(block)
+
+    creates: list[DesiredBlock] = []
+    patches: list[tuple[ExistingBlock, DesiredBlock]] = []
+    deletes: list[ExistingBlock] = []
+    preserved: list[ExistingBlock] = []
+
+    def settle_unwanted(block: ExistingBlock) -> None:
+        """A block no blocking instance asks for: deleted unless a rule says leave it."""
+        target = by_id[block.target_calendar_id]
+        source = by_id[block.source_calendar_id]
+        if block.user_modified:
+            preserved.append(block)
+        elif (
+            # calsync cannot write there; or it ended (history); or the source's account lost
+            # its login (no block is deleted because of that); or the user keeps the blocks
+            # of a calendar they turned off.
+            not target.is_writable_target
+            or _has_ended(block, now)
+            or not source.account_active
+            or (keep_blocks_of_disabled_targets and not target.sync_enabled)
+        ):
+            return
+        else:
+            deletes.append(block)
+
+    for place in sorted(desired.keys() | blocks_at.keys()):
+        wanted = desired.get(place)
+        expected_id = wanted.provider_event_id if wanted is not None else None
+        # One block stands for the place: a live one before a tombstone, the user's edit
+        # before ours, the deterministic id before another; the rest are duplicates.
+        candidates = sorted(
+            blocks_at.get(place, ()),
+            key=lambda b: (
+                b.user_deleted,
+                not b.user_modified,
+                b.provider_event_id != expected_id,
+                b.provider_event_id,
+            ),
+        )
+        primary = candidates[0] if candidates else None
+        for duplicate in candidates[1:]:
+            settle_unwanted(duplicate)
+        if wanted is None:
+            if primary is not None:
+                settle_unwanted(primary)
+        elif primary is None:
+            creates.append(wanted)
+        elif primary.user_modified:
+            preserved.append(primary)
+        elif primary.user_deleted:
+            # Deleted by hand: stays deleted until the source shows something new.
+            if primary.source_fingerprint != wanted.fingerprint:
+                creates.append(wanted)
+        elif block_matches(primary, wanted):
+            continue
+        elif _has_ended(primary, now) and wanted.end_at <= now:
+            continue  # history on both sides: not rewritten
+        else:
+            patches.append((primary, wanted))
+
+    def block_order(block: ExistingBlock) -> tuple[int, str, str]:
+        return (block.target_calendar_id, block.source_key, block.provider_event_id)
+
+    return BusyBlockPlan(
+        creates=tuple(sorted(creates, key=lambda d: (d.target_calendar_id, d.source_key))),
+        patches=tuple(sorted(patches, key=lambda pair: block_order(pair[0]))),
+        deletes=tuple(sorted(deletes, key=block_order)),
+        preserved=tuple(sorted(preserved, key=block_order)),
+    )

@@ -1,0 +1,1 @@
+"""Tests of the sync engine's pure planner, event parsing and echo classification."""
