@@ -64,6 +64,19 @@ def db_upgrade(calsync: CalsyncContext, revision: str) -> None:
         engine.dispose()
 
 
+@cli.command("sync")
+@click.option(
+    "--calendar", "calendar_ids", type=int, multiple=True, help="Calendar id (repeatable)."
+)
+@click.option("--full", is_flag=True, help="Full reconcile: fetch everything and repair.")
+@pass_calsync
+def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> None:
+    """Sync now: every calendar with sync on, or the ones named."""
+    from calsync_server.sync.cli import run_sync
+
+    sys.exit(run_sync(calsync.settings, calendar_ids, full))
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="calsync", standalone_mode=False)

@@ -132,8 +132,6 @@ class Event(SQLModel, table=True):
     transparency: str = Field(default="opaque", max_length=16)
     event_type: str = Field(default="default", max_length=32)
     self_response_status: str | None = Field(default=None, max_length=16)
-    # calsync's mark (extendedProperties.private.calsync == "busy-block"): never a source.
-    is_busy_block: bool = False
     provider_updated_at: datetime | None = _when()
     is_deleted: bool = False
 
@@ -213,6 +211,14 @@ class SyncJob(SQLModel, table=True):
             unique=True,
             sqlite_where=sa.text("state = 'queued'"),
             postgresql_where=sa.text("state = 'queued'"),
+        ),
+        # At most one sync per calendar runs at a time, across every process.
+        sa.Index(
+            "uq_sync_job_one_running_per_calendar",
+            "calendar_id",
+            unique=True,
+            sqlite_where=sa.text("state = 'running'"),
+            postgresql_where=sa.text("state = 'running'"),
         ),
         sa.Index("ix_sync_job_state_run_after", "state", "run_after"),
     )

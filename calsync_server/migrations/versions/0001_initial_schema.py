@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 05:30:45.933692
+Create Date: 2026-11-21
 
 """
 from typing import Sequence, Union
@@ -84,7 +84,6 @@ def upgrade() -> None:
     sa.Column('transparency', sa.String(length=16), nullable=False),
     sa.Column('event_type', sa.String(length=32), nullable=False),
     sa.Column('self_response_status', sa.String(length=16), nullable=True),
-    sa.Column('is_busy_block', sa.Boolean(), nullable=False),
     sa.Column('provider_updated_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('is_deleted', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['calendar_id'], ['calendar.id'], name=op.f('fk_event_calendar_id_calendar'), ondelete='CASCADE'),
@@ -152,6 +151,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_sync_job_calendar_id'), ['calendar_id'], unique=False)
         batch_op.create_index('ix_sync_job_state_run_after', ['state', 'run_after'], unique=False)
         batch_op.create_index('uq_sync_job_one_queued_per_calendar', ['calendar_id'], unique=True, sqlite_where=sa.text("state = 'queued'"), postgresql_where=sa.text("state = 'queued'"))
+        batch_op.create_index('uq_sync_job_one_running_per_calendar', ['calendar_id'], unique=True, sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
 
     op.create_table('busy_block',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -231,6 +231,7 @@ def downgrade() -> None:
 
     op.drop_table('busy_block')
     with op.batch_alter_table('sync_job', schema=None) as batch_op:
+        batch_op.drop_index('uq_sync_job_one_running_per_calendar', sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
         batch_op.drop_index('uq_sync_job_one_queued_per_calendar', sqlite_where=sa.text("state = 'queued'"), postgresql_where=sa.text("state = 'queued'"))
         batch_op.drop_index('ix_sync_job_state_run_after')
         batch_op.drop_index(batch_op.f('ix_sync_job_calendar_id'))

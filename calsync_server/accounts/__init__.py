@@ -1,0 +1,1 @@
+"""Accounts: OAuth credentials kept encrypted at rest, and the users that own accounts."""

@@ -1,0 +1,1 @@
+"""Background work: the durable sync-job queue and the workers that drain it."""

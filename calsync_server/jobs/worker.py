@@ -1,0 +1,56 @@
+"""Running one claimed job: the sync itself, its lease kept alive, its outcome fed back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from calsync_server.db.models import SyncJob
+from calsync_server.jobs.queue import JobQueue
+from calsync_server.sync.engine import CalendarNotFound, SyncEngine, SyncResult
+from shared.domain import SyncKind
+
+
+@contextmanager
+def lease_kept(queue: JobQueue, job_id: int) -> Iterator[None]:
+    """Renew the job's lease while it runs, so only a dead process loses its job."""
+    stop = threading.Event()
+    interval = max(1.0, queue.lease.total_seconds() / 3)
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            queue.heartbeat(job_id)
+
+    thread = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_job(queue: JobQueue, engine: SyncEngine, job: SyncJob) -> SyncResult | None:
+    """Sync the job's calendar and close the job: done, failed, or queued again with backoff."""
+    assert job.id is not None
+    try:
+        with lease_kept(queue, job.id):
+            result = engine.sync_calendar(
+                job.calendar_id,
+                kind=SyncKind(job.kind),
+                full=job.full,
+                trigger=SyncKind(job.kind).value,
+                job_id=job.id,
+            )
+    except CalendarNotFound as exc:
+        queue.finish(job.id, error=str(exc))
+        return None
+    except Exception as exc:
+        # Unexpected: keep the job for later rather than lose the change it stands for.
+        queue.finish(job.id, error=f"{type(exc).__name__}: {exc}", retry=True)
+        raise
+    report = result.report
+    retry = report.retryable or (report.failed_writes > 0 and report.error is None)
+    queue.finish(job.id, error=report.error, retry=retry)
+    return result

@@ -1,0 +1,1 @@
+"""Calendar providers: what calsync needs of one, and the Google implementation."""

@@ -1,0 +1,139 @@
+"""`calsync sync`: a sync from the command line, through the job queue, showing its progress."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import click
+import sqlalchemy as sa
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+from sqlmodel import Session, col, select
+
+from calsync_server.db.engine import create_db_engine, upgrade_database
+from calsync_server.db.models import Account, Calendar, SyncJob, SyncLog
+from calsync_server.jobs.queue import JobQueue
+from calsync_server.jobs.worker import run_job
+from calsync_server.sync.engine import SyncEngine
+from shared.clock import SystemClock
+from shared.domain import AccountState, JobState, SyncKind, SyncStatus
+from shared.settings import Settings
+
+# How long to wait for jobs another process (a running server) took over.
+WAIT_FOR_OTHERS_SECONDS = 600.0
+
+
+def _calendars(db: sa.Engine, ids: tuple[int, ...]) -> list[Calendar]:
+    with Session(db) as session:
+        if ids:
+            query = select(Calendar).where(col(Calendar.id).in_(ids))
+            found = {c.id: c for c in session.exec(query)}
+            missing = [str(i) for i in ids if i not in found]
+            if missing:
+                raise click.BadParameter(
+                    f"no calendar with id {', '.join(missing)}", param_hint="--calendar"
+                )
+            return [found[i] for i in ids]
+        return list(
+            session.exec(
+                select(Calendar)
+                .join(Account)
+                .where(col(Calendar.sync_enabled).is_(True), Account.state == AccountState.ACTIVE)
+                .order_by(col(Calendar.id))
+            )
+        )
+
+
+def run_sync(settings: Settings, calendar_ids: tuple[int, ...], full: bool) -> int:
+    console = Console(stderr=True)
+    db = create_db_engine(settings.database_url_resolved)
+    try:
+        upgrade_database(db)
+        calendars = _calendars(db, calendar_ids)
+        if not calendars:
+            console.print("No calendar has sync turned on: nothing to do.")
+            return 0
+        clock = SystemClock()
+        queue = JobQueue(db, clock)
+        engine = SyncEngine(db, settings, clock=clock)
+        kind = SyncKind.FULL if full else SyncKind.MANUAL
+        jobs = {queue.enqueue(c.id, kind, full=full).job_id: c for c in calendars if c.id}
+        worker = f"cli-{os.getpid()}"
+        pending = set(jobs)
+        queue.reclaim_expired()
+        deadline = time.monotonic() + WAIT_FOR_OTHERS_SECONDS
+        idle = threading.Event()
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} calendars"),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("syncing", total=len(pending))
+            while pending and time.monotonic() < deadline:
+                wanted = {cid for j in pending if (cid := jobs[j].id) is not None}
+                job = queue.claim(worker, calendar_ids=wanted)
+                if job is not None and job.id is not None:
+                    progress.update(task, description=f"syncing {jobs[job.id].name}")
+                    run_job(queue, engine, job)
+                pending -= _finished(db, pending)
+                progress.update(task, completed=len(jobs) - len(pending))
+                if job is None and pending:
+                    idle.wait(0.2)  # another process holds these calendars: poll its progress
+        if pending:
+            console.print(f"[red]{len(pending)} calendar(s) still syncing elsewhere")
+        return _summary(db, list(jobs), Console())
+    finally:
+        db.dispose()
+
+
+def _finished(db: sa.Engine, job_ids: set[int]) -> set[int]:
+    with Session(db) as session:
+        return {
+            job.id
+            for job in session.exec(select(SyncJob).where(col(SyncJob.id).in_(job_ids)))
+            if job.id is not None and job.state in (JobState.DONE, JobState.FAILED)
+        }
+
+
+def _summary(db: sa.Engine, job_ids: list[int], console: Console) -> int:
+    """Print one row per calendar from its sync log; non-zero when anything failed."""
+    table = Table(title="calsync sync")
+    for column in ("calendar", "status", "events", "blocks +", "blocks ~", "blocks -", "calls"):
+        table.add_column(column, justify="left" if column in ("calendar", "status") else "right")
+    table.add_column("notes")
+    failed = False
+    with Session(db) as session:
+        for job_id in job_ids:
+            log = session.exec(
+                select(SyncLog).where(SyncLog.job_id == job_id).order_by(col(SyncLog.id).desc())
+            ).first()
+            job = session.get(SyncJob, job_id)
+            calendar = session.get(Calendar, job.calendar_id) if job else None
+            name = calendar.name if calendar else f"job {job_id}"
+            if log is None:
+                failed = True
+                error = (job.last_error if job else None) or ""
+                table.add_row(name, "[red]not run", "", "", "", "", "", error)
+                continue
+            status = SyncStatus(log.status)
+            failed = failed or status is not SyncStatus.SUCCESS
+            colour = {"success": "green", "partial": "yellow", "error": "red"}[status.value]
+            notes = "; ".join([*log.notes, *([log.error] if log.error else [])])
+            table.add_row(
+                name,
+                f"[{colour}]{status.value}",
+                str(log.events_fetched),
+                str(log.blocks_created),
+                str(log.blocks_updated),
+                str(log.blocks_deleted),
+                str(log.provider_calls),
+                notes,
+            )
+    console.print(table)
+    return 1 if failed else 0

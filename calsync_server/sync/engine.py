@@ -1,0 +1,536 @@
+"""The sync engine: fetch a calendar's changes, plan the busy blocks they imply, apply, log them.
+
+Blocking (database and provider calls): the server runs it in worker threads, never on the
+event loop. One sync per calendar at a time is the caller's promise (the job queue's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from calsync_server.accounts.vault import CredentialVault
+from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog
+from calsync_server.providers.base import (
+    EventFeed,
+    ProviderError,
+    ProviderUnavailable,
+    ReauthRequired,
+    SyncTokenExpired,
+)
+from calsync_server.providers.google import RetryPolicy
+from calsync_server.sync.applier import BlockApplier, BlockKey
+from calsync_server.sync.echoes import BlockChange, classify_block_change
+from calsync_server.sync.events import EventSnapshot
+from calsync_server.sync.planner import (
+    CalendarView,
+    ExistingBlock,
+    SourceEvent,
+    plan_busy_blocks,
+    source_key,
+    sync_window,
+)
+from calsync_server.sync.providers import ProviderFactory, ProviderPool, google_provider_factory
+from calsync_server.sync.report import SyncReport
+from shared.clock import Clock, SystemClock
+from shared.domain import AccountState, SyncKind
+from shared.settings import Settings
+
+_CHUNK = 500  # keeps IN (...) lists well inside every database's limits
+
+
+class CalendarNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    log: SyncLog
+    report: SyncReport
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
+    assert calendar.id is not None
+    return CalendarView(
+        id=calendar.id,
+        user_id=account.user_id,
+        provider_calendar_id=calendar.provider_calendar_id,
+        sync_enabled=calendar.sync_enabled,
+        role=calendar.role,
+        busy_title=calendar.busy_title,
+        include_all_day=calendar.include_all_day,
+        read_only=calendar.read_only,
+        account_active=account.state == AccountState.ACTIVE,
+    )
+
+
+def snapshot_of(event: Event) -> EventSnapshot:
+    return EventSnapshot(
+        provider_event_id=event.provider_event_id,
+        recurring_event_id=event.recurring_event_id,
+        etag=event.etag,
+        status=event.status,
+        summary=event.summary,
+        start=event.start,
+        end=event.end,
+        start_at=event.start_at,
+        end_at=event.end_at,
+        all_day=event.all_day,
+        transparency=event.transparency,
+        event_type=event.event_type,
+        self_response_status=event.self_response_status,
+        is_busy_block=False,
+        block_source_key=None,
+        updated=event.provider_updated_at,
+    )
+
+
+def existing_of(row: BusyBlock) -> ExistingBlock:
+    return ExistingBlock(
+        target_calendar_id=row.target_calendar_id,
+        source_calendar_id=row.source_calendar_id,
+        source_key=row.source_key,
+        provider_event_id=row.provider_event_id,
+        summary=row.summary,
+        start=row.start,
+        end=row.end,
+        user_modified=row.user_modified,
+        user_deleted=row.user_deleted,
+        source_fingerprint=row.source_fingerprint,
+        end_at=row.end_at,
+        etag=row.etag,
+    )
+
+
+def _apply_snapshot(event: Event, snapshot: EventSnapshot) -> None:
+    event.recurring_event_id = snapshot.recurring_event_id
+    event.etag = snapshot.etag
+    event.status = snapshot.status
+    event.summary = snapshot.summary
+    event.start = snapshot.start
+    event.end = snapshot.end
+    event.start_at = snapshot.start_at
+    event.end_at = snapshot.end_at
+    event.all_day = snapshot.all_day
+    event.transparency = snapshot.transparency
+    event.event_type = snapshot.event_type
+    event.self_response_status = snapshot.self_response_status
+    event.provider_updated_at = snapshot.updated
+    event.is_deleted = snapshot.status == "cancelled"
+
+
+class SyncEngine:
+    """Syncs one calendar at a time; every caller (worker, CLI, tests) goes through here."""
+
+    def __init__(
+        self,
+        db: sa.Engine,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        vault: CredentialVault | None = None,
+        provider_factory: ProviderFactory | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.vault = vault or CredentialVault(settings.home)
+        self.provider_factory = provider_factory or google_provider_factory(
+            settings.google_api_url, retry
+        )
+
+    # -- entry point --------------------------------------------------------------------------
+
+    def sync_calendar(
+        self,
+        calendar_id: int,
+        *,
+        kind: SyncKind = SyncKind.MANUAL,
+        full: bool = False,
+        trigger: str = "",
+        job_id: int | None = None,
+    ) -> SyncResult:
+        report = SyncReport()
+        started = self.clock.now()
+        pool = ProviderPool(self.vault, self.provider_factory)
+        with Session(self.db, expire_on_commit=False) as session:
+            calendar = session.get(Calendar, calendar_id)
+            if calendar is None:
+                raise CalendarNotFound(f"calendar {calendar_id} does not exist")
+            try:
+                self._sync(session, calendar, full or kind is SyncKind.FULL, report, pool)
+            except ReauthRequired as exc:
+                session.rollback()
+                self._needs_reauth(session, calendar.account_id, report, exc)
+            except ProviderUnavailable as exc:
+                session.rollback()
+                report.error, report.retryable = str(exc), True
+            except ProviderError as exc:
+                session.rollback()
+                report.error = str(exc)
+            pool.finish(session, report)
+            log = SyncLog(
+                calendar_id=calendar_id,
+                job_id=job_id,
+                kind=kind,
+                trigger=trigger or kind.value,
+                status=report.status,
+                started_at=started,
+                finished_at=self.clock.now(),
+                events_fetched=report.events_fetched,
+                events_created=report.events_created,
+                events_updated=report.events_updated,
+                events_deleted=report.events_deleted,
+                blocks_created=report.blocks_created,
+                blocks_updated=report.blocks_updated,
+                blocks_deleted=report.blocks_deleted,
+                provider_calls=report.provider_calls,
+                retries=report.retries,
+                notes=list(report.notes),
+                error=report.error,
+            )
+            session.add(log)
+            session.commit()
+        return SyncResult(log=log, report=report)
+
+    def _needs_reauth(
+        self, session: Session, account_id: int, report: SyncReport, exc: ReauthRequired
+    ) -> None:
+        # The login is gone: stop syncing the account, delete nothing (domain.md).
+        account = session.get(Account, account_id)
+        if account is not None:
+            account.state = AccountState.NEEDS_REAUTH
+            session.add(account)
+        report.error = f"the account needs re-authorisation ({exc.reason})"
+        report.note("login expired or revoked: sign in again to resume")
+
+    # -- the sync -----------------------------------------------------------------------------
+
+    def _sync(
+        self,
+        session: Session,
+        calendar: Calendar,
+        full: bool,
+        report: SyncReport,
+        pool: ProviderPool,
+    ) -> None:
+        assert calendar.id is not None
+        account = session.get(Account, calendar.account_id)
+        assert account is not None
+        if account.state != AccountState.ACTIVE:
+            report.error = "the account needs re-authorisation: nothing synced"
+            return
+        accounts: dict[int, Account] = {
+            a.id: a
+            for a in session.exec(select(Account).where(Account.user_id == account.user_id))
+            if a.id is not None
+        }
+        calendars: dict[int, Calendar] = {
+            c.id: c
+            for c in session.exec(
+                select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
+            )
+            if c.id is not None
+        }
+        views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
+        zone = self._user_time_zone(calendars.values())
+        now = self.clock.now()
+        window = sync_window(now, zone, self.settings.horizon_days)
+
+        feed: EventFeed | None = None
+        changed: list[str] = []
+        if calendar.sync_enabled:
+            provider = pool.get(account)
+            token = None if full else calendar.sync_token
+            try:
+                feed = provider.fetch_events(
+                    calendar.provider_calendar_id,
+                    sync_token=token,
+                    time_min=window[0],
+                    time_max=window[1],
+                )
+            except SyncTokenExpired:
+                report.note("token expired: full sync")
+                full = True
+                feed = provider.fetch_events(
+                    calendar.provider_calendar_id,
+                    sync_token=None,
+                    time_min=window[0],
+                    time_max=window[1],
+                )
+            changed = self._store_feed(session, calendar, feed, zone, report)
+            # Events are committed before any block is written: a crash re-reads, never skips.
+            session.commit()
+
+        orphans: list[tuple[int, str]] = []
+        if full or not calendar.sync_enabled:
+            # The whole user is in scope: a full reconcile, or a calendar turned off.
+            if full:
+                orphans = self._reconcile_listing(
+                    session, pool, calendars, accounts, views, window, report
+                )
+            events = list(
+                session.exec(
+                    select(Event).where(
+                        col(Event.calendar_id).in_(list(calendars)),
+                        col(Event.is_deleted).is_(False),
+                        col(Event.end_at) > window[0],
+                        col(Event.start_at) < window[1],
+                    )
+                )
+            )
+            rows = list(
+                session.exec(
+                    select(BusyBlock).where(col(BusyBlock.target_calendar_id).in_(list(calendars)))
+                )
+            )
+        else:
+            events = self._events_by_id(session, calendar.id, changed)
+            keys = [source_key(views[calendar.id], pid) for pid in changed]
+            rows = [
+                row
+                for chunk in _chunks(keys)
+                for row in session.exec(
+                    select(BusyBlock).where(
+                        BusyBlock.source_calendar_id == calendar.id,
+                        col(BusyBlock.source_key).in_(chunk),
+                    )
+                )
+            ]
+
+        plan = plan_busy_blocks(
+            views.values(),
+            [SourceEvent(e.calendar_id, snapshot_of(e), e.is_deleted) for e in events],
+            [existing_of(row) for row in rows],
+            now=now,
+            time_zone=zone,
+            horizon_days=self.settings.horizon_days,
+        )
+        row_index: dict[BlockKey, BusyBlock] = {
+            (row.target_calendar_id, row.source_key): row for row in rows
+        }
+        event_ids = {(e.calendar_id, e.provider_event_id): e.id for e in events if e.id}
+        applier = BlockApplier(
+            session, pool, calendars, accounts, row_index, event_ids, report, now
+        )
+        applier.apply(plan, orphans)
+
+        if feed is not None and not report.failed_writes:
+            # Stored only now, with the blocks it led to: a crash before this re-reads.
+            calendar.sync_token = feed.next_sync_token
+        calendar.last_sync_at = now
+        if full:
+            calendar.last_full_sync_at = now
+        session.add(calendar)
+        session.commit()
+
+    @staticmethod
+    def _user_time_zone(calendars: Iterable[Calendar]) -> str:
+        """The user's zone for "start of today": their first calendar that names one."""
+        for calendar in sorted(calendars, key=lambda c: c.id or 0):
+            if calendar.time_zone:
+                return calendar.time_zone
+        return "UTC"
+
+    @staticmethod
+    def _events_by_id(session: Session, calendar_id: int, ids: Sequence[str]) -> list[Event]:
+        return [
+            event
+            for chunk in _chunks(ids)
+            for event in session.exec(
+                select(Event).where(
+                    Event.calendar_id == calendar_id, col(Event.provider_event_id).in_(chunk)
+                )
+            )
+        ]
+
+    def _store_feed(
+        self,
+        session: Session,
+        calendar: Calendar,
+        feed: EventFeed,
+        zone: str,
+        report: SyncReport,
+    ) -> list[str]:
+        """Upsert the feed's events; settle calsync's own blocks seen in it. Returns changed ids."""
+        assert calendar.id is not None
+        report.events_fetched += len(feed.items)
+        ids = [str(item["id"]) for item in feed.items if item.get("id")]
+        if feed.full:
+            stored = {
+                e.provider_event_id: e
+                for e in session.exec(select(Event).where(Event.calendar_id == calendar.id))
+            }
+            blocks = {
+                b.provider_event_id: b
+                for b in session.exec(
+                    select(BusyBlock).where(BusyBlock.target_calendar_id == calendar.id)
+                )
+            }
+        else:
+            stored = {e.provider_event_id: e for e in self._events_by_id(session, calendar.id, ids)}
+            blocks = {
+                b.provider_event_id: b
+                for chunk in _chunks(ids)
+                for b in session.exec(
+                    select(BusyBlock).where(
+                        BusyBlock.target_calendar_id == calendar.id,
+                        col(BusyBlock.provider_event_id).in_(chunk),
+                    )
+                )
+            }
+        changed: list[str] = []
+        modified = 0
+        seen: set[str] = set()
+        for item in feed.items:
+            snapshot = EventSnapshot.from_google(item, calendar.time_zone or zone)
+            pid = snapshot.provider_event_id
+            seen.add(pid)
+            block = blocks.get(pid)
+            if block is not None or snapshot.is_busy_block:
+                # calsync's own block in this calendar: an echo, or a hand edit to respect.
+                if block is not None and not block.user_deleted:
+                    modified += self._settle_block_item(session, block, snapshot)
+                continue
+            event = stored.get(pid)
+            if snapshot.status == "cancelled":
+                if event is not None and not event.is_deleted:
+                    event.is_deleted = True
+                    event.status = "cancelled"
+                    session.add(event)
+                    report.events_deleted += 1
+                    changed.append(pid)
+                continue
+            if event is None:
+                event = Event(calendar_id=calendar.id, provider_event_id=pid)
+                stored[pid] = event
+                report.events_created += 1
+            elif event.etag == snapshot.etag and not event.is_deleted:
+                continue  # unchanged (e.g. listed again after a crash)
+            else:
+                report.events_updated += 1
+            _apply_snapshot(event, snapshot)
+            session.add(event)
+            changed.append(pid)
+        if feed.full:
+            # Whatever a full listing no longer shows is gone (or out of the window).
+            for pid, event in stored.items():
+                if pid not in seen and not event.is_deleted:
+                    event.is_deleted = True
+                    session.add(event)
+                    report.events_deleted += 1
+                    changed.append(pid)
+        if modified:
+            report.note(f"preserved {modified} user modification{'s' if modified > 1 else ''}")
+        return changed
+
+    @staticmethod
+    def _settle_block_item(session: Session, block: BusyBlock, snapshot: EventSnapshot) -> int:
+        change = classify_block_change(block, snapshot)
+        if change is BlockChange.ECHO:
+            if snapshot.etag and snapshot.etag != block.etag:
+                block.etag = snapshot.etag
+                session.add(block)
+            return 0
+        if change is BlockChange.USER_DELETED:
+            block.user_deleted = True
+        elif not block.user_modified:
+            block.user_modified = True
+            session.add(block)
+            return 1
+        session.add(block)
+        return 0
+
+    def _reconcile_listing(
+        self,
+        session: Session,
+        pool: ProviderPool,
+        calendars: dict[int, Calendar],
+        accounts: dict[int, Account],
+        views: dict[int, CalendarView],
+        window: tuple[datetime, datetime],
+        report: SyncReport,
+    ) -> list[tuple[int, str]]:
+        """List calsync's blocks in every writable calendar and square them with the table.
+
+        A block the provider has but the table lacks (a crash between write and commit) is
+        adopted when its source is known, deleted when not; a block the table has but the
+        provider lost was deleted by hand and is not recreated while its source is unchanged.
+        """
+        known_sources = {
+            source_key(views[e.calendar_id], e.provider_event_id): e.calendar_id
+            for e in session.exec(select(Event).where(col(Event.calendar_id).in_(list(calendars))))
+        }
+        orphans: list[tuple[int, str]] = []
+        vanished = 0
+        for cid, target in calendars.items():
+            view = views[cid]
+            if not view.is_writable_target:
+                continue
+            listed = pool.get(accounts[target.account_id]).list_busy_blocks(
+                target.provider_calendar_id, time_min=window[0]
+            )
+            rows = {
+                b.source_key: b
+                for b in session.exec(select(BusyBlock).where(BusyBlock.target_calendar_id == cid))
+            }
+            listed_ids: set[str] = set()
+            for item in listed:
+                snapshot = EventSnapshot.from_google(item, target.time_zone or "UTC")
+                listed_ids.add(snapshot.provider_event_id)
+                key = snapshot.block_source_key
+                row = rows.get(key) if key else None
+                if row is not None and row.provider_event_id == snapshot.provider_event_id:
+                    if (
+                        not row.user_deleted
+                        and not row.user_modified
+                        and classify_block_change(row, snapshot) is BlockChange.USER_MODIFIED
+                    ):
+                        row.user_modified = True
+                        report.note("a block changed by hand was left as the user made it")
+                        session.add(row)
+                    continue
+                if key is None or key not in known_sources or row is not None:
+                    orphans.append((cid, snapshot.provider_event_id))
+                    continue
+                adopted = BusyBlock(
+                    target_calendar_id=cid,
+                    source_calendar_id=known_sources[key],
+                    source_key=key,
+                    provider_event_id=snapshot.provider_event_id,
+                    etag=snapshot.etag,
+                    summary=snapshot.summary or "",
+                    start=snapshot.start,
+                    end=snapshot.end,
+                    start_at=snapshot.start_at,
+                    end_at=snapshot.end_at,
+                    created_at=self.clock.now(),
+                    updated_at=self.clock.now(),
+                )
+                rows[key] = adopted
+                session.add(adopted)
+            for row in rows.values():
+                if (
+                    row.provider_event_id not in listed_ids
+                    and not row.user_deleted
+                    and row.id is not None
+                    and (row.end_at is None or row.end_at > window[0])
+                ):
+                    row.user_deleted = True
+                    session.add(row)
+                    vanished += 1
+        if vanished:
+            report.note(f"{vanished} block(s) deleted by hand are not recreated")
+        session.flush()
+        return orphans

@@ -1,0 +1,39 @@
+"""What one sync did, counted as the sync log shows it (domain.md "Sync log")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.domain import SyncStatus
+
+
+@dataclass(slots=True)
+class SyncReport:
+    events_fetched: int = 0
+    events_created: int = 0
+    events_updated: int = 0
+    events_deleted: int = 0
+    blocks_created: int = 0
+    blocks_updated: int = 0
+    blocks_deleted: int = 0
+    provider_calls: int = 0
+    retries: int = 0
+    failed_writes: int = 0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    # Whether trying again later may succeed (the job queue retries with backoff).
+    retryable: bool = False
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    @property
+    def status(self) -> SyncStatus:
+        if self.error is not None:
+            return SyncStatus.ERROR
+        return SyncStatus.PARTIAL if self.failed_writes else SyncStatus.SUCCESS
+
+    @property
+    def changes(self) -> int:
+        return self.blocks_created + self.blocks_updated + self.blocks_deleted
