@@ -77,6 +77,30 @@ def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> 
     sys.exit(run_sync(calsync.settings, calendar_ids, full))
 
 
+@cli.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--scenario",
+    type=click.Choice(["empty", "demo"]),
+    default="empty",
+    show_default=True,
+    help="What the emulator starts with.",
+)
+@click.option("--live", is_flag=True, help="Change something every few seconds (demo).")
+def emulator(host: str, port: int, scenario: str, live: bool) -> None:
+    """Run the Google Calendar emulator alone: try calsync without a Google account."""
+    # Imported here so `calsync --help` does not pay for Litestar and the emulator.
+    import uvicorn
+
+    from calsync_server.emulator.app import create_emulator_app
+    from calsync_server.emulator.config import EmulatorConfig
+
+    app = create_emulator_app(EmulatorConfig(scenario=scenario, live=live))
+    click.echo(f"Google Calendar emulator at http://{host}:{port}/ (scenario {scenario})")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="calsync", standalone_mode=False)

@@ -1,0 +1,101 @@
+"""What the admin API can make go wrong (injected faults) and the optional per-user quota."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from calsync_server.emulator import errors
+
+
+@dataclass
+class Fault:
+    """The next `times` calls of `method` answer `status` (with `reason`), after `delay_ms`;
+    or drop the connection without an answer. A status below 400 only adds the delay."""
+
+    method: str
+    status: int
+    reason: str | None
+    times: int
+    delay_ms: int
+    drop_connection: bool
+
+
+class Faults:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults.append(fault)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, method: str) -> Fault | None:
+        """The fault this call of `method` gets, if any, using up one of its times. `*` matches
+        every method."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.method in (method, "*") and fault.times > 0:
+                    fault.times -= 1
+                    if fault.times == 0:
+                        self._faults.remove(fault)
+                    return fault
+            return None
+
+    def pending(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+
+class Quota:
+    """Google's per-user limit: at most `per_minute` calls in any sliding minute."""
+
+    def __init__(self, per_minute: int | None) -> None:
+        self.per_minute = per_minute
+        self._lock = threading.Lock()
+        self._calls: dict[str, deque[float]] = {}
+
+    def check(self, user: str) -> None:
+        if self.per_minute is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            window = self._calls.setdefault(user, deque())
+            while window and window[0] <= now - 60.0:
+                window.popleft()
+            if len(window) >= self.per_minute:
+                raise errors.rate_limit_exceeded()
+            window.append(now)
+
+
+class Stats:
+    """Counts HTTP requests and API calls by method name; calls inside a batch count each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.requests = 0
+        self.calls: dict[str, int] = {}
+
+    def request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def call(self, method: str) -> None:
+        with self._lock:
+            self.calls[method] = self.calls.get(method, 0) + 1
+
+    def snapshot(self) -> dict[str, object]:
+        with self._lock:
+            calls = dict(sorted(self.calls.items()))
+            return {"requests": self.requests, "calls": calls, "total_calls": sum(calls.values())}
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0
+            self.calls = {}

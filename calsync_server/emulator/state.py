@@ -1,0 +1,22 @@
+"""One emulator's state bundle: store, stats, faults, quota, push, and the API over them."""
+
+from __future__ import annotations
+
+from calsync_server.emulator.calendar_api import CalendarApi
+from calsync_server.emulator.config import EmulatorConfig
+from calsync_server.emulator.faults import Faults, Quota, Stats
+from calsync_server.emulator.push import PushManager
+from calsync_server.emulator.store import Store
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.store = Store(config)
+        self.stats = Stats()
+        self.faults = Faults()
+        self.quota = Quota(config.rate_limit_per_minute)
+        self.push = PushManager(config)
+        # Changes made through the API and by the admin or scenario all wake push channels.
+        self.store.listeners.append(self.push.on_change)
+        self.api = CalendarApi(self.store, self.stats, self.faults, self.quota, self.push)
