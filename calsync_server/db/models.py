@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +28,25 @@ SQLModel.metadata.naming_convention = {
     "pk": "pk_%(table_name)s",
 }
 
-UTCDateTime = sa.DateTime(timezone=True)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC datetime on every database (SQLite would hand back naive ones)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("calsync stores only timezone-aware datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> Any:
@@ -42,7 +60,7 @@ def _fk(target: str, *, nullable: bool = False, ondelete: str = "CASCADE") -> An
 
 
 def _when(*, nullable: bool = True) -> Any:
-    return Field(default=None, sa_column=sa.Column(UTCDateTime, nullable=nullable))
+    return Field(default=None, sa_column=sa.Column(UTCDateTime(), nullable=nullable))
 
 
 def _json(*, nullable: bool = True) -> Any:
@@ -125,7 +143,7 @@ class Event(SQLModel, table=True):
     start: dict[str, Any] | None = _json()
     end: dict[str, Any] | None = _json()
     start_at: datetime | None = Field(
-        default=None, sa_column=sa.Column(UTCDateTime, nullable=True, index=True)
+        default=None, sa_column=sa.Column(UTCDateTime(), nullable=True, index=True)
     )
     end_at: datetime | None = _when()
     all_day: bool = False
@@ -250,7 +268,7 @@ class SyncLog(SQLModel, table=True):
     kind: SyncKind = _enum(SyncKind, SyncKind.MANUAL)
     trigger: str = Field(default="", max_length=64)
     status: SyncStatus = _enum(SyncStatus, SyncStatus.SUCCESS)
-    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime, nullable=False, index=True))
+    started_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
     finished_at: datetime | None = _when()
     events_fetched: int = 0
     events_created: int = 0

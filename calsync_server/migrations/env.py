@@ -9,7 +9,7 @@ from alembic import context
 from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
-from calsync_server.db import models  # noqa: F401  (registers the tables)
+from calsync_server.db.models import UTCDateTime  # registers the tables too
 
 target_metadata = SQLModel.metadata
 
@@ -18,6 +18,8 @@ def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[Fal
     # sqlmodel's AutoString is a plain VARCHAR; keep migrations free of sqlmodel imports.
     if type_ == "type" and isinstance(obj, AutoString):
         return f"sa.String(length={obj.length})" if obj.length else "sa.String()"
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
     return False
 
 

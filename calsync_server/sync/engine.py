@@ -38,7 +38,7 @@ from calsync_server.sync.planner import (
 from calsync_server.sync.providers import ProviderFactory, ProviderPool, google_provider_factory
 from calsync_server.sync.report import SyncReport
 from shared.clock import Clock, SystemClock
-from shared.domain import AccountState, SyncKind
+from shared.domain import AccountState, BusyTitle, CalendarRole, SyncKind
 from shared.settings import Settings
 
 _CHUNK = 500  # keeps IN (...) lists well inside every database's limits
@@ -66,8 +66,9 @@ def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
         user_id=account.user_id,
         provider_calendar_id=calendar.provider_calendar_id,
         sync_enabled=calendar.sync_enabled,
-        role=calendar.role,
-        busy_title=calendar.busy_title,
+        # Columns hold plain strings; the planner works with the enums.
+        role=CalendarRole(calendar.role),
+        busy_title=BusyTitle(calendar.busy_title),
         include_all_day=calendar.include_all_day,
         read_only=calendar.read_only,
         account_active=account.state == AccountState.ACTIVE,
@@ -253,6 +254,8 @@ class SyncEngine:
         if calendar.sync_enabled:
             provider = pool.get(account)
             token = None if full else calendar.sync_token
+            # A first sync is a full one: a new target needs blocks for everything already there.
+            full = token is None
             try:
                 feed = provider.fetch_events(
                     calendar.provider_calendar_id,
@@ -416,10 +419,10 @@ class SyncEngine:
                 event = Event(calendar_id=calendar.id, provider_event_id=pid)
                 stored[pid] = event
                 report.events_created += 1
-            elif event.etag == snapshot.etag and not event.is_deleted:
-                continue  # unchanged (e.g. listed again after a crash)
-            else:
+            elif event.etag != snapshot.etag or event.is_deleted:
                 report.events_updated += 1
+            # An unchanged event (read again after a failed sync) is planned again all the same:
+            # its blocks may be what that sync failed to write.
             _apply_snapshot(event, snapshot)
             session.add(event)
             changed.append(pid)

@@ -1,0 +1,97 @@
+"""The job queue: coalescing, one running job per calendar, leases, retries with backoff."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from calsync_server.db.engine import upgrade_database
+from calsync_server.db.models import Account, Calendar, SyncJob, User
+from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue
+from shared.clock import FixedClock
+from shared.domain import JobState, SyncKind
+
+START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+
+
+def _calendar(db: sa.Engine) -> int:
+    upgrade_database(db)
+    with Session(db) as session:
+        user = User(name="ada", api_token_hash="1" * 64, created_at=START)
+        session.add(user)
+        session.flush()
+        account = Account(user_id=user.id, email="ada@example.com", created_at=START)
+        session.add(account)
+        session.flush()
+        calendar = Calendar(account_id=account.id, provider_calendar_id="c", name="C")
+        session.add(calendar)
+        session.commit()
+        assert calendar.id is not None
+        return calendar.id
+
+
+def _states(db: sa.Engine) -> list[str]:
+    with Session(db) as session:
+        return sorted(str(job.state) for job in session.query(SyncJob).all())
+
+
+def test_a_burst_coalesces_into_one_running_and_one_waiting(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    queue = JobQueue(db_engine, FixedClock(START))
+
+    first = queue.enqueue(calendar, SyncKind.WEBHOOK)
+    job = queue.claim("w1")
+    burst = [queue.enqueue(calendar, SyncKind.WEBHOOK) for _ in range(50)]
+
+    assert job is not None
+    assert job.id == first.job_id
+    assert burst[0].coalesced is False
+    assert all(e.coalesced and e.job_id == burst[0].job_id for e in burst[1:])
+    assert queue.claim("w2") is None  # the calendar is already syncing
+    assert _states(db_engine) == ["queued", "running"]
+
+
+def test_a_full_request_widens_the_waiting_job(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    queue = JobQueue(db_engine, FixedClock(START))
+    queue.enqueue(calendar, SyncKind.WEBHOOK)
+    queue.enqueue(calendar, SyncKind.FULL, full=True)
+    job = queue.claim("w1")
+    assert job is not None
+    assert job.full is True
+
+
+def test_a_crashed_workers_job_is_taken_again_after_its_lease(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock, lease_seconds=60)
+    queue.enqueue(calendar, SyncKind.WEBHOOK)
+    assert queue.claim("crashed") is not None
+
+    assert queue.reclaim_expired() == 0  # still leased
+    clock.advance(timedelta(seconds=61))
+    assert queue.reclaim_expired() == 1
+    again = queue.claim("survivor")
+
+    assert again is not None
+    assert again.worker == "survivor"
+    assert again.attempts == 2
+
+
+def test_failures_retry_with_backoff_then_fail(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock)
+    queue.enqueue(calendar, SyncKind.POLLING)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        job = queue.claim("w")
+        assert job is not None
+        assert job.id is not None
+        state = queue.finish(job.id, error="503 backendError", retry=True)
+        if attempt < MAX_ATTEMPTS:
+            assert state is JobState.QUEUED
+            assert queue.claim("w") is None  # not due yet: backing off
+            clock.advance(timedelta(minutes=15))
+    assert state is JobState.FAILED
