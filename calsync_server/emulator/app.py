@@ -88,8 +88,8 @@ def _emulator(request: AnyRequest) -> Emulator:
     http_method=["GET", "POST", "PUT", "PATCH", "DELETE"],
     status_code=200,
 )
-async def calendar_v3(request: AnyRequest, path: str) -> Response[bytes]:
-    del path  # routed again from the raw path, which keeps percent-encoding intact
+async def calendar_v3(request: AnyRequest) -> Response[bytes]:
+    # Routed again from the raw path, which keeps percent-encoding intact.
     emulator = _emulator(request)
     emulator.stats.request()
     return await _answer(request, emulator.api.handle(await _api_request(request)))
@@ -190,7 +190,8 @@ async def admin_clear_faults(request: AnyRequest) -> None:
 
 
 @post("/emulator/calendars/{calendar_id:str}/expire-sync-tokens", status_code=200)
-async def admin_expire(request: AnyRequest, calendar_id: str) -> Response[bytes]:
+async def admin_expire(request: AnyRequest) -> Response[bytes]:
+    calendar_id = str(request.path_params["calendar_id"])
     try:
         return _json(200, admin.expire_sync_tokens(_emulator(request), calendar_id))
     except admin.AdminError as exc:
