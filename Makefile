@@ -13,8 +13,12 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# `calsync demo` (dashboard, server and emulator together) is not built yet: until it is, this
+# runs the most complete thing there is, the Google emulator with the live demo scenario.
 demo: $(VENV)/.installed
-	$(VENV)/bin/calsync demo
+	@echo "calsync demo is not built yet: starting the Google emulator (demo scenario, live)."
+	@echo "Point calsync at it with CALSYNC_GOOGLE_API_URL=http://127.0.0.1:8765/ ; Ctrl-C stops it."
+	$(VENV)/bin/calsync emulator --scenario demo --live --port 8765
 
 test: $(VENV)/.installed lint typecheck pytest
 

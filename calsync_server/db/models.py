@@ -29,7 +29,6 @@ SQLModel.metadata.naming_convention = {
 }
 
 
-
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """An aware UTC datetime on every database (SQLite would hand back naive ones)."""
 
