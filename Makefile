@@ -17,8 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 # runs the most complete thing there is, the Google emulator with the live demo scenario.
 demo: $(VENV)/.installed
 	@echo "calsync demo is not built yet: starting the Google emulator (demo scenario, live)."
-	@echo "Point calsync at it with CALSYNC_GOOGLE_API_URL=http://127.0.0.1:8765/ ; Ctrl-C stops it."
-	$(VENV)/bin/calsync emulator --scenario demo --live --port 8765
+	@echo "Point calsync at it with CALSYNC_GOOGLE_API_URL=http://127.0.0.1:8766/ ; Ctrl-C stops it."
+	$(VENV)/bin/calsync emulator --scenario demo --live --port 8766
 
 test: $(VENV)/.installed lint typecheck pytest
 

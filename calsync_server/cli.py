@@ -79,7 +79,13 @@ def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> 
 
 @cli.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--port",
+    default=8766,
+    show_default=True,
+    type=int,
+    help="Port to listen on (8765 is left for the calsync server).",
+)
 @click.option(
     "--scenario",
     type=click.Choice(["empty", "demo"]),

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import google.oauth2.credentials
 from googleapiclient.discovery import build_from_document
-from googleapiclient.discovery_cache import get_static_doc
 
-GOOGLE_ROOT = "https://www.googleapis.com/"
-
-
-def calendar_document(root_url: str) -> dict[str, Any]:
-    """The Calendar v3 discovery document shipped with the library, with `rootUrl` replaced,
-    so plain calls and `new_batch_http_request()` both go to `root_url`."""
-    document = get_static_doc("calendar", "v3")
-    if document is None:
-        raise RuntimeError("google-api-python-client has no static Calendar v3 document")
-    parsed: dict[str, Any] = json.loads(document)
-    parsed["rootUrl"] = root_url if root_url.endswith("/") else root_url + "/"
-    return parsed
+from calsync_server.providers.google import calendar_discovery
 
 
 def calendar_service(
@@ -36,4 +23,4 @@ def calendar_service(
         if access_token is None:
             raise ValueError("give an access_token or credentials")
         credentials = google.oauth2.credentials.Credentials(token=access_token)  # type: ignore[no-untyped-call]
-    return build_from_document(calendar_document(root_url), credentials=credentials)
+    return build_from_document(calendar_discovery(root_url), credentials=credentials)
