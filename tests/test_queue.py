@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from calsync_server.db.engine import upgrade_database
 from calsync_server.db.models import Account, Calendar, SyncJob, User
@@ -34,7 +34,7 @@ def _calendar(db: sa.Engine) -> int:
 
 def _states(db: sa.Engine) -> list[str]:
     with Session(db) as session:
-        return sorted(str(job.state) for job in session.query(SyncJob).all())
+        return sorted(str(job.state) for job in session.exec(select(SyncJob)))
 
 
 def test_a_burst_coalesces_into_one_running_and_one_waiting(db_engine: sa.Engine) -> None:

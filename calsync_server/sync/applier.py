@@ -61,9 +61,11 @@ class BlockApplier:
         for existing, desired in plan.patches:
             intents.append(self._patch(existing.provider_event_id, desired, existing))
         for existing in plan.deletes:
-            intents.append(
-                self._delete(existing.target_calendar_id, existing.provider_event_id, existing)
-            )
+            delete = self._delete(existing.target_calendar_id, existing.provider_event_id, existing)
+            if existing.user_deleted:
+                self._forget(delete)  # the user already deleted it: only our record is left
+            else:
+                intents.append(delete)
         for target_id, provider_event_id in orphans:
             intents.append(self._delete(target_id, provider_event_id, None))
         if plan.preserved:

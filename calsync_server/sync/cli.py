@@ -81,6 +81,9 @@ def run_sync(settings: Settings, calendar_ids: tuple[int, ...], full: bool) -> i
                 if job is not None and job.id is not None:
                     progress.update(task, description=f"syncing {jobs[job.id].name}")
                     run_job(queue, engine, job)
+                    # Ran once and logged: a failed job stays queued for a server to retry,
+                    # but this command reports now instead of waiting out the backoff.
+                    pending.discard(job.id)
                 pending -= _finished(db, pending)
                 progress.update(task, completed=len(jobs) - len(pending))
                 if job is None and pending:

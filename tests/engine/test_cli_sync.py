@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+from sqlmodel import Session, select
+
+from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
 from shared.clock import SystemClock
-from shared.domain import SyncKind
+from shared.domain import JobState, SyncKind
 from tests.engine.conftest import World
 from tests.engine.test_sync import _timed
 
@@ -56,6 +59,10 @@ def test_calsync_sync_fails_loudly_when_a_calendar_fails(world: World, unique: s
 
     assert result.returncode == 1
     assert "error" in result.stdout
+    # The change is not lost: the job waits in the queue for a later retry.
+    with Session(world.db) as session:
+        states = [job.state for job in session.exec(select(SyncJob))]
+    assert states == [JobState.QUEUED]
 
 
 def test_calsync_sync_rejects_an_unknown_calendar(world: World) -> None:
