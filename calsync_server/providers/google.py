@@ -117,6 +117,22 @@ def _retry_after(exc: HttpError) -> float | None:
         return None
 
 
+def _translated(call: Callable[[], T]) -> T:
+    """Run one HTTP request, turning the client library's failures into calsync's."""
+    try:
+        return call()
+    except HttpError as exc:
+        error = provider_error(exc)
+        if error.transient:
+            raise _RetryableError(error, _retry_after(exc)) from exc
+        raise error from exc
+    except google.auth.exceptions.RefreshError as exc:
+        raise ReauthRequired(401, "invalid_grant", str(exc)) from exc
+    except (OSError, httplib2.HttpLib2Error) as exc:
+        # Timeouts and dropped connections: transient.
+        raise _RetryableError(ProviderError(0, "connection", str(exc)), None) from exc
+
+
 class GoogleCalendarProvider:
     """One Google account. Not thread-safe (httplib2): one instance per sync job."""
 
@@ -144,18 +160,7 @@ class GoogleCalendarProvider:
         def attempt() -> T:
             self.stats.requests += 1
             self.stats.calls += 1
-            try:
-                return call()
-            except HttpError as exc:
-                error = provider_error(exc)
-                if error.transient:
-                    raise _RetryableError(error, _retry_after(exc)) from exc
-                raise error from exc
-            except google.auth.exceptions.RefreshError as exc:
-                raise ReauthRequired(401, "invalid_grant", str(exc)) from exc
-            except (OSError, httplib2.HttpLib2Error) as exc:
-                # Timeouts and dropped connections: transient.
-                raise _RetryableError(ProviderError(0, "connection", str(exc)), None) from exc
+            return _translated(call)
 
         return self._with_retries(what, attempt)
 
@@ -302,17 +307,7 @@ class GoogleCalendarProvider:
                 batch.add(self._request(write), request_id=str(i))
             self.stats.requests += 1
             self.stats.calls += len(todo)
-            try:
-                batch.execute(http=self._http)
-            except HttpError as exc:
-                error = provider_error(exc)
-                if error.transient:
-                    raise _RetryableError(error, _retry_after(exc)) from exc
-                raise error from exc
-            except google.auth.exceptions.RefreshError as exc:
-                raise ReauthRequired(401, "invalid_grant", str(exc)) from exc
-            except (OSError, httplib2.HttpLib2Error) as exc:
-                raise _RetryableError(ProviderError(0, "connection", str(exc)), None) from exc
+            _translated(lambda: batch.execute(http=self._http))
             retry_after: float | None = None
             last_transient.clear()
             for i, write in todo.items():
