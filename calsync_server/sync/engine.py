@@ -189,17 +189,9 @@ class SyncEngine:
                 status=report.status,
                 started_at=started,
                 finished_at=self.clock.now(),
-                events_fetched=report.events_fetched,
-                events_created=report.events_created,
-                events_updated=report.events_updated,
-                events_deleted=report.events_deleted,
-                blocks_created=report.blocks_created,
-                blocks_updated=report.blocks_updated,
-                blocks_deleted=report.blocks_deleted,
-                provider_calls=report.provider_calls,
-                retries=report.retries,
                 notes=list(report.notes),
                 error=report.error,
+                **report.counts(),
             )
             session.add(log)
             session.commit()
@@ -440,20 +432,17 @@ class SyncEngine:
 
     @staticmethod
     def _settle_block_item(session: Session, block: BusyBlock, snapshot: EventSnapshot) -> int:
+        """Record what an item of calsync's own block means; 1 for a newly seen hand edit."""
         change = classify_block_change(block, snapshot)
+        newly_modified = change is BlockChange.USER_MODIFIED and not block.user_modified
         if change is BlockChange.ECHO:
-            if snapshot.etag and snapshot.etag != block.etag:
-                block.etag = snapshot.etag
-                session.add(block)
-            return 0
-        if change is BlockChange.USER_DELETED:
+            block.etag = snapshot.etag or block.etag
+        elif change is BlockChange.USER_DELETED:
             block.user_deleted = True
-        elif not block.user_modified:
+        else:
             block.user_modified = True
-            session.add(block)
-            return 1
         session.add(block)
-        return 0
+        return int(newly_modified)
 
     def _reconcile_listing(
         self,

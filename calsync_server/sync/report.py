@@ -6,6 +6,18 @@ from dataclasses import dataclass, field
 
 from shared.domain import SyncStatus
 
+LOGGED_COUNTS = (
+    "events_fetched",
+    "events_created",
+    "events_updated",
+    "events_deleted",
+    "blocks_created",
+    "blocks_updated",
+    "blocks_deleted",
+    "provider_calls",
+    "retries",
+)
+
 
 @dataclass(slots=True)
 class SyncReport:
@@ -27,6 +39,10 @@ class SyncReport:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def counts(self) -> dict[str, int]:
+        """The counts a sync log row records, under the row's own column names."""
+        return {name: getattr(self, name) for name in LOGGED_COUNTS}
 
     @property
     def status(self) -> SyncStatus:
