@@ -14,26 +14,16 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 from calsync_server.db.engine import current_revision, upgrade_database
-from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob, User
+from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob
 from shared.domain import JobState
+from tests.support.rows import add_calendars
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
 
 def _two_calendars(session: Session) -> tuple[int, int]:
-    user = User(name="ada", api_token_hash="0" * 64, created_at=NOW)
-    session.add(user)
-    session.flush()
-    account = Account(user_id=user.id, email="ada@example.com", created_at=NOW)
-    session.add(account)
-    session.flush()
-    work = Calendar(account_id=account.id, provider_calendar_id="work", name="Work")
-    home = Calendar(account_id=account.id, provider_calendar_id="home", name="Home")
-    session.add_all([work, home])
-    session.flush()
-    assert work.id is not None
-    assert home.id is not None
-    return work.id, home.id
+    work, home = add_calendars(session, "work", "home")
+    return work, home
 
 
 def _block(target: int, source: int, key: str, provider_id: str) -> BusyBlock:

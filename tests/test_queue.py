@@ -8,10 +8,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from calsync_server.db.engine import upgrade_database
-from calsync_server.db.models import Account, Calendar, SyncJob, User
+from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
+from tests.support.rows import add_calendars
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -19,17 +20,8 @@ START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 def _calendar(db: sa.Engine) -> int:
     upgrade_database(db)
     with Session(db) as session:
-        user = User(name="ada", api_token_hash="1" * 64, created_at=START)
-        session.add(user)
-        session.flush()
-        account = Account(user_id=user.id, email="ada@example.com", created_at=START)
-        session.add(account)
-        session.flush()
-        calendar = Calendar(account_id=account.id, provider_calendar_id="c", name="C")
-        session.add(calendar)
-        session.commit()
-        assert calendar.id is not None
-        return calendar.id
+        (calendar,) = add_calendars(session, "c")
+    return calendar
 
 
 def _states(db: sa.Engine) -> list[str]:
