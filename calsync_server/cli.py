@@ -77,6 +77,31 @@ def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> 
     sys.exit(run_sync(calsync.settings, calendar_ids, full))
 
 
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--public-url",
+    default=None,
+    help="Where Google reaches this server (CALSYNC_PUBLIC_URL); unset: polling only.",
+)
+@pass_calsync
+def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None) -> None:
+    """Run the server headless: webhooks, workers, scheduler and the JSON API."""
+    import uvicorn
+
+    from calsync_server.app import create_app
+
+    if public_url:
+        calsync.flags["public_url"] = public_url
+    settings = calsync.settings
+    app = create_app(settings)
+    click.echo(f"calsync server at http://{host}:{port}/ (data in {settings.home})")
+    if not settings.public_url:
+        click.echo("no public URL: push channels are off, calendars are polled")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 @cli.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(

@@ -11,6 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from calsync_server.db.engine import create_db_engine, normalise_url
+from calsync_server.emulator.config import EmulatorConfig
+from calsync_server.emulator.runner import RunningEmulator, run_emulator
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 
@@ -51,3 +53,20 @@ def db_engine(database_url: str) -> Iterator[sa.Engine]:
     engine = create_db_engine(database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[RunningEmulator]:
+    """One emulator for the engine and server tiers: each test makes its own accounts (unique
+    emails), so tests never see each other's calendars."""
+    with run_emulator(EmulatorConfig()) as running:
+        yield running
+
+
+_counter = iter(range(1, 10**9))
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh tag for this test's email addresses (the emulator is shared)."""
+    return f"t{next(_counter)}x{id(object()) % 100000}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -80,3 +83,47 @@ def import_calendars(
         result.append(calendar)
     session.flush()
     return result
+
+
+DEFAULT_USER = "default"
+TOKEN_FILE = "api-token"
+
+
+def default_api_token(home: Path, configured: str | None) -> str:
+    """The default user's API token: CALSYNC_API_TOKEN, else the one made on first run (0600)."""
+    if configured:
+        return configured
+    path = home / TOKEN_FILE
+    try:
+        stored = path.read_text().strip()
+    except FileNotFoundError:
+        stored = ""
+    if stored:
+        return stored
+    home.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    # Created with its final mode: the token is never readable by others, not even briefly.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token + "\n")
+    return token
+
+
+def ensure_default_user(session: Session, api_token: str, now: datetime) -> User:
+    """The default user, holding `api_token`; a changed CALSYNC_API_TOKEN re-keys it, so its
+    accounts and calendars stay with it."""
+    digest = token_hash(api_token)
+    holder = session.exec(select(User).where(User.api_token_hash == digest)).first()
+    if holder is not None:
+        return holder
+    default = session.exec(select(User).where(User.name == DEFAULT_USER)).first()
+    if default is None:
+        return ensure_user(session, DEFAULT_USER, api_token, now)
+    default.api_token_hash = digest
+    session.add(default)
+    session.flush()
+    return default
+
+
+def user_for_token(session: Session, api_token: str) -> User | None:
+    return session.exec(select(User).where(User.api_token_hash == token_hash(api_token))).first()

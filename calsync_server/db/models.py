@@ -197,7 +197,12 @@ class PushChannel(SQLModel, table=True):
     address: str = Field(max_length=2048)
     expires_at: datetime | None = _when()
     state: ChannelState = _enum(ChannelState, ChannelState.ACTIVE)
+    # Failed deliveries or renewals in a row; the scheduler falls back to polling meanwhile.
     failures: int = 0
+    # Polls that found changes no notification had announced (domain.md: an unhealthy sign).
+    unannounced_changes: int = 0
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    last_attempt_at: datetime | None = _when()
     last_message_number: int | None = Field(default=None, sa_type=sa.BigInteger)
     last_notification_at: datetime | None = _when()
     created_at: datetime = _when(nullable=False)

@@ -19,6 +19,8 @@ from shared.clock import Clock
 from shared.domain import JobState, SyncKind
 
 MAX_ATTEMPTS = 6
+# However long a burst lasts, a debounced job waits at most this long after it was queued.
+MAX_DEBOUNCE = timedelta(seconds=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +37,20 @@ class JobQueue:
         self.lease = timedelta(seconds=lease_seconds)
 
     def enqueue(
-        self, calendar_id: int, kind: SyncKind, *, full: bool = False, delay_seconds: float = 0
+        self,
+        calendar_id: int,
+        kind: SyncKind,
+        *,
+        full: bool = False,
+        delay_seconds: float = 0,
+        debounce_seconds: float = 0,
     ) -> Enqueued:
+        """Queue a sync, or join the one already waiting.
+
+        With `debounce_seconds`, joining pushes the waiting job back until the requests have
+        been quiet that long (at most MAX_DEBOUNCE after it was queued): a burst of
+        notifications then costs one sync after the burst, not one per sync cycle it spans.
+        """
         now = self.clock.now()
         with Session(self.db) as session:
             waiting = self._waiting(session, calendar_id)
@@ -62,6 +76,12 @@ class JobQueue:
                     return Enqueued(job.id, coalesced=False)
             if full and not waiting.full:
                 waiting.full = True  # a full request widens the waiting job, never narrows it
+            if debounce_seconds:
+                quiet = now + timedelta(seconds=debounce_seconds)
+                waiting.run_after = max(
+                    waiting.run_after, min(quiet, waiting.created_at + MAX_DEBOUNCE)
+                )
+            if session.is_modified(waiting):
                 session.add(waiting)
                 session.commit()
             assert waiting.id is not None

@@ -81,6 +81,12 @@ def token_uri(root_url: str) -> str:
     return root_url.rstrip("/") + "/token"
 
 
+def revoke_uri(root_url: str) -> str:
+    if root_url.rstrip("/") == "https://www.googleapis.com":
+        return "https://oauth2.googleapis.com/revoke"
+    return root_url.rstrip("/") + "/revoke"
+
+
 def _rfc3339(at: datetime) -> str:
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.echoes import BlockChange, classify_block_change
 from calsync_server.sync.events import EventSnapshot
 from calsync_server.sync.planner import (
+    BusyBlockPlan,
     CalendarView,
     ExistingBlock,
     SourceEvent,
@@ -42,6 +43,8 @@ from shared.domain import AccountState, BusyTitle, CalendarRole, SyncKind
 from shared.settings import Settings
 
 _CHUNK = 500  # keeps IN (...) lists well inside every database's limits
+# How far back a disconnect looks for calsync blocks in the leaving account's calendars.
+RELEASE_LOOKBACK = timedelta(days=366)
 
 
 class CalendarNotFound(LookupError):
@@ -329,6 +332,80 @@ class SyncEngine:
             calendar.last_full_sync_at = now
         session.add(calendar)
         session.commit()
+
+    # -- release ------------------------------------------------------------------------------
+
+    def release_account(self, account_id: int) -> SyncReport:
+        """Remove every block the account's calendars sourced from the user's other calendars,
+        and every calsync block in the account's own calendars while it can still reach them
+        (disconnect, domain.md). Blocks the user edited by hand go too: their source is leaving.
+        """
+        report = SyncReport()
+        pool = ProviderPool(self.vault, self.provider_factory)
+        now = self.clock.now()
+        with Session(self.db, expire_on_commit=False) as session:
+            leaving = session.get(Account, account_id)
+            if leaving is None:
+                return report
+            accounts = {
+                a.id: a
+                for a in session.exec(select(Account).where(Account.user_id == leaving.user_id))
+                if a.id is not None
+            }
+            calendars = {
+                c.id: c
+                for c in session.exec(
+                    select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
+                )
+                if c.id is not None
+            }
+            own = {cid for cid, c in calendars.items() if c.account_id == account_id}
+            views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
+            rows = [
+                row
+                for chunk in _chunks(sorted(own))
+                for row in session.exec(
+                    select(BusyBlock).where(
+                        sa.or_(
+                            col(BusyBlock.source_calendar_id).in_(chunk),
+                            col(BusyBlock.target_calendar_id).in_(chunk),
+                        )
+                    )
+                )
+            ]
+            deletes = tuple(
+                existing_of(r) for r in rows if views[r.target_calendar_id].is_writable_target
+            )
+            known = {(r.target_calendar_id, r.provider_event_id) for r in rows}
+            orphans: list[tuple[int, str]] = []
+            try:
+                for cid in sorted(own):
+                    if not views[cid].is_writable_target:
+                        continue
+                    # Blocks whose row was lost (a crash) are found by calsync's private mark.
+                    listed = pool.get(leaving).list_busy_blocks(
+                        calendars[cid].provider_calendar_id, time_min=now - RELEASE_LOOKBACK
+                    )
+                    orphans += [
+                        (cid, item["id"]) for item in listed if (cid, item["id"]) not in known
+                    ]
+                applier = BlockApplier(
+                    session,
+                    pool,
+                    calendars,
+                    accounts,
+                    {(r.target_calendar_id, r.source_key): r for r in rows},
+                    {},
+                    report,
+                    now,
+                )
+                applier.apply(BusyBlockPlan(deletes=deletes), orphans)
+            except ProviderError as exc:
+                session.rollback()
+                report.error = str(exc)
+            pool.finish(session, report)
+            session.commit()
+        return report
 
     @staticmethod
     def _user_time_zone(calendars: Iterable[Calendar]) -> str:

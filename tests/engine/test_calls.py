@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.engine.conftest import World
 from tests.engine.test_sync import _timed
+from tests.support.world import World
 
 
 def test_one_new_event_costs_one_list_and_k_inserts_in_one_batch(world: World, unique: str) -> None:

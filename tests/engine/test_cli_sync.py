@@ -12,8 +12,8 @@ from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
 from shared.clock import SystemClock
 from shared.domain import JobState, SyncKind
-from tests.engine.conftest import World
 from tests.engine.test_sync import _timed
+from tests.support.world import World
 
 
 def _calsync(world: World, *args: str) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
 from shared.domain import AccountState, SyncStatus
-from tests.engine.conftest import Cal, World
+from tests.support.world import Cal, World
 
 
 def _at(hours: float, days: int = 1) -> str:

@@ -1,0 +1,249 @@
+"""The JSON API under /api/v1: status, accounts, calendars, busy blocks, logs, channels, sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlmodel import Session, col, select
+
+from calsync_server.accounts.disconnect import disconnect_account
+from calsync_server.api import queries
+from calsync_server.api.auth import provide_user_id
+from calsync_server.db.models import Account, Calendar, SyncJob
+from calsync_server.runtime import Runtime
+from shared.domain import AccountState, JobState, SyncKind, SyncStatus
+from shared.schemas import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    AccountOut,
+    BusyBlockPage,
+    CalendarOut,
+    CalendarPatch,
+    ChannelOut,
+    DisconnectReport,
+    JobOut,
+    Status,
+    SyncAccepted,
+    SyncLogPage,
+    SyncRequest,
+)
+
+# Ids beyond this are refused before they reach the database (SQLite's integers are 64-bit).
+MAX_ID = 2**62
+
+UserId = NamedDependency[int]
+IdParam = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+OptionalId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
+Cursor = Annotated[str | None, QueryParameter(max_length=200)]
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _cursor(cursor: str | None) -> int | None:
+    try:
+        return queries.decode_cursor(cursor)
+    except queries.BadCursor as exc:
+        raise ValidationException(str(exc)) from None
+
+
+class ApiV1(Controller):
+    path = "/api/v1"
+    dependencies = {"user_id": Provide(provide_user_id)}
+    tags = ["api"]
+    security = [{"BearerToken": []}]
+
+    @get("/status", sync_to_thread=True)
+    def status(self, request: Request[Any, Any, Any], user_id: UserId) -> Status:
+        """Counters for the dashboard's overview."""
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            return queries.status(session, user_id, runtime.clock.now(), runtime.settings)
+
+    @get("/accounts", sync_to_thread=True)
+    def accounts(self, request: Request[Any, Any, Any], user_id: UserId) -> list[AccountOut]:
+        with Session(_runtime(request).db) as session:
+            return queries.accounts(session, user_id)
+
+    @delete("/accounts/{account_id:int}", status_code=200, sync_to_thread=True)
+    def disconnect(
+        self, request: Request[Any, Any, Any], user_id: UserId, account_id: IdParam
+    ) -> DisconnectReport:
+        """Disconnect an account: its channels stopped, its blocks removed everywhere, its
+        token revoked, its local data deleted (domain.md)."""
+        report = disconnect_account(_runtime(request), user_id, account_id)
+        if report is None:
+            raise NotFoundException(f"no account {account_id}")
+        return report
+
+    @get("/calendars", sync_to_thread=True)
+    def calendars(self, request: Request[Any, Any, Any], user_id: UserId) -> list[CalendarOut]:
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            return queries.calendars(session, user_id, runtime.clock.now())
+
+    @patch("/calendars/{calendar_id:int}", sync_to_thread=True)
+    def change_calendar(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        calendar_id: IdParam,
+        data: JSONBody[CalendarPatch],
+    ) -> CalendarOut:
+        """Change sync, role, privacy or all-day; the blocks follow (turning sync on runs the
+        initial sync, off removes the calendar's blocks)."""
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            calendar = queries.owned_calendar(session, user_id, calendar_id)
+            if calendar is None:
+                raise NotFoundException(f"no calendar {calendar_id}")
+            account = session.get(Account, calendar.account_id)
+            assert account is not None
+            if data.role is not None and data.role.is_target and calendar.read_only:
+                raise ValidationException(
+                    "this calendar is read-only: it can be a source, never a target"
+                )
+            before = (
+                calendar.sync_enabled,
+                calendar.role,
+                calendar.busy_title,
+                calendar.include_all_day,
+            )
+            for name in ("sync_enabled", "role", "busy_title", "include_all_day"):
+                value = getattr(data, name)
+                if value is not None:
+                    setattr(calendar, name, value)
+            turned_off = before[0] and not calendar.sync_enabled
+            if turned_off:
+                # Its events go stale while off: turning it on again starts from a full sync.
+                calendar.sync_token = None
+            changed = before != (
+                calendar.sync_enabled,
+                calendar.role,
+                calendar.busy_title,
+                calendar.include_all_day,
+            )
+            session.add(calendar)
+            session.commit()
+            active = account.state == AccountState.ACTIVE
+        if turned_off:
+            runtime.channels.stop_calendar_channels([calendar_id])
+        if changed and active:
+            # Settings change which blocks should exist everywhere: a full pass for this
+            # calendar (a first sync, or a turned-off calendar's removal, is one anyway).
+            runtime.enqueue(calendar_id, SyncKind.MANUAL, full=not turned_off)
+        with Session(runtime.db) as session:
+            (result,) = queries.calendars(session, user_id, runtime.clock.now(), only=calendar_id)
+        return result
+
+    @get("/busy-blocks", sync_to_thread=True)
+    def busy_blocks(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        target_calendar_id: OptionalId = None,
+        source_calendar_id: OptionalId = None,
+        limit: Limit = DEFAULT_PAGE,
+        cursor: Cursor = None,
+    ) -> BusyBlockPage:
+        """The user's busy blocks, oldest row first, a page at a time."""
+        with Session(_runtime(request).db) as session:
+            return queries.busy_blocks(
+                session,
+                user_id,
+                target_calendar_id=target_calendar_id,
+                source_calendar_id=source_calendar_id,
+                limit=limit,
+                after=_cursor(cursor),
+            )
+
+    @get("/sync-logs", sync_to_thread=True)
+    def sync_logs(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        calendar_id: OptionalId = None,
+        status: Annotated[SyncStatus | None, QueryParameter()] = None,
+        limit: Limit = DEFAULT_PAGE,
+        cursor: Cursor = None,
+    ) -> SyncLogPage:
+        """The user's sync logs, newest first, a page at a time."""
+        with Session(_runtime(request).db) as session:
+            return queries.sync_logs(
+                session,
+                user_id,
+                calendar_id=calendar_id,
+                status=status,
+                limit=limit,
+                before=_cursor(cursor),
+            )
+
+    @get("/channels", sync_to_thread=True)
+    def channels(self, request: Request[Any, Any, Any], user_id: UserId) -> list[ChannelOut]:
+        """Push-channel health per synced calendar; `polling` when no healthy channel."""
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            return queries.channels(session, user_id, runtime.clock.now())
+
+    @post("/sync", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
+    def sync(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        data: JSONBody[SyncRequest | None] = None,
+    ) -> SyncAccepted:
+        """Queue a sync of one calendar or of every synced one (a full reconcile with `full`)."""
+        request_ = data or SyncRequest()
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            if request_.calendar_id is not None:
+                calendar = queries.owned_calendar(session, user_id, request_.calendar_id)
+                if calendar is None:
+                    raise NotFoundException(f"no calendar {request_.calendar_id}")
+                if not calendar.sync_enabled:
+                    raise ValidationException(
+                        f"calendar {request_.calendar_id} has sync turned off: turn it on first"
+                    )
+                targets = [request_.calendar_id]
+            else:
+                targets = [
+                    c.id
+                    for c in session.exec(
+                        select(Calendar)
+                        .join(Account, col(Calendar.account_id) == Account.id)
+                        .where(
+                            Account.user_id == user_id,
+                            Account.state == AccountState.ACTIVE,
+                            col(Calendar.sync_enabled).is_(True),
+                        )
+                        .order_by(col(Calendar.id))
+                    )
+                    if c.id is not None
+                ]
+        kind = SyncKind.FULL if request_.full else SyncKind.MANUAL
+        jobs = []
+        for calendar_id in targets:
+            enqueued = runtime.enqueue(calendar_id, kind, full=request_.full)
+            jobs.append((calendar_id, enqueued))
+        with Session(runtime.db) as session:
+            out = []
+            for calendar_id, enqueued in jobs:
+                job = session.get(SyncJob, enqueued.job_id)
+                out.append(
+                    JobOut(
+                        id=enqueued.job_id,
+                        calendar_id=calendar_id,
+                        state=JobState(job.state) if job else JobState.DONE,
+                        full=bool(job.full) if job else request_.full,
+                        coalesced=enqueued.coalesced,
+                    )
+                )
+        return SyncAccepted(jobs=out)

@@ -1,0 +1,105 @@
+"""`GET /api/v1/stream`: server-sent events of syncs, logs, counters and channel changes.
+
+Facts come from the database (so the stream shows every server process's work); the live bus
+only says "look now". Updates are coalesced: a burst of syncs costs one read per interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from litestar import Request, get
+from litestar.di import NamedDependency, Provide
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlmodel import Session
+
+from calsync_server.api import queries
+from calsync_server.api.auth import provide_user_id
+from calsync_server.live import LiveUpdate
+from calsync_server.runtime import Runtime
+from shared.schemas import ChannelOut, Status, SyncLogOut
+
+# At most one database read per subscriber this often, however many updates arrive.
+COALESCE_SECONDS = 0.25
+# With nothing happening, look anyway this often (another process may have worked).
+IDLE_SECONDS = 2.0
+KEEPALIVE_SECONDS = 15.0
+
+
+def _message(kind: str, data: Any) -> ServerSentEventMessage:
+    return ServerSentEventMessage(
+        event=kind, data=msgspec.json.encode({"type": kind, "data": data}).decode()
+    )
+
+
+def _read(
+    runtime: Runtime, user_id: int, after_log: int
+) -> tuple[list[SyncLogOut], Status, list[ChannelOut]]:
+    now = runtime.clock.now()
+    with Session(runtime.db) as session:
+        return (
+            queries.logs_since(session, user_id, after_log),
+            queries.status(session, user_id, now, runtime.settings),
+            queries.channels(session, user_id, now),
+        )
+
+
+async def stream_events(
+    runtime: Runtime, user_id: int, *, once: bool = False
+) -> AsyncIterator[ServerSentEventMessage]:
+    loop = asyncio.get_running_loop()
+    with runtime.bus.subscription() as updates:
+        with Session(runtime.db) as session:
+            last_log = await asyncio.to_thread(queries.last_log_id, session)
+        logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
+        yield _message("hello", msgspec.to_builtins(status))
+        last_status, last_channels = status, channels
+        quiet_since = loop.time()
+        while not once:
+            update: LiveUpdate | None = None
+            with contextlib.suppress(TimeoutError):
+                update = await asyncio.wait_for(updates.get(), IDLE_SECONDS)
+            if update is not None and update.user_id not in (None, user_id):
+                continue
+            if update is not None and update.type == "sync.started":
+                yield _message("sync.started", update.data)
+            # Let a burst settle, then drain it: one read answers all of it.
+            await asyncio.sleep(COALESCE_SECONDS)
+            while not updates.empty():
+                extra = updates.get_nowait()
+                if extra.type == "sync.started" and extra.user_id in (None, user_id):
+                    yield _message("sync.started", extra.data)
+            logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
+            sent = False
+            for log in logs:
+                last_log = max(last_log, log.id)
+                yield _message("sync.finished", msgspec.to_builtins(log))
+                sent = True
+            if status != last_status:
+                yield _message("counters", msgspec.to_builtins(status))
+                last_status, sent = status, True
+            if channels != last_channels:
+                yield _message("channels", msgspec.to_builtins(channels))
+                last_channels, sent = channels, True
+            if sent:
+                quiet_since = loop.time()
+            elif loop.time() - quiet_since > KEEPALIVE_SECONDS:
+                yield ServerSentEventMessage(comment="keepalive")
+                quiet_since = loop.time()
+
+
+@get(
+    "/api/v1/stream",
+    dependencies={"user_id": Provide(provide_user_id)},
+    tags=["api"],
+    security=[{"BearerToken": []}],
+)
+async def stream(request: Request[Any, Any, Any], user_id: NamedDependency[int]) -> ServerSentEvent:
+    """Live updates as server-sent events: hello, sync.started, sync.finished, counters,
+    channels. Each event's data is JSON `{"type", "data"}`."""
+    runtime: Runtime = request.app.state.runtime
+    return ServerSentEvent(stream_events(runtime, user_id))

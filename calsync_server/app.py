@@ -1,0 +1,68 @@
+"""The calsync server as a Litestar app: webhooks, the JSON API and its stream, health, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from calsync_server.api.errors import EXCEPTION_HANDLERS
+from calsync_server.api.routes import ApiV1
+from calsync_server.api.stream import stream
+from calsync_server.metrics import CONTENT_TYPE
+from calsync_server.runtime import Runtime
+from calsync_server.webhooks import google_webhook
+from shared.settings import Settings
+
+# Bodies of API requests are small JSON documents; anything bigger is refused with 413.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+@get("/healthz", tags=["health"])
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers (no token needed)."""
+    return {"status": "ok"}
+
+
+@get("/metrics", tags=["health"], sync_to_thread=True, media_type=CONTENT_TYPE)
+def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Prometheus text: notifications, jobs, syncs, provider calls, errors, latencies."""
+    runtime: Runtime = request.app.state.runtime
+    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, **runtime_options: Any
+) -> Litestar:
+    """The server. `runtime_options` reach `Runtime` (tests: a clock, fast retries, no workers)."""
+    built = runtime or Runtime(settings, **runtime_options)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await built.start()
+        try:
+            yield
+        finally:
+            await built.stop()
+
+    return Litestar(
+        route_handlers=[healthz, metrics, google_webhook, ApiV1, stream],
+        lifespan=[lifespan],
+        state=State({"runtime": built, "token_cache": {}}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_REQUEST_BYTES,
+        openapi_config=OpenAPIConfig(
+            title="calsync",
+            version="1",
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+        ),
+        debug=False,
+    )

@@ -1,0 +1,313 @@
+"""Push channels: made for synced calendars, renewed before expiry, stopped when not wanted.
+
+Blocking (database and provider calls): the scheduler runs it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import unquote, urlsplit
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from calsync_server.accounts.vault import CredentialVault
+from calsync_server.db.models import Account, Calendar, PushChannel
+from calsync_server.providers.base import ProviderError
+from calsync_server.sync.providers import ProviderFactory, ProviderPool
+from calsync_server.sync.report import SyncReport
+from shared.clock import Clock
+from shared.domain import AccountState, ChannelState
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "webhooks/google"
+# Failed renewals in a row before a channel counts as failing (its calendar is then polled).
+FAILURES_BEFORE_FAILING = 3
+# Polls finding changes no notification announced before a channel counts as failing.
+UNANNOUNCED_BEFORE_FAILING = 2
+
+
+def webhook_address(settings: Settings) -> str | None:
+    if not settings.public_url:
+        return None
+    return settings.public_url.rstrip("/") + "/" + WEBHOOK_PATH
+
+
+def healthy(channel: PushChannel, now: datetime) -> bool:
+    return channel.state == ChannelState.ACTIVE and (
+        channel.expires_at is None or channel.expires_at > now
+    )
+
+
+@dataclass(slots=True)
+class ChannelChanges:
+    created: list[int] = field(default_factory=list)  # calendar ids
+    stopped: list[str] = field(default_factory=list)  # channel ids
+    failed: list[int] = field(default_factory=list)  # calendar ids
+
+    def __bool__(self) -> bool:
+        return bool(self.created or self.stopped or self.failed)
+
+
+class ChannelKeeper:
+    def __init__(
+        self,
+        db: sa.Engine,
+        settings: Settings,
+        clock: Clock,
+        vault: CredentialVault,
+        provider_factory: ProviderFactory,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.vault = vault
+        self.provider_factory = provider_factory
+
+    def maintain(self) -> ChannelChanges:
+        """One pass: make missing channels, renew expiring or failing ones, stop unwanted ones."""
+        changes = ChannelChanges()
+        now = self.clock.now()
+        address = webhook_address(self.settings)
+        renew_before = timedelta(seconds=self.settings.channel_renew_before_seconds)
+        pool = ProviderPool(self.vault, self.provider_factory)
+        with Session(self.db, expire_on_commit=False) as session:
+            rows = session.exec(
+                select(Calendar, Account).join(Account, col(Calendar.account_id) == Account.id)
+            ).all()
+            live = list(
+                session.exec(
+                    select(PushChannel).where(col(PushChannel.state) != ChannelState.STOPPED)
+                )
+            )
+            by_calendar: dict[int, list[PushChannel]] = {}
+            for channel in live:
+                by_calendar.setdefault(channel.calendar_id, []).append(channel)
+            for calendar, account in rows:
+                assert calendar.id is not None
+                channels = by_calendar.get(calendar.id, [])
+                wanted = (
+                    address is not None
+                    and calendar.sync_enabled
+                    and account.state == AccountState.ACTIVE
+                )
+                if not wanted:
+                    for channel in channels:
+                        self._stop(session, pool, account, channel, now, changes)
+                    continue
+                assert address is not None
+                good = [c for c in channels if healthy(c, now)]
+                newest = max(good, key=lambda c: c.expires_at or now, default=None)
+                due = newest is None or (
+                    newest.expires_at is not None and newest.expires_at - now <= renew_before
+                )
+                if due and self._retry_due(channels, now):
+                    self._replace(session, pool, account, calendar, channels, address, now, changes)
+            pool.finish(session, SyncReport())
+            session.commit()
+        return changes
+
+    @staticmethod
+    def _retry_due(channels: list[PushChannel], now: datetime) -> bool:
+        """After failed attempts, wait longer before the next (30 s doubling, up to an hour)."""
+        failing = [c for c in channels if c.state == ChannelState.FAILING and c.last_attempt_at]
+        if not failing:
+            return True
+        latest = max(failing, key=lambda c: c.last_attempt_at or now)
+        wait = min(3600.0, 30.0 * 2 ** max(0, latest.failures - 1))
+        assert latest.last_attempt_at is not None
+        return now - latest.last_attempt_at >= timedelta(seconds=wait)
+
+    def _replace(
+        self,
+        session: Session,
+        pool: ProviderPool,
+        account: Account,
+        calendar: Calendar,
+        old: list[PushChannel],
+        address: str,
+        now: datetime,
+        changes: ChannelChanges,
+    ) -> None:
+        """New channel first, then stop the old ones: no gap in which a change goes unheard."""
+        assert calendar.id is not None
+        channel = PushChannel(
+            calendar_id=calendar.id,
+            channel_id=f"calsync-{secrets.token_hex(16)}",
+            token=secrets.token_urlsafe(32),
+            address=address,
+            created_at=now,
+            last_attempt_at=now,
+        )
+        # Committed before the watch call: Google's first ("sync") message may arrive before
+        # the watch answers, and must find a known channel, not an unknown one to stop.
+        session.add(channel)
+        session.commit()
+        try:
+            info = pool.get(account).watch(
+                calendar.provider_calendar_id,
+                channel_id=channel.channel_id,
+                token=channel.token,
+                address=address,
+                ttl_seconds=int(self.settings.channel_ttl_seconds),
+            )
+        except (ProviderError, ValueError) as exc:
+            log.warning("could not make a push channel for calendar %s: %s", calendar.id, exc)
+            session.delete(channel)
+            self._record_failure(session, calendar.id, old, str(exc), now)
+            session.commit()
+            changes.failed.append(calendar.id)
+            return
+        channel.resource_id, channel.expires_at = info.resource_id, info.expires_at
+        session.add(channel)
+        session.commit()
+        changes.created.append(calendar.id)
+        for previous in old:
+            self._stop(session, pool, account, previous, now, changes)
+        session.commit()
+
+    def _record_failure(
+        self,
+        session: Session,
+        calendar_id: int,
+        old: list[PushChannel],
+        error: str,
+        now: datetime,
+    ) -> None:
+        # The failure is kept on a failing row so the dashboard can show it and retries back off.
+        failing = next((c for c in old if c.state == ChannelState.FAILING), None)
+        if failing is None:
+            failing = PushChannel(
+                calendar_id=calendar_id,
+                channel_id=f"calsync-{secrets.token_hex(16)}",
+                token=secrets.token_urlsafe(32),
+                address="",
+                created_at=now,
+                state=ChannelState.FAILING,
+            )
+        failing.failures += 1
+        failing.last_error = error[:500]
+        failing.last_attempt_at = now
+        session.add(failing)
+        session.flush()
+
+    def _stop(
+        self,
+        session: Session,
+        pool: ProviderPool,
+        account: Account,
+        channel: PushChannel,
+        now: datetime,
+        changes: ChannelChanges,
+    ) -> None:
+        if channel.resource_id and account.state == AccountState.ACTIVE:
+            try:
+                pool.get(account).stop_channel(channel.channel_id, channel.resource_id)
+            except (ProviderError, ValueError) as exc:
+                # Already gone at the provider, or unreachable: it expires there by itself.
+                log.info("stopping channel %s: %s", channel.channel_id, exc)
+        channel.state, channel.stopped_at = ChannelState.STOPPED, now
+        session.add(channel)
+        changes.stopped.append(channel.channel_id)
+
+    def stop_calendar_channels(self, calendar_ids: list[int]) -> int:
+        """Stop every live channel of these calendars now (sync turned off, disconnect)."""
+        changes = ChannelChanges()
+        now = self.clock.now()
+        pool = ProviderPool(self.vault, self.provider_factory)
+        with Session(self.db, expire_on_commit=False) as session:
+            rows = session.exec(
+                select(PushChannel, Account)
+                .join(Calendar, col(PushChannel.calendar_id) == Calendar.id)
+                .join(Account, col(Calendar.account_id) == Account.id)
+                .where(
+                    col(PushChannel.calendar_id).in_(calendar_ids),
+                    col(PushChannel.state) != ChannelState.STOPPED,
+                )
+            ).all()
+            for channel, account in rows:
+                self._stop(session, pool, account, channel, now, changes)
+            pool.finish(session, SyncReport())
+            session.commit()
+        return len(changes.stopped)
+
+    def stop_unknown(self, channel_id: str, resource_id: str, resource_uri: str) -> bool:
+        """Stop a channel calsync no longer wants (or never knew), so the provider stops sending.
+
+        Stopping needs a login: the account of the calendar the channel watches (named in its
+        resource URI), or, for a channel calsync still knows as stopped, that calendar's account.
+        """
+        pool = ProviderPool(self.vault, self.provider_factory)
+        with Session(self.db, expire_on_commit=False) as session:
+            known = session.exec(
+                select(PushChannel).where(PushChannel.channel_id == channel_id)
+            ).first()
+            query = select(Account).join(Calendar, col(Calendar.account_id) == Account.id)
+            if known is not None:
+                query = query.where(Calendar.id == known.calendar_id)
+            else:
+                query = query.where(Calendar.provider_calendar_id == _calendar_in(resource_uri))
+            accounts = session.exec(
+                query.where(Account.state == AccountState.ACTIVE).limit(5)
+            ).all()
+            stopped = False
+            for account in accounts:
+                try:
+                    pool.get(account).stop_channel(channel_id, resource_id)
+                except (ProviderError, ValueError) as exc:
+                    log.info("stopping unknown channel %s: %s", channel_id, exc)
+                    continue
+                stopped = True
+                break
+            pool.finish(session, SyncReport())
+            session.commit()
+        return stopped
+
+
+def _calendar_in(resource_uri: str) -> str:
+    """The calendar id in `.../calendars/<id>/events...` (Google's X-Goog-Resource-URI)."""
+    parts = urlsplit(resource_uri).path.split("/")
+    try:
+        return unquote(parts[parts.index("calendars") + 1])
+    except (ValueError, IndexError):
+        return ""
+
+
+def note_poll(db: sa.Engine, clock: Clock, calendar_id: int, since: datetime | None) -> bool:
+    """A poll found changes: if the calendar's healthy channel announced nothing since `since`,
+    count it against the channel; repeated, the channel is failing and the calendar polled."""
+    now = clock.now()
+    with Session(db) as session:
+        channel = next(
+            (
+                c
+                for c in session.exec(
+                    select(PushChannel).where(
+                        PushChannel.calendar_id == calendar_id,
+                        PushChannel.state == ChannelState.ACTIVE,
+                    )
+                )
+                if healthy(c, now)
+            ),
+            None,
+        )
+        if channel is None:
+            return False
+        announced = channel.last_notification_at is not None and (
+            since is None or channel.last_notification_at >= since
+        )
+        if announced:
+            return False
+        channel.unannounced_changes += 1
+        if channel.unannounced_changes >= UNANNOUNCED_BEFORE_FAILING:
+            channel.state = ChannelState.FAILING
+            channel.last_error = "polling found changes no notification announced"
+            channel.last_attempt_at = None  # replace it at once; poll meanwhile
+        session.add(channel)
+        session.commit()
+        return True

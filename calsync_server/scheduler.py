@@ -1,0 +1,108 @@
+"""The scheduler's tick: reclaim lost jobs, keep channels, poll where push is missing, and the
+daily full reconcile. Blocking (database and provider calls): run in a worker thread.
+
+Every decision is read from the database each tick, so several server processes can all run
+it: the job queue coalesces what they enqueue twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, delete, select
+
+from calsync_server.channels import ChannelChanges, ChannelKeeper, healthy
+from calsync_server.db.models import Account, Calendar, Notification, PushChannel, SyncJob
+from calsync_server.jobs.queue import JobQueue
+from shared.clock import Clock
+from shared.domain import AccountState, ChannelState, JobState, SyncKind
+from shared.settings import Settings
+
+# Google: "delivery is not guaranteed: keep polling". Calendars with a healthy channel are
+# still polled, this many times less often, and a poll that finds unannounced changes is how
+# a silently broken channel is caught.
+SAFETY_POLL_FACTOR = 10
+NOTIFICATIONS_KEPT = timedelta(days=7)
+
+
+@dataclass(slots=True)
+class TickResult:
+    reclaimed: int = 0
+    polled: list[int] = field(default_factory=list)
+    full: list[int] = field(default_factory=list)
+    channels: ChannelChanges = field(default_factory=ChannelChanges)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        db: sa.Engine,
+        settings: Settings,
+        clock: Clock,
+        queue: JobQueue,
+        channels: ChannelKeeper,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.queue = queue
+        self.channels = channels
+        self._pruned_at: datetime | None = None
+
+    @property
+    def interval_seconds(self) -> float:
+        """How often to tick: often enough for the poll interval, at most every 5 s."""
+        return max(0.05, min(5.0, self.settings.poll_interval_seconds / 4))
+
+    def tick(self) -> TickResult:
+        result = TickResult(reclaimed=self.queue.reclaim_expired())
+        if self.settings.public_url:
+            result.channels = self.channels.maintain()
+        now = self.clock.now()
+        poll_every = timedelta(seconds=self.settings.poll_interval_seconds)
+        full_every = timedelta(hours=self.settings.full_reconcile_interval_hours)
+        with Session(self.db) as session:
+            calendars = session.exec(
+                select(Calendar)
+                .join(Account, col(Calendar.account_id) == Account.id)
+                .where(col(Calendar.sync_enabled).is_(True), Account.state == AccountState.ACTIVE)
+            ).all()
+            covered = {
+                c.calendar_id
+                for c in session.exec(
+                    select(PushChannel).where(PushChannel.state == ChannelState.ACTIVE)
+                )
+                if healthy(c, now)
+            }
+            busy = set(
+                session.exec(
+                    select(SyncJob.calendar_id).where(
+                        col(SyncJob.state).in_([JobState.QUEUED, JobState.RUNNING])
+                    )
+                )
+            )
+            self._prune(session, now)
+        for calendar in calendars:
+            assert calendar.id is not None
+            if calendar.id in busy:
+                continue
+            if calendar.last_full_sync_at is None or now - calendar.last_full_sync_at >= full_every:
+                self.queue.enqueue(calendar.id, SyncKind.FULL, full=True)
+                result.full.append(calendar.id)
+                continue
+            every = poll_every * (SAFETY_POLL_FACTOR if calendar.id in covered else 1)
+            if calendar.last_sync_at is None or now - calendar.last_sync_at >= every:
+                self.queue.enqueue(calendar.id, SyncKind.POLLING)
+                result.polled.append(calendar.id)
+        return result
+
+    def _prune(self, session: Session, now: datetime) -> None:
+        """Notifications are evidence for a week (the dashboard's health view), then go."""
+        if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
+            return
+        self._pruned_at = now
+        old = col(Notification.received_at) < now - NOTIFICATIONS_KEPT
+        session.exec(delete(Notification).where(old))
+        session.commit()

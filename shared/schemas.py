@@ -1,0 +1,186 @@
+"""The JSON API's wire schemas (msgspec): what the server sends and the dashboard reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from shared.domain import (
+    AccountState,
+    BusyTitle,
+    CalendarRole,
+    ChannelState,
+    JobState,
+    Provider,
+    SyncKind,
+    SyncStatus,
+)
+
+# Paging: enough for a screenful, small enough that one page is never a heavy query.
+DEFAULT_PAGE = 100
+MAX_PAGE = 1000
+
+PageLimit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)]
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+
+
+class Schema(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every wire type: unknown fields are refused, not silently dropped."""
+
+
+class ApiError(Schema):
+    error: str
+    detail: Any = None
+
+
+class ChannelCounts(Schema):
+    active: int
+    expiring: int
+    failing: int
+
+
+class Status(Schema):
+    accounts: int
+    calendars: int
+    calendars_syncing: int
+    busy_blocks: int
+    queue_depth: int
+    last_sync_at: datetime | None
+    channels: ChannelCounts
+    # True when push channels can be made (a public URL is set); otherwise polling only.
+    push_enabled: bool = False
+
+
+class AccountOut(Schema):
+    id: int
+    provider: Provider
+    email: str
+    state: AccountState
+    calendars: int
+    created_at: datetime
+    token_expires_at: datetime | None = None
+
+
+class DisconnectReport(Schema):
+    account_id: int
+    email: str
+    blocks_deleted: int
+    channels_stopped: int
+    token_revoked: bool
+    notes: list[str] = []
+
+
+class CalendarOut(Schema):
+    id: int
+    account_id: int
+    provider_calendar_id: str
+    name: str
+    sync_enabled: bool
+    role: CalendarRole
+    busy_title: BusyTitle
+    include_all_day: bool
+    read_only: bool
+    events: int
+    busy_blocks: int
+    last_sync_at: datetime | None
+    channel_state: ChannelState | None
+    color: str | None = None
+    account_email: str = ""
+
+
+class CalendarPatch(Schema):
+    sync_enabled: bool | None = None
+    role: CalendarRole | None = None
+    busy_title: BusyTitle | None = None
+    include_all_day: bool | None = None
+
+
+class BusyBlockOut(Schema):
+    id: int
+    target_calendar_id: int
+    source_calendar_id: int
+    summary: str
+    start_at: datetime | None
+    end_at: datetime | None
+    all_day: bool
+    user_modified: bool
+    user_deleted: bool
+
+
+class BusyBlockPage(Schema):
+    items: list[BusyBlockOut]
+    next_cursor: str | None
+
+
+class SyncLogOut(Schema):
+    id: int
+    calendar_id: int
+    kind: SyncKind
+    trigger: str
+    status: SyncStatus
+    started_at: datetime
+    finished_at: datetime | None
+    events_fetched: int
+    events_created: int
+    events_updated: int
+    events_deleted: int
+    blocks_created: int
+    blocks_updated: int
+    blocks_deleted: int
+    provider_calls: int
+    retries: int
+    notes: list[str]
+    error: str | None
+
+
+class SyncLogPage(Schema):
+    items: list[SyncLogOut]
+    next_cursor: str | None
+
+
+class ChannelOut(Schema):
+    calendar_id: int
+    calendar_name: str
+    # None: the calendar has no channel (no public URL, or not yet made): it is polled.
+    state: ChannelState | None
+    channel_id: str | None
+    expires_at: datetime | None
+    last_notification_at: datetime | None
+    failures: int
+    polling: bool
+    unannounced_changes: int = 0
+
+
+class SyncRequest(Schema):
+    calendar_id: Id | None = None
+    full: bool = False
+
+
+class JobOut(Schema):
+    id: int
+    calendar_id: int
+    state: JobState
+    full: bool
+    coalesced: bool
+
+
+class SyncAccepted(Schema):
+    jobs: list[JobOut]
+
+
+class StreamEvent(Schema):
+    """One server-sent event's data; `type` is also the SSE event name."""
+
+    type: str
+    data: dict[str, Any] = {}
+
+
+STREAM_TYPES = (
+    "hello",  # sent once on connect: the current status
+    "sync.started",
+    "sync.finished",
+    "counters",
+    "channels",
+)

@@ -1,0 +1,118 @@
+"""The server tier: calsync's server on a real port, the emulator pushing to it, a real database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from sqlmodel import Session, col, select
+
+from calsync_server.app import create_app
+from calsync_server.db.models import PushChannel
+from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.runtime import Runtime
+from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
+from shared.domain import ChannelState
+from tests.support.waiting import wait_until
+from tests.support.world import FAST_RETRY, Cal, World
+
+
+class ServerWorld(World):
+    """The engine world plus a running server that shares its database and home."""
+
+    def __init__(
+        self, emulator: RunningEmulator, database_url: str, home: Path, **settings: Any
+    ) -> None:
+        super().__init__(emulator, database_url, home)
+        self.server_settings = msgspec.structs.replace(self.settings, **settings)
+        self._served: Iterator[ServedApp] | None = None
+        self.runtime: Runtime | None = None
+        self.url = ""
+
+    def start(self, *, push: bool = True) -> None:
+        """Start the server; with `push`, its own URL is the public URL (channels are made)."""
+        sock = bound_socket("127.0.0.1", 0)
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+        settings = self.server_settings
+        if push:
+            settings = msgspec.structs.replace(settings, public_url=url)
+        self.runtime = Runtime(settings, retry=FAST_RETRY)
+        app = create_app(settings, runtime=self.runtime)
+        self._served = serve_in_thread(app, sock=sock, ready_path="healthz")
+        served = self._served.__enter__()
+        self.url = served.url
+
+    def stop(self) -> None:
+        if self._served is not None:
+            self._served.__exit__(None, None, None)
+            self._served = None
+
+    def close(self) -> None:
+        self.stop()
+        super().close()
+
+    def api(self, user: str = "ada") -> httpx.Client:
+        self.user(user)
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer token-{user}"}, timeout=30
+        )
+
+    def enable(self, client: httpx.Client, *cals: Cal, **changes: Any) -> None:
+        for cal in cals:
+            answer = client.patch(
+                f"/api/v1/calendars/{cal.id}", json={"sync_enabled": True, **changes}
+            )
+            assert answer.status_code == 200, answer.text
+
+    def channel(self, cal: Cal) -> PushChannel | None:
+        """The calendar's working channel: active, and its first ("sync") message received."""
+        with Session(self.db) as session:
+            return session.exec(
+                select(PushChannel).where(
+                    PushChannel.calendar_id == cal.id,
+                    PushChannel.state == ChannelState.ACTIVE,
+                    col(PushChannel.last_message_number).is_not(None),
+                )
+            ).first()
+
+    def wait_for_channels(self, *cals: Cal, timeout: float = 15) -> None:
+        wait_until(
+            lambda: all(self.channel(c) is not None for c in cals),
+            timeout=timeout,
+            what="working push channels for every calendar",
+        )
+
+    def logs(self, client: httpx.Client, cal: Cal) -> list[dict[str, Any]]:
+        answer = client.get("/api/v1/sync-logs", params={"calendar_id": cal.id, "limit": 1000})
+        assert answer.status_code == 200, answer.text
+        items: list[dict[str, Any]] = answer.json()["items"]
+        return items
+
+    def settled(self, client: httpx.Client) -> bool:
+        """Nothing queued or running for this user."""
+        return bool(client.get("/api/v1/status").json()["queue_depth"] == 0) and not any(
+            self.running()
+        )
+
+    def running(self) -> list[int]:
+        from calsync_server.db.models import SyncJob
+        from shared.domain import JobState
+
+        with Session(self.db) as session:
+            return [
+                j.calendar_id
+                for j in session.exec(select(SyncJob).where(SyncJob.state == JobState.RUNNING))
+            ]
+
+
+@pytest.fixture
+def server_world(
+    emulator: RunningEmulator, database_url: str, tmp_path: Path
+) -> Iterator[ServerWorld]:
+    built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=3600.0)
+    yield built
+    built.close()

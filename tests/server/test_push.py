@@ -1,0 +1,81 @@
+"""Push end to end: the emulator's notifications reach the server, which syncs and writes blocks."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.server.conftest import ServerWorld
+from tests.support.waiting import wait_until
+from tests.support.world import at, timed
+
+
+def test_a_change_becomes_blocks_everywhere_driven_only_by_push(
+    server_world: ServerWorld, unique: str
+) -> None:
+    world = server_world
+    work = world.account(f"work-{unique}@example.com", "Team")
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.start()  # polling every hour: only push can bring the change below in time
+    with world.api() as api:
+        world.enable(api, work["primary"], work["Team"], home)
+        world.wait_for_channels(work["primary"], work["Team"], home)
+        wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
+
+        world.insert(work["primary"], **timed("Board meeting", 9, 10))
+
+        for target in (work["Team"], home):
+            blocks = wait_until(lambda t=target: world.blocks(t), what="the block in a target")
+            assert [(b["summary"], b["start"]["dateTime"]) for b in blocks] == [("Busy", at(9))]
+        logs = world.logs(api, work["primary"])
+        newest = logs[0]
+        assert newest["kind"] == "webhook", logs
+        assert newest["blocks_created"] == 2
+        assert world.blocks(work["primary"]) == []
+
+
+def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
+    server_world: ServerWorld, unique: str
+) -> None:
+    world = server_world
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.start()
+    with world.api() as api:
+        world.enable(api, work, home)
+        world.wait_for_channels(work, home)
+        wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
+        channel = world.channel(work)
+        assert channel is not None
+        assert channel.last_message_number is not None
+        before = {log["id"] for log in world.logs(api, work)}
+
+        # Besides the emulator's own notification of this change, 200 more arrive the way
+        # Google sends them, 20 at a time.
+        world.insert(work, **timed("Dentist", 14, 15))
+        start = channel.last_message_number + 1000
+
+        def notify(n: int) -> int:
+            return httpx.post(
+                world.url + "webhooks/google",
+                headers={
+                    "X-Goog-Channel-ID": channel.channel_id,
+                    "X-Goog-Channel-Token": channel.token,
+                    "X-Goog-Resource-ID": channel.resource_id or "",
+                    "X-Goog-Resource-State": "exists",
+                    "X-Goog-Message-Number": str(start + n),
+                    "X-Goog-Resource-URI": "https://example/calendars/x/events",
+                },
+                timeout=30,
+            ).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            statuses = list(pool.map(notify, range(200)))
+        assert statuses == [200] * 200
+
+        blocks = wait_until(lambda: world.blocks(home), what="the dentist block in home")
+        assert [b["start"]["dateTime"] for b in blocks] == [at(14)]
+        wait_until(lambda: world.settled(api), what="the queue to drain")
+        burst_syncs = [log for log in world.logs(api, work) if log["id"] not in before]
+        assert 1 <= len(burst_syncs) <= 2, burst_syncs
