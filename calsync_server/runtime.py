@@ -48,7 +48,6 @@ class Runtime:
         provider_factory: ProviderFactory | None = None,
         retry: RetryPolicy | None = None,
         background: bool = True,
-        lease_seconds: float = 300.0,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -57,7 +56,7 @@ class Runtime:
         self.provider_factory = provider_factory or google_provider_factory(
             settings.google_api_url, retry
         )
-        self.queue = JobQueue(self.db, self.clock, lease_seconds=lease_seconds)
+        self.queue = JobQueue(self.db, self.clock, lease_seconds=settings.job_lease_seconds)
         self.engine = SyncEngine(
             self.db,
             settings,

@@ -40,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     workers: Positive = 2
     # Renew a push channel when it has less than this left.
     channel_renew_before_seconds: PositiveSeconds = 3600.0
+    # A running job whose process stops renewing it for this long is taken by another worker.
+    job_lease_seconds: PositiveSeconds = 300.0
     # How long a push channel is asked to live (Google's default and usual maximum: 7 days).
     channel_ttl_seconds: PositiveSeconds = 604800.0
 

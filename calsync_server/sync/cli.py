@@ -57,7 +57,7 @@ def run_sync(settings: Settings, calendar_ids: tuple[int, ...], full: bool) -> i
             console.print("No calendar has sync turned on: nothing to do.")
             return 0
         clock = SystemClock()
-        queue = JobQueue(db, clock)
+        queue = JobQueue(db, clock, lease_seconds=settings.job_lease_seconds)
         engine = SyncEngine(db, settings, clock=clock)
         kind = SyncKind.FULL if full else SyncKind.MANUAL
         jobs = {queue.enqueue(c.id, kind, full=full).job_id: c for c in calendars if c.id}
