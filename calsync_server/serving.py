@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 START_TIMEOUT_S = 30.0
+GRACEFUL_SHUTDOWN_S = 2
 
 
 @dataclass
@@ -51,7 +52,14 @@ def serve_in_thread(
     sock = sock or bound_socket(host, port)
     bound_port = int(sock.getsockname()[1])
     server = uvicorn.Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Live streams never end by themselves: give them a moment, then close them.
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
     )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="calsync-serve", daemon=True
