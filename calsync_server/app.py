@@ -12,6 +12,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from calsync_server.api.errors import EXCEPTION_HANDLERS
+from calsync_server.api.oauth import GoogleSignIn, google_callback
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
 from calsync_server.metrics import CONTENT_TYPE
@@ -33,7 +34,8 @@ async def healthz() -> dict[str, str]:
 def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Prometheus text: notifications, jobs, syncs, provider calls, errors, latencies."""
     runtime: Runtime = request.app.state.runtime
-    return Response(runtime.metrics.render(), media_type=CONTENT_TYPE)
+    # The full content type as a header: given as media_type, Litestar appends a second charset.
+    return Response(runtime.metrics.render(), headers={"content-type": CONTENT_TYPE})
 
 
 def create_app(
@@ -51,7 +53,15 @@ def create_app(
             await built.stop()
 
     return Litestar(
-        route_handlers=[healthz, metrics, google_webhook, ApiV1, stream],
+        route_handlers=[
+            healthz,
+            metrics,
+            google_webhook,
+            ApiV1,
+            stream,
+            GoogleSignIn,
+            google_callback,
+        ],
         lifespan=[lifespan],
         state=State({"runtime": built, "token_cache": {}}),
         exception_handlers=EXCEPTION_HANDLERS,

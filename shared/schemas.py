@@ -184,3 +184,19 @@ STREAM_TYPES = (
     "counters",
     "channels",
 )
+
+
+class GoogleAuthorize(Schema):
+    """Start a Google sign-in; `login_hint` preselects the Google account (an email)."""
+
+    login_hint: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] | None = None
+
+
+class GoogleAuthorization(Schema):
+    """Open `auth_url` in a browser; Google sends it back to the server, which finishes the
+    sign-in. `state` names the pending sign-in and works once, until `expires_at`."""
+
+    auth_url: str
+    state: str
+    redirect_uri: str
+    expires_at: datetime

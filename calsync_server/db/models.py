@@ -285,3 +285,20 @@ class SyncLog(SQLModel, table=True):
     retries: int = 0
     notes: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+
+
+class OAuthFlow(SQLModel, table=True):
+    """A sign-in that was started and not finished yet. Kept in the database so that any server
+    process can finish it, and deleted when used, so its state works once."""
+
+    __tablename__ = "oauth_flow"
+
+    # sha256 of the `state` that travels through the browser; the state itself is not stored.
+    state_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = _fk("user.id")
+    provider: Provider = _enum(Provider, Provider.GOOGLE)
+    # PKCE: only the challenge leaves the server; the verifier waits here for the code.
+    code_verifier: str = Field(max_length=128)
+    redirect_uri: str = Field(max_length=2048)
+    created_at: datetime = _when(nullable=False)
+    expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

@@ -113,6 +113,9 @@ class SyncTokenExpired(ProviderError):
 class ReauthRequired(ProviderError):
     """The login was revoked or expired and refreshing it failed."""
 
+    # Which calsync account's login failed (set by the provider pool): a sync touches several.
+    account_id: int | None = None
+
 
 class ProviderUnavailable(ProviderError):
     """Transient failures outlasted the retries; the job is kept for later."""

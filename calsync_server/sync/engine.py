@@ -176,7 +176,9 @@ class SyncEngine:
                 self._sync(session, calendar, full or kind is SyncKind.FULL, report, pool)
             except ReauthRequired as exc:
                 session.rollback()
-                self._needs_reauth(session, calendar.account_id, report, exc)
+                # The account whose login failed, which need not be this calendar's own.
+                failed = exc.account_id if exc.account_id is not None else calendar.account_id
+                self._needs_reauth(session, failed, report, exc)
             except ProviderUnavailable as exc:
                 session.rollback()
                 report.error, report.retryable = str(exc), True
@@ -205,10 +207,12 @@ class SyncEngine:
     ) -> None:
         # The login is gone: stop syncing the account, delete nothing (domain.md).
         account = session.get(Account, account_id)
+        email = ""
         if account is not None:
             account.state = AccountState.NEEDS_REAUTH
             session.add(account)
-        report.error = f"the account needs re-authorisation ({exc.reason})"
+            email = f" {account.email}"
+        report.error = f"the account{email} needs re-authorisation ({exc.reason})"
         report.note("login expired or revoked: sign in again to resume")
 
     # -- the sync -----------------------------------------------------------------------------

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account
-from calsync_server.providers.base import CalendarProvider
+from calsync_server.providers.base import (
+    BlockWrite,
+    CalendarProvider,
+    CallStats,
+    ChannelInfo,
+    EventFeed,
+    ProviderCalendar,
+    ReauthRequired,
+    WriteResult,
+)
 from calsync_server.providers.google import GoogleCalendarProvider, RetryPolicy
 from calsync_server.sync.report import SyncReport
 
@@ -22,6 +33,75 @@ def google_provider_factory(root_url: str, retry: RetryPolicy | None = None) -> 
         )
 
     return build
+
+
+class AccountProvider:
+    """One account's provider that names the account in a failed login: a sync of one calendar
+    also writes into the user's other accounts, and only the one whose refresh failed must be
+    marked `needs_reauth`."""
+
+    def __init__(self, account_id: int, provider: CalendarProvider) -> None:
+        self.account_id = account_id
+        self.provider = provider
+        self.stats: CallStats = provider.stats  # the same counters, not a copy
+
+    def _tag(self, exc: ReauthRequired) -> None:
+        if exc.account_id is None:
+            exc.account_id = self.account_id
+
+    def list_calendars(self) -> list[ProviderCalendar]:
+        try:
+            return self.provider.list_calendars()
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
+
+    def fetch_events(
+        self, calendar_id: str, *, sync_token: str | None, time_min: datetime, time_max: datetime
+    ) -> EventFeed:
+        try:
+            return self.provider.fetch_events(
+                calendar_id, sync_token=sync_token, time_min=time_min, time_max=time_max
+            )
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
+
+    def list_busy_blocks(self, calendar_id: str, *, time_min: datetime) -> list[dict[str, Any]]:
+        try:
+            return self.provider.list_busy_blocks(calendar_id, time_min=time_min)
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
+
+    def write(self, writes: Sequence[BlockWrite]) -> list[WriteResult]:
+        try:
+            return self.provider.write(writes)
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
+
+    def watch(
+        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl_seconds: int
+    ) -> ChannelInfo:
+        try:
+            return self.provider.watch(
+                calendar_id,
+                channel_id=channel_id,
+                token=token,
+                address=address,
+                ttl_seconds=ttl_seconds,
+            )
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        try:
+            self.provider.stop_channel(channel_id, resource_id)
+        except ReauthRequired as exc:
+            self._tag(exc)
+            raise
 
 
 class ProviderPool:
@@ -39,7 +119,7 @@ class ProviderPool:
                 raise ValueError(f"account {account.email} has no stored credentials")
             stored = self._vault.open(account.credentials_encrypted)
             self._open[account.id] = (self._factory(stored), stored)
-        return self._open[account.id][0]
+        return AccountProvider(account.id, self._open[account.id][0])
 
     def finish(self, session: Session, report: SyncReport) -> None:
         """Add up calls and retries, and seal back tokens a provider refreshed on the way."""
