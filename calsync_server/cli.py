@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from calsync_server.accounts.cli import accounts
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -130,6 +131,9 @@ def emulator(host: str, port: int, scenario: str, live: bool) -> None:
     app = create_emulator_app(EmulatorConfig(scenario=scenario, live=live))
     click.echo(f"Google Calendar emulator at http://{host}:{port}/ (scenario {scenario})")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+cli.add_command(accounts)
 
 
 def main(argv: list[str] | None = None) -> None:
