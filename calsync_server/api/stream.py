@@ -48,18 +48,20 @@ def _read(
         )
 
 
-async def stream_events(
-    runtime: Runtime, user_id: int, *, once: bool = False
-) -> AsyncIterator[ServerSentEventMessage]:
+def _last_log_id(runtime: Runtime) -> int:
+    with Session(runtime.db) as session:
+        return queries.last_log_id(session)
+
+
+async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerSentEventMessage]:
     loop = asyncio.get_running_loop()
     with runtime.bus.subscription() as updates:
-        with Session(runtime.db) as session:
-            last_log = await asyncio.to_thread(queries.last_log_id, session)
-        logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
+        last_log = await asyncio.to_thread(_last_log_id, runtime)
+        _, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
         yield _message("hello", msgspec.to_builtins(status))
         last_status, last_channels = status, channels
         quiet_since = loop.time()
-        while not once:
+        while True:
             update: LiveUpdate | None = None
             with contextlib.suppress(TimeoutError):
                 update = await asyncio.wait_for(updates.get(), IDLE_SECONDS)
