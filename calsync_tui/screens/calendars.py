@@ -1,0 +1,189 @@
+"""Calendars: every calendar with its switches; sync on/off, role, privacy, all-day, sync now."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Static
+
+from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
+from calsync_tui.formatting import ago
+from calsync_tui.screens.base import CalsyncScreen
+from shared.domain import BusyTitle, CalendarRole
+from shared.schemas import CalendarOut, CalendarPatch
+
+ROLE_ORDER = (CalendarRole.BOTH, CalendarRole.SOURCE, CalendarRole.TARGET)
+COLUMNS = (
+    "account",
+    "calendar",
+    " ",
+    "sync",
+    "role",
+    "blocks show",
+    "all-day",
+    "events",
+    "blocks",
+    "last sync",
+    "push",
+)
+
+
+def _cells(calendar: CalendarOut, now_text: str) -> tuple[str | Text, ...]:
+    swatch = Text("██", style=calendar.color) if calendar.color else Text("  ")
+    sync = Text("● on", style="green") if calendar.sync_enabled else Text("○ off", style="dim")
+    role = calendar.role.value
+    if calendar.read_only:
+        role += " (read-only)"
+    shows = "Busy" if calendar.busy_title == BusyTitle.PRIVATE else "Busy - title"
+    if calendar.channel_state is None:
+        push = Text("polling" if calendar.sync_enabled else "-", style="dim")
+    else:
+        push = Text(
+            calendar.channel_state.value,
+            style={"active": "green", "failing": "red"}.get(calendar.channel_state.value, "dim"),
+        )
+    return (
+        calendar.account_email,
+        calendar.name,
+        swatch,
+        sync,
+        role,
+        shows,
+        "yes" if calendar.include_all_day else "no",
+        f"{calendar.events:,}",
+        f"{calendar.busy_blocks:,}",
+        now_text,
+        push,
+    )
+
+
+class CalendarsScreen(CalsyncScreen):
+    MODE = "calendars"
+    BINDINGS = [
+        Binding("space", "toggle_sync", "Sync on/off"),
+        Binding("r", "cycle_role", "Role"),
+        Binding("p", "toggle_privacy", "Privacy"),
+        Binding("A", "toggle_all_day", "All-day"),
+        Binding("s", "sync_now", "Sync now"),
+        Binding("F", "full_reconcile", "Full reconcile"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[CalendarOut] = []
+
+    def body(self) -> ComposeResult:
+        table: DataTable[str | Text] = DataTable(id="calendars", cursor_type="row")
+        table.border_title = "Calendars"
+        yield table
+        yield Static(
+            "[b]space[/b] sync on/off  [b]r[/b] role  [b]p[/b] show titles  "
+            "[b]A[/b] all-day  [b]s[/b] sync now  [b]F[/b] full reconcile",
+            id="calendars-help",
+            classes="help",
+        )
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        super().on_mount()
+
+    def reload(self) -> None:
+        self.load()
+
+    @work(exclusive=True, group="calendars", exit_on_error=False)
+    async def load(self) -> None:
+        calendars = await self.host.api.calendars()
+        self.host.remember_calendars(calendars)
+        self.show(calendars)
+
+    def show(self, calendars: list[CalendarOut]) -> None:
+        table: DataTable[str | Text] = self.query_one(DataTable)
+        cursor = table.cursor_row
+        table.clear()
+        self.rows = calendars
+        now = self.host.now()
+        for calendar in calendars:
+            table.add_row(*_cells(calendar, ago(calendar.last_sync_at, now)), key=str(calendar.id))
+        if calendars:
+            table.move_cursor(row=min(max(cursor, 0), len(calendars) - 1))
+
+    def selected(self) -> CalendarOut | None:
+        table = self.query_one(DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def _replace(self, changed: CalendarOut) -> None:
+        self.rows = [changed if c.id == changed.id else c for c in self.rows]
+        self.host.remember_calendars([changed])
+        self.show(self.rows)
+
+    @work(group="calendar-change", exit_on_error=False)
+    async def change(self, calendar: CalendarOut, patch: CalendarPatch, said: str) -> None:
+        changed = await self.host.api.change_calendar(calendar.id, patch)
+        self._replace(changed)
+        self.notify(said, title=calendar.name)
+
+    def action_toggle_sync(self) -> None:
+        if (calendar := self.selected()) is not None:
+            on = not calendar.sync_enabled
+            said = (
+                "sync on: syncing now" if on else "sync off: removing the blocks it made elsewhere"
+            )
+            self.change(calendar, CalendarPatch(sync_enabled=on), said)
+
+    def action_cycle_role(self) -> None:
+        if (calendar := self.selected()) is not None:
+            order: tuple[CalendarRole, ...] = ROLE_ORDER
+            if calendar.read_only:
+                order = (CalendarRole.SOURCE,)
+            role = (
+                order[(order.index(calendar.role) + 1) % len(order)]
+                if calendar.role in order
+                else order[0]
+            )
+            self.change(calendar, CalendarPatch(role=role), f"role: {role.value}")
+
+    def action_toggle_privacy(self) -> None:
+        if (calendar := self.selected()) is not None:
+            title = (
+                BusyTitle.TITLE if calendar.busy_title == BusyTitle.PRIVATE else BusyTitle.PRIVATE
+            )
+            said = (
+                'its blocks say "Busy - <title>"'
+                if title == BusyTitle.TITLE
+                else 'its blocks say only "Busy"'
+            )
+            self.change(calendar, CalendarPatch(busy_title=title), said)
+
+    def action_toggle_all_day(self) -> None:
+        if (calendar := self.selected()) is not None:
+            on = not calendar.include_all_day
+            said = "all-day events block" if on else "all-day events do not block"
+            self.change(calendar, CalendarPatch(include_all_day=on), said)
+
+    @work(group="sync-now", exit_on_error=False)
+    async def action_sync_now(self) -> None:
+        calendar = self.selected()
+        if calendar is None:
+            return
+        accepted = await self.host.api.sync(calendar.id)
+        coalesced = any(job.coalesced for job in accepted.jobs)
+        self.notify(
+            "joined the sync already waiting" if coalesced else "sync queued", title=calendar.name
+        )
+
+    def action_full_reconcile(self) -> None:
+        syncing = [c for c in self.rows if c.sync_enabled]
+        self.app.push_screen(FullReconcileDialog(len(syncing)), self._full_confirmed)
+
+    def _full_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self.full_reconcile()
+
+    @work(group="sync-now", exit_on_error=False)
+    async def full_reconcile(self) -> None:
+        accepted = await self.host.api.sync(full=True)
+        self.notify(f"full reconcile queued for {len(accepted.jobs)} calendars")

@@ -1,0 +1,170 @@
+"""Every screen, the sync-log detail and each confirmation as a snapshot of the demo's data;
+the same run writes screenshots/<name>.svg, which README.md shows."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from calsync_tui.app import CalsyncApp
+from calsync_tui.dialogs.confirm import ConfirmDialog
+from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
+from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.screens.busy_blocks import BusyBlocksScreen
+from calsync_tui.screens.overview import OverviewScreen
+from calsync_tui.screens.sync_log import SyncLogScreen
+from tests.tui.conftest import SCREENSHOTS, SIZE, live, snapshot_app, until
+
+Snap = Callable[..., bool]
+
+
+def rows(app: CalsyncApp, selector: str) -> int:
+    return app.screen.query_one(selector, DataTable).row_count
+
+
+async def _shown(pilot: Pilot[Any], name: str) -> None:
+    """The data is on screen and the stream is live: ready for the picture."""
+    await live(pilot)
+    await pilot.pause()
+
+
+def keep(request: pytest.FixtureRequest, name: str) -> None:
+    """The snapshot just compared (so identical to what the app drew) is README's picture."""
+    test = Path(request.node.path)
+    stored = test.parent / "__snapshots__" / test.stem / f"{request.node.name}.svg"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    shutil.copyfile(stored, SCREENSHOTS / f"{name}.svg")
+
+
+def screen(
+    key: str, selector: str, count: int, name: str
+) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press(key)
+        await until(pilot, lambda: rows(app, selector) >= count, what=f"{count} rows in {selector}")
+        await _shown(pilot, name)
+
+    return run_before
+
+
+def test_overview(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+
+        def loaded() -> bool:
+            screen = app.screen
+            return isinstance(screen, OverviewScreen) and screen.data is not None
+
+        await until(pilot, loaded, what="the overview's data")
+        await until(pilot, lambda: rows(app, "#recent") == 5, what="five recent syncs")
+        await _shown(pilot, "overview")
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "overview")
+
+
+def test_accounts(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    run_before = screen("2", "#accounts", 2, "accounts")
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "accounts")
+
+
+def test_calendars(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    run_before = screen("3", "#calendars", 5, "calendars")
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "calendars")
+
+
+def test_busy_blocks(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    total = demo.api().get("api/v1/status").json()["busy_blocks"]
+    assert total > 100
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press("4")
+
+        def loaded() -> bool:
+            screen = app.screen
+            return (
+                isinstance(screen, BusyBlocksScreen)
+                and not screen.fetching
+                and screen.loaded == total
+            )
+
+        await until(pilot, loaded, what=f"all {total} blocks")
+        await _shown(pilot, "busy_blocks")
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "busy_blocks")
+
+
+def test_sync_log(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    run_before = screen("5", "#logs", 5, "sync_log")
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "sync_log")
+
+
+def test_sync_log_detail(
+    snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press("5")
+        await until(pilot, lambda: rows(app, "#logs") == 5, what="five syncs")
+        # The sync of Projects: it created blocks, so every count has something to show.
+        screen = app.screen
+        assert isinstance(screen, SyncLogScreen)
+        index = next(i for i, log in enumerate(screen.rows) if log.blocks_created)
+        screen.query_one(DataTable).move_cursor(row=index)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SyncLogDetail), what="the detail")
+        await _shown(pilot, "sync_log_detail")
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "sync_log_detail")
+
+
+def test_channels(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    run_before = screen("6", "#channels", 5, "channels")
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "channels")
+
+
+@pytest.mark.parametrize(
+    ("name", "keys", "selector", "count"),
+    [
+        ("confirm_disconnect", ("2", "d"), "#accounts", 2),
+        ("confirm_full_reconcile", ("3", "F"), "#calendars", 5),
+    ],
+)
+def test_confirmation(
+    snap_compare: Snap,
+    demo: DemoWorld,
+    request: pytest.FixtureRequest,
+    name: str,
+    keys: tuple[str, str],
+    selector: str,
+    count: int,
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press(keys[0])
+        await until(pilot, lambda: rows(app, selector) >= count, what=f"rows in {selector}")
+        await pilot.press(keys[1])
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
+        await _shown(pilot, name)
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, name)
