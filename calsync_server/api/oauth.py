@@ -94,7 +94,7 @@ def _connected(signed_in: SignedIn) -> Response[str]:
     )
 
 
-@get(f"/{CALLBACK_PATH}", tags=["sign-in"], include_in_schema=True)
+@get(f"/{CALLBACK_PATH}", tags=["sign-in"], include_in_schema=False)
 async def google_callback(
     request: Request[Any, Any, Any],
     oauth_state: StateParam = None,
