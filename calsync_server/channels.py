@@ -26,8 +26,9 @@ from shared.settings import Settings
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "webhooks/google"
-# Failed renewals in a row before a channel counts as failing (its calendar is then polled).
-FAILURES_BEFORE_FAILING = 3
+# Retrying a failed channel: the first wait (shorter when polling is more frequent), the longest.
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 3600.0
 # Polls finding changes no notification announced before a channel counts as failing.
 UNANNOUNCED_BEFORE_FAILING = 2
 
@@ -112,14 +113,15 @@ class ChannelKeeper:
             session.commit()
         return changes
 
-    @staticmethod
-    def _retry_due(channels: list[PushChannel], now: datetime) -> bool:
-        """After failed attempts, wait longer before the next (30 s doubling, up to an hour)."""
+    def _retry_due(self, channels: list[PushChannel], now: datetime) -> bool:
+        """After failed attempts, wait longer before the next: one poll interval (at most 30 s;
+        the calendar is polled meanwhile), doubling with each failure, up to an hour."""
         failing = [c for c in channels if c.state == ChannelState.FAILING and c.last_attempt_at]
         if not failing:
             return True
         latest = max(failing, key=lambda c: c.last_attempt_at or now)
-        wait = min(3600.0, 30.0 * 2 ** max(0, latest.failures - 1))
+        base = min(RETRY_BASE_SECONDS, self.settings.poll_interval_seconds)
+        wait = min(RETRY_MAX_SECONDS, base * 2 ** max(0, latest.failures - 1))
         assert latest.last_attempt_at is not None
         return now - latest.last_attempt_at >= timedelta(seconds=wait)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, col, delete, func, select
 
 from calsync_server.channels import ChannelChanges, ChannelKeeper, healthy
 from calsync_server.db.models import Account, Calendar, Notification, PushChannel, SyncJob
@@ -58,12 +58,13 @@ class Scheduler:
 
     def tick(self) -> TickResult:
         result = TickResult(reclaimed=self.queue.reclaim_expired())
-        if self.settings.public_url:
-            result.channels = self.channels.maintain()
+        # Also without a public URL: channels left from when there was one are stopped.
+        result.channels = self.channels.maintain()
         now = self.clock.now()
         poll_every = timedelta(seconds=self.settings.poll_interval_seconds)
         full_every = timedelta(hours=self.settings.full_reconcile_interval_hours)
-        with Session(self.db) as session:
+        # Not expired on commit: pruning commits, and the calendars are read after the session.
+        with Session(self.db, expire_on_commit=False) as session:
             calendars = session.exec(
                 select(Calendar)
                 .join(Account, col(Calendar.account_id) == Account.id)
@@ -83,10 +84,22 @@ class Scheduler:
                     )
                 )
             )
+            # A sync that failed for good leaves last_sync_at as it was: without this, the
+            # calendar would be tried again every tick instead of every poll interval.
+            failed = dict(
+                session.exec(
+                    select(SyncJob.calendar_id, func.max(SyncJob.started_at))
+                    .where(SyncJob.state == JobState.FAILED)
+                    .group_by(col(SyncJob.calendar_id))
+                ).all()
+            )
             self._prune(session, now)
         for calendar in calendars:
             assert calendar.id is not None
             if calendar.id in busy:
+                continue
+            last_failure = failed.get(calendar.id)
+            if last_failure is not None and now - last_failure < poll_every:
                 continue
             if calendar.last_full_sync_at is None or now - calendar.last_full_sync_at >= full_every:
                 self.queue.enqueue(calendar.id, SyncKind.FULL, full=True)

@@ -68,7 +68,8 @@ def parse_headers(headers: Any) -> PushHeaders:
     if state not in STATES:
         raise BadHeaders(f"header X-Goog-Resource-State must be one of {', '.join(STATES)}")
     number_text = text("x-goog-message-number", 20)
-    if not number_text.isdigit() or int(number_text) >= 2**63:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not _decimal(number_text) or int(number_text) >= 2**63:
         raise BadHeaders("header X-Goog-Message-Number must be a non-negative integer")
     return PushHeaders(
         channel_id=channel_id,
@@ -78,6 +79,10 @@ def parse_headers(headers: Any) -> PushHeaders:
         resource_uri=text("x-goog-resource-uri", 2048, required=False),
         token=text("x-goog-channel-token", 256, required=False),
     )
+
+
+def _decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +175,7 @@ async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
     runtime: Runtime = request.app.state.runtime
     started = time.perf_counter()
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (not _decimal(declared) or int(declared) > MAX_BODY_BYTES):
         return _answer(HTTP_413_REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
     body = b""
     async for chunk in request.stream():
