@@ -371,6 +371,7 @@ def test_a_revoked_login_needs_reauth_alone_and_signing_in_again_restores_it(
         assert accounts(ada)[work]["state"] == "active"
         # No block is deleted because a login expired.
         assert starts(world.blocks(h)) == [at(9)]
+        world.insert(h, **timed("Gym", 18, 19))
 
         sign_in(ada, home)
         assert accounts(ada)[home]["id"] == home_id
@@ -379,11 +380,17 @@ def test_a_revoked_login_needs_reauth_alone_and_signing_in_again_restores_it(
         row = next(c for c in ada.get("/api/v1/calendars").json() if c["id"] == h.id)
         assert row["sync_enabled"]
         assert row["busy_title"] == "title"
-        blocks = wait_until(
-            lambda: (b := world.blocks(h)) and starts(b) == [at(9), at(12), at(16)] and b,
+        wait_until(
+            lambda: starts(world.blocks(h)) == [at(9), at(12), at(16)],
             what="home caught up after re-authorisation",
         )
-        assert {b["summary"] for b in blocks} == {"Busy"}  # work's busy_title is private
+        assert {b["summary"] for b in world.blocks(h)} == {"Busy"}  # work's title is private
+        # What happened in home meanwhile arrives too, titled as home's setting says.
+        team = wait_until(
+            lambda: [b for b in world.blocks(w["Team"]) if b["start"]["dateTime"] == at(18)],
+            what="home's event from while it was signed out, in Team",
+        )
+        assert [b["summary"] for b in team] == ["Busy - Gym"]
         assert refresh_grant(world, revoked).status_code == 400
         assert stored(world, home).refresh_token != revoked
 
