@@ -47,16 +47,30 @@ class HeaderBar(Static):
 
     def _text(self) -> Text:
         width = self.size.width or 80
-        text = Text(" calsync ", style="bold cyan")
-        compact = width < 100
-        for key, mode, label in SCREENS:
-            shown = label.split()[0] if compact else label
-            style = "reverse bold" if mode == self.mode else ""
-            text.append(" ")
-            text.append(f"{key}", style="dim" if mode != self.mode else style)
-            text.append(f" {shown} ", style=style)
         label, colour = STATE_LOOK[self.state]
-        gap = max(1, width - text.cell_len - len(label) - 1)
-        text.append(" " * gap)
+        # Widest form that fits: full labels, then short ones, then no name, then keys only.
+        for short, named, keys_only in (
+            (False, True, False),
+            (True, True, False),
+            (True, False, False),
+            (True, False, True),
+        ):
+            text = self._tabs(short, named, keys_only)
+            if text.cell_len + len(label) + 2 <= width:
+                break
+        text.append(" " * max(1, width - text.cell_len - len(label) - 1))
         text.append(label, style=colour)
+        return text
+
+    def _tabs(self, short: bool, named: bool, keys_only: bool) -> Text:
+        text = Text(" calsync " if named else "", style="bold cyan")
+        for key, mode, label in SCREENS:
+            current = mode == self.mode
+            shown = label.split()[0] if short else label
+            text.append(" ")
+            if keys_only and not current:
+                text.append(key, style="dim")
+                continue
+            text.append(key, style="reverse bold" if current else "dim")
+            text.append(f" {shown} ", style="reverse bold" if current else "")
         return text

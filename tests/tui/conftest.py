@@ -51,11 +51,11 @@ def enable_in_order(world: DemoWorld, names: list[str] | None = None) -> None:
             )
 
 
-def build_world(home: Path, **options: Any) -> Iterator[DemoWorld]:
+def build_world(home: Path, today: date, **options: Any) -> Iterator[DemoWorld]:
     with demo_world(
         home,
         live=False,
-        today=DAY,
+        today=today,
         push=False,
         enable=False,
         settings={"workers": 1, "poll_interval_seconds": 3600.0},
@@ -68,7 +68,7 @@ def build_world(home: Path, **options: Any) -> Iterator[DemoWorld]:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
     """The demo, every calendar synced, time standing still: for snapshots (read only)."""
     home = tmp_path_factory.mktemp("demo-home")
-    for world in build_world(home, clock=FixedClock(SERVER_NOW)):
+    for world in build_world(home, DAY, clock=FixedClock(SERVER_NOW)):
         enable_in_order(world)
         yield world
 
@@ -76,7 +76,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
 @pytest.fixture
 def fresh_demo(tmp_path: Path) -> Iterator[DemoWorld]:
     """A demo of this test's own, on the real clock, nothing enabled yet: for actions."""
-    yield from build_world(tmp_path / "home")
+    yield from build_world(tmp_path / "home", datetime.now(UTC).date())
 
 
 def dashboard(world: DemoWorld, *, clock: FixedClock | None = None) -> CalsyncApp:

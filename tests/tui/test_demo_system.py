@@ -1,0 +1,97 @@
+"""System: `calsync demo` in a real terminal (tmux) shows the demo's calendars and busy blocks
+within seconds, and `q` ends it with exit code 0, leaving no process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.support.waiting import wait_until
+
+TMUX = shutil.which("tmux")
+pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+
+
+def _calsync() -> list[str]:
+    script = Path(sys.executable).with_name("calsync")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "calsync_tui.cli"]
+
+
+class Terminal:
+    """A tmux server of this test's own, with one 120x36 window running one command."""
+
+    def __init__(self, command: list[str], done: Path) -> None:
+        assert TMUX is not None
+        # -u: UTF-8 whatever the test runner's locale, or tmux draws "●" and "█" as "_".
+        self.base = [TMUX, "-u", "-L", f"calsync-test-{uuid.uuid4().hex[:8]}"]
+        # COLUMNS/LINES from the test runner would override the window's real size.
+        line = "env -u COLUMNS -u LINES " + " ".join(command) + f"; echo $? > {done}; sleep 600"
+        env = ["-e", "LANG=C.UTF-8", "-e", "TERM=xterm-256color"]
+        if "PYTHONPATH" in os.environ:
+            env += ["-e", f"PYTHONPATH={os.environ['PYTHONPATH']}"]
+        subprocess.run(
+            [*self.base, "new-session", "-d", *env, "-x", "120", "-y", "36", line], check=True
+        )
+
+    def screen(self) -> str:
+        out = subprocess.run(
+            [*self.base, "capture-pane", "-p"], capture_output=True, text=True, check=False
+        )
+        return out.stdout
+
+    def press(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", *keys], check=True)
+
+    def pane_pid(self) -> int:
+        out = subprocess.run(
+            [*self.base, "list-panes", "-F", "#{pane_pid}"], capture_output=True, text=True
+        )
+        return int(out.stdout.split()[0])
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, check=False)
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def test_calsync_demo_shows_the_demo_and_quits_cleanly(tmp_path: Path) -> None:
+    done = tmp_path / "exit-code"
+    terminal = Terminal([*_calsync(), "demo", "--home", str(tmp_path / "home")], done)
+    try:
+        shell = terminal.pane_pid()
+        # The overview: both accounts connected and blocks counted, the stream live.
+        wait_until(
+            lambda: "● live" in terminal.screen() and "Busy blocks" in terminal.screen(),
+            timeout=30,
+            what="the dashboard, live",
+        )
+        demo_pids = _children(shell)
+        assert demo_pids, "calsync demo runs as a child of the pane's shell"
+        terminal.press("3")
+        wait_until(
+            lambda: all(n in terminal.screen() for n in ("Projects", "Family", "● on")),
+            timeout=30,
+            what="the demo calendars with sync on",
+        )
+        terminal.press("4")
+        wait_until(
+            lambda: "Busy " in terminal.screen() and " blocks" in terminal.screen(),
+            timeout=30,
+            what="busy blocks",
+        )
+        terminal.press("q")
+        code = wait_until(lambda: done.exists() and done.read_text().strip(), timeout=60)
+        assert code == "0", terminal.screen()
+        # Emulator, server and dashboard were one process; it is gone, with nothing left behind.
+        assert all(not Path(f"/proc/{pid}").exists() for pid in demo_pids)
+    finally:
+        terminal.close()

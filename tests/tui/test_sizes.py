@@ -1,0 +1,48 @@
+"""Every screen and dialog renders at 80x24 and at 200x60 with the demo's data, without error."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable
+
+from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
+from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.widgets.header import SCREENS
+from tests.tui.conftest import live, snapshot_app, until
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_every_screen_renders(demo: DemoWorld, size: tuple[int, int]) -> None:
+    app = snapshot_app(demo)
+    async with app.run_test(size=size) as pilot:
+        await live(pilot)
+        for key, mode, _ in SCREENS:
+            await pilot.press(key)
+            await until(pilot, lambda mode=mode: app.current_mode == mode, what=mode)
+            tables = list(app.screen.query(DataTable))
+            if tables and mode != "overview":
+                table = tables[0]
+                await until(pilot, lambda t=table: t.row_count > 0, what=f"rows on {mode}")
+            await pilot.pause()
+            text = app.export_screenshot()
+            assert "calsync" in text
+        await pilot.press("5")
+        await until(pilot, lambda: app.screen.query_one(DataTable).row_count > 0)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, SyncLogDetail), what="the detail")
+        app.export_screenshot()
+        await pilot.press("escape")
+        for key, dialog_key in (("2", "d"), ("3", "F")):
+            await pilot.press(key)
+            await until(pilot, lambda: app.screen.query_one(DataTable).row_count > 0)
+            await pilot.press(dialog_key)
+            await pilot.pause()
+            app.export_screenshot()
+            await pilot.press("n")
+        # The command palette reaches the screens too.
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Channels")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.current_mode == "channels", what="channels by palette")
+        assert app.is_running
