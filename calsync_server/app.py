@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from calsync_server.api.auth import require_user
 from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.oauth import GoogleSignIn, google_callback
 from calsync_server.api.routes import ApiV1
@@ -64,6 +65,7 @@ def create_app(
         ],
         lifespan=[lifespan],
         state=State({"runtime": built, "token_cache": {}}),
+        guards=[require_user],  # 401 before any parameter or body of a user's route is read
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_REQUEST_BYTES,
         openapi_config=OpenAPIConfig(

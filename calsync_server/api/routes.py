@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
+import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, ValidationException
@@ -41,6 +44,35 @@ IdParam = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 OptionalId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)]
 Cursor = Annotated[str | None, QueryParameter(max_length=200)]
+
+
+T = TypeVar("T", bound=msgspec.Struct)
+_AT_PATH = re.compile(r" - at `\$\.?(?P<key>[^`]*)`$")
+
+
+def _strict(schema: type[T]) -> Callable[[Request[Any, Any, Any]], Awaitable[T | None]]:
+    """The body decoded strictly: Litestar converts bodies leniently (1 -> true, "7" -> 7), and
+    a JSON API that takes a wrong type silently is one a client can misuse without knowing.
+    Runs after Litestar's own parsing, so the body is cached and already valid JSON."""
+
+    async def provide(request: Request[Any, Any, Any]) -> T | None:
+        raw = await request.body()
+        if not raw.strip():
+            return None
+        try:
+            decoded: T | None = msgspec.json.decode(raw, type=schema | None, strict=True)
+        except msgspec.ValidationError as exc:
+            message = str(exc)
+            where = _AT_PATH.search(message)
+            problem = {
+                "message": message[: where.start()] if where else message,
+                "key": (where.group("key") if where else "") or "data",
+                "source": "body",
+            }
+            raise ValidationException(message, extra=[problem]) from None
+        return decoded
+
+    return provide
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -90,16 +122,22 @@ class ApiV1(Controller):
         with Session(runtime.db) as session:
             return queries.calendars(session, user_id, runtime.clock.now())
 
-    @patch("/calendars/{calendar_id:int}", sync_to_thread=True)
+    @patch(
+        "/calendars/{calendar_id:int}",
+        sync_to_thread=True,
+        dependencies={"strict": Provide(_strict(CalendarPatch))},
+    )
     def change_calendar(
         self,
         request: Request[Any, Any, Any],
         user_id: UserId,
         calendar_id: IdParam,
         data: JSONBody[CalendarPatch],
+        strict: NamedDependency[CalendarPatch | None],
     ) -> CalendarOut:
         """Change sync, role, privacy or all-day; the blocks follow (turning sync on runs the
         initial sync, off removes the calendar's blocks)."""
+        data = strict or data  # `data` documents the body; `strict` is what it really says
         runtime = _runtime(request)
         with Session(runtime.db) as session:
             calendar = queries.owned_calendar(session, user_id, calendar_id)
@@ -133,10 +171,12 @@ class ApiV1(Controller):
             )
             session.add(calendar)
             session.commit()
-            active = account.state == AccountState.ACTIVE
+            # A calendar with sync off holds and sources no blocks: its settings wait for sync on.
+            resync = changed and account.state == AccountState.ACTIVE
+            resync = resync and (calendar.sync_enabled or turned_off)
         if turned_off:
             runtime.channels.stop_calendar_channels([calendar_id])
-        if changed and active:
+        if resync:
             # Settings change which blocks should exist everywhere: a full pass for this
             # calendar (a first sync, or a turned-off calendar's removal, is one anyway).
             runtime.enqueue(calendar_id, SyncKind.MANUAL, full=not turned_off)
@@ -193,15 +233,22 @@ class ApiV1(Controller):
         with Session(runtime.db) as session:
             return queries.channels(session, user_id, runtime.clock.now())
 
-    @post("/sync", status_code=HTTP_202_ACCEPTED, sync_to_thread=True)
+    @post(
+        "/sync",
+        status_code=HTTP_202_ACCEPTED,
+        sync_to_thread=True,
+        dependencies={"strict": Provide(_strict(SyncRequest))},
+    )
     def sync(
         self,
         request: Request[Any, Any, Any],
         user_id: UserId,
+        strict: NamedDependency[SyncRequest | None],
         data: JSONBody[SyncRequest | None] = None,
     ) -> SyncAccepted:
         """Queue a sync of one calendar or of every synced one (a full reconcile with `full`)."""
-        request_ = data or SyncRequest()
+        del data  # documents the body in the schema; `strict` is what it really says
+        request_ = strict or SyncRequest()
         runtime = _runtime(request)
         with Session(runtime.db) as session:
             if request_.calendar_id is not None:
