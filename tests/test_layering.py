@@ -31,3 +31,47 @@ def test_the_server_loads_no_textual() -> None:
     loaded = _modules_after_import("calsync_server")
     assert "sqlmodel" in loaded
     assert "textual" not in loaded
+
+
+# The launcher starts the server embedded; it is the only part of the dashboard allowed to.
+TUI_LAUNCHER = ("calsync_tui.cli", "calsync_tui.launch")
+
+
+def _tui_modules() -> list[str]:
+    code = (
+        "import json, pkgutil, calsync_tui\n"
+        "print(json.dumps([m.name for m in pkgutil.walk_packages("
+        "calsync_tui.__path__, 'calsync_tui.')]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names: list[str] = json.loads(out.stdout)
+    return [n for n in names if not n.startswith(TUI_LAUNCHER)]
+
+
+def test_the_dashboard_reaches_the_server_only_over_http() -> None:
+    """Every dashboard module but the launcher, imported together in a clean interpreter,
+    loads no calsync_server (and so no database, engine or Litestar)."""
+    modules = _tui_modules()
+    assert "calsync_tui.app" in modules
+    assert "calsync_tui.screens.busy_blocks" in modules
+    code = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
+    assert "textual" in loaded  # the check sees what was imported
+    assert "calsync_server" not in loaded
+    assert "litestar" not in loaded
+    assert "sqlmodel" not in loaded
+
+
+def test_the_command_line_loads_textual_only_for_the_dashboard() -> None:
+    """`calsync --help` (and every server command) starts without importing Textual."""
+    code = "import json, sys\nimport calsync_tui.cli\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
+    assert "click" in loaded
+    assert "textual" not in loaded
