@@ -13,12 +13,9 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-# `calsync demo` (dashboard, server and emulator together) is not built yet: until it is, this
-# runs the most complete thing there is, the Google emulator with the live demo scenario.
+# Everything offline: the emulator (demo scenario, live), the server and the dashboard; q quits.
 demo: $(VENV)/.installed
-	@echo "calsync demo is not built yet: starting the Google emulator (demo scenario, live)."
-	@echo "Point calsync at it with CALSYNC_GOOGLE_API_URL=http://127.0.0.1:8766/ ; Ctrl-C stops it."
-	$(VENV)/bin/calsync emulator --scenario demo --live --port 8766
+	$(VENV)/bin/calsync demo
 
 test: $(VENV)/.installed lint typecheck pytest
 
