@@ -22,6 +22,9 @@ from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, at, timed
 
+# Generous: syncs run in worker threads of a server that shares the machine with other tests.
+SETTLE_S = 30.0
+
 # -- helpers ----------------------------------------------------------------------------------
 
 
@@ -155,12 +158,25 @@ def test_two_accounts_for_ada_and_one_for_bob_sync_and_nothing_crosses_users(
         world.enable(bob, bob_cals["primary"], bob_cals["Side"])
 
         wait_until(
-            lambda: starts(world.blocks(ada_work["Team"])) == [at(9), at(15)],
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(ada_work["Team"])) == [at(9), at(15)],
             what="both of ada's events in Team",
         )
-        wait_until(lambda: starts(world.blocks(ada_home["primary"])) == [at(9)], what="home")
-        wait_until(lambda: starts(world.blocks(bob_cals["Side"])) == [at(11)], what="bob's Side")
-        wait_until(lambda: world.settled(ada) and world.settled(bob), what="queues to drain")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(ada_home["primary"])) == [at(9)],
+            what="home",
+        )
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(bob_cals["Side"])) == [at(11)],
+            what="bob's Side",
+        )
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: world.settled(ada) and world.settled(bob),
+            what="queues to drain",
+        )
         assert starts(world.blocks(ada_work["primary"])) == [at(15)]
         # Nothing of bob's reaches ada and nothing of ada's reaches bob.
         assert world.blocks(bob_cals["primary"]) == []
@@ -245,7 +261,9 @@ def test_tokens_at_rest_are_encrypted_and_the_key_is_private(
         sign_in(ada, email)
         cals = calendars(ada, email)
         world.enable(ada, cals["primary"])
-        wait_until(lambda: world.logs(ada, cals["primary"]), what="the first sync")
+        wait_until(
+            timeout=SETTLE_S, probe=lambda: world.logs(ada, cals["primary"]), what="the first sync"
+        )
     credentials = stored(world, email)
     assert credentials.access_token
     assert credentials.refresh_token
@@ -285,15 +303,23 @@ def test_an_access_token_google_dropped_is_refreshed_and_sealed_back(
         sign_in(ada, home)
         w, h = calendars(ada, work)["primary"], calendars(ada, home)["primary"]
         world.enable(ada, w, h)
-        wait_until(lambda: world.settled(ada) and world.logs(ada, h), what="first syncs")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: world.settled(ada) and world.logs(ada, h),
+            what="first syncs",
+        )
         before = stored(world, work)
         # Google forgets the access token (as when it expires); its expiry still looks fine.
         assert world.admin.post("/revoke", data={"token": before.access_token}).status_code == 200
 
         world.insert(w, **timed("Standup", 8, 9))
         sync_now(ada)
-        wait_until(lambda: starts(world.blocks(h)) == [at(8)], what="the block in home")
-        wait_until(lambda: world.settled(ada), what="the queue to drain")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(h)) == [at(8)],
+            what="the block in home",
+        )
+        wait_until(timeout=SETTLE_S, probe=lambda: world.settled(ada), what="the queue to drain")
         after = stored(world, work)
         assert after.access_token != before.access_token
         assert after.refresh_token == before.refresh_token
@@ -320,8 +346,14 @@ def test_tokens_are_refreshed_before_they_expire(
                 w, h = calendars(ada, work)["primary"], calendars(ada, home)["primary"]
                 world.insert(w, **timed("Review", 13, 14))
                 world.enable(ada, w, h)
-                wait_until(lambda: starts(world.blocks(h)) == [at(13)], what="the block")
-                wait_until(lambda: world.settled(ada), what="the queue to drain")
+                wait_until(
+                    timeout=SETTLE_S,
+                    probe=lambda: starts(world.blocks(h)) == [at(13)],
+                    what="the block",
+                )
+                wait_until(
+                    timeout=SETTLE_S, probe=lambda: world.settled(ada), what="the queue to drain"
+                )
                 refreshed = stored(world, work)
                 assert refreshed.access_token != signed_in.access_token
                 assert refreshed.expiry is not None
@@ -344,8 +376,12 @@ def test_a_revoked_login_needs_reauth_alone_and_signing_in_again_restores_it(
         world.insert(w["primary"], **timed("Board meeting", 9, 10))
         world.enable(ada, w["primary"], w["Team"])
         world.enable(ada, h, busy_title="title")
-        wait_until(lambda: starts(world.blocks(h)) == [at(9)], what="the first block in home")
-        wait_until(lambda: world.settled(ada), what="first syncs")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(h)) == [at(9)],
+            what="the first block in home",
+        )
+        wait_until(timeout=SETTLE_S, probe=lambda: world.settled(ada), what="first syncs")
         home_id = accounts(ada)[home]["id"]
         revoked = stored(world, home).refresh_token
         assert revoked
@@ -356,18 +392,25 @@ def test_a_revoked_login_needs_reauth_alone_and_signing_in_again_restores_it(
         world.insert(w["primary"], **timed("Lunch", 12, 13))
         sync_now(ada)
         wait_until(
-            lambda: accounts(ada)[home]["state"] == "needs_reauth", what="home needing reauth"
+            timeout=SETTLE_S,
+            probe=lambda: accounts(ada)[home]["state"] == "needs_reauth",
+            what="home needing reauth",
         )
         assert accounts(ada)[work]["state"] == "active"
         # Work keeps syncing into its own calendars.
-        wait_until(lambda: starts(world.blocks(w["Team"])) == [at(9), at(12)], what="work's blocks")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(w["Team"])) == [at(9), at(12)],
+            what="work's blocks",
+        )
         world.insert(w["primary"], **timed("Retro", 16, 17))
         sync_now(ada)
         wait_until(
-            lambda: starts(world.blocks(w["Team"])) == [at(9), at(12), at(16)],
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(w["Team"])) == [at(9), at(12), at(16)],
             what="work still syncing",
         )
-        wait_until(lambda: world.settled(ada), what="the queue to drain")
+        wait_until(timeout=SETTLE_S, probe=lambda: world.settled(ada), what="the queue to drain")
         assert accounts(ada)[work]["state"] == "active"
         # No block is deleted because a login expired.
         assert starts(world.blocks(h)) == [at(9)]
@@ -381,13 +424,15 @@ def test_a_revoked_login_needs_reauth_alone_and_signing_in_again_restores_it(
         assert row["sync_enabled"]
         assert row["busy_title"] == "title"
         wait_until(
-            lambda: starts(world.blocks(h)) == [at(9), at(12), at(16)],
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(h)) == [at(9), at(12), at(16)],
             what="home caught up after re-authorisation",
         )
         assert {b["summary"] for b in world.blocks(h)} == {"Busy"}  # work's title is private
         # What happened in home meanwhile arrives too, titled as home's setting says.
         team = wait_until(
-            lambda: [b for b in world.blocks(w["Team"]) if b["start"]["dateTime"] == at(18)],
+            timeout=SETTLE_S,
+            probe=lambda: [b for b in world.blocks(w["Team"]) if b["start"]["dateTime"] == at(18)],
             what="home's event from while it was signed out, in Team",
         )
         assert [b["summary"] for b in team] == ["Busy - Gym"]
@@ -413,11 +458,16 @@ def test_disconnect_leaves_no_block_of_the_account_anywhere_and_revokes_its_toke
         world.insert(h["Kids"], **timed("Football", 17, 18))
         world.enable(ada, w["primary"], w["Team"], h["primary"], h["Kids"])
         wait_until(
-            lambda: starts(world.blocks(w["Team"])) == [at(9), at(15), at(17)],
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(w["Team"])) == [at(9), at(15), at(17)],
             what="every block in Team",
         )
-        wait_until(lambda: starts(world.blocks(h["Kids"])) == [at(9), at(15)], what="Kids")
-        wait_until(lambda: world.settled(ada), what="first syncs")
+        wait_until(
+            timeout=SETTLE_S,
+            probe=lambda: starts(world.blocks(h["Kids"])) == [at(9), at(15)],
+            what="Kids",
+        )
+        wait_until(timeout=SETTLE_S, probe=lambda: world.settled(ada), what="first syncs")
         home_id = accounts(ada)[home]["id"]
         refresh = stored(world, home).refresh_token
         assert refresh
