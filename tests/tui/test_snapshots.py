@@ -35,7 +35,11 @@ async def _shown(pilot: Pilot[Any], name: str) -> None:
 
 
 def keep(request: pytest.FixtureRequest, name: str) -> None:
-    """The snapshot just compared (so identical to what the app drew) is README's picture."""
+    """The snapshot just compared (so identical to what the app drew) is README's picture.
+    With --snapshot-update the new snapshot is written only when the session ends: run the
+    tests once more to refresh screenshots/."""
+    if request.config.getoption("--snapshot-update", default=False):
+        return
     test = Path(request.node.path)
     stored = test.parent / "__snapshots__" / test.stem / f"{request.node.name}.svg"
     SCREENSHOTS.mkdir(exist_ok=True)
