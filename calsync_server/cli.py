@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
 from typing import Any
 
 import click
@@ -100,7 +102,18 @@ def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None)
     click.echo(f"calsync server at http://{host}:{port}/ (data in {settings.home})")
     if not settings.public_url:
         click.echo("no public URL: push channels are off, calendars are polled")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again so the default
+    # handler kills the process (exit status -15). A stop that was asked for is a clean exit:
+    # this handler gets that re-raised signal (or one that comes before uvicorn is listening).
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 @cli.command("emulator")

@@ -12,8 +12,10 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from calsync_server.accounts.service import default_api_token, ensure_default_user
@@ -34,6 +36,10 @@ from shared.domain import JobState, SyncKind
 from shared.settings import Settings
 
 log = logging.getLogger("calsync.server")
+
+SCHEDULER_TASK = "calsync-scheduler"
+# The PostgreSQL advisory lock that serialises server start-ups (any constant; "calsync").
+STARTUP_LOCK_KEY = 0x63616C73796E63
 
 # Workers look for jobs other processes queued this often; local enqueues wake them at once.
 IDLE_POLL_SECONDS = 0.5
@@ -84,11 +90,14 @@ class Runtime:
     def prepare(self) -> None:
         """Blocking start-up: migrations, then the default user and its token."""
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        upgrade_database(self.db)
         self.default_token = default_api_token(self.settings.home, self.settings.api_token)
-        with Session(self.db) as session:
-            ensure_default_user(session, self.default_token, self.clock.now())
-            session.commit()
+        # Several processes starting together on one database would all migrate it and all
+        # create the default user: the losers crashed on a unique violation. One at a time.
+        with _startup_lock(self.db):
+            upgrade_database(self.db)
+            with Session(self.db) as session:
+                ensure_default_user(session, self.default_token, self.clock.now())
+                session.commit()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.prepare)
@@ -100,15 +109,19 @@ class Runtime:
                 asyncio.create_task(self._work(n), name=f"calsync-worker-{n}")
                 for n in range(self.settings.workers)
             ]
-            self._tasks.append(asyncio.create_task(self._schedule(), name="calsync-scheduler"))
+            self._tasks.append(asyncio.create_task(self._schedule(), name=SCHEDULER_TASK))
 
     async def stop(self) -> None:
         """Stop taking work; a sync already running finishes (or its lease lets another take it)."""
         self._stopping = True
         if self._wake is not None:
             self._wake.set()
+        # Workers are not cancelled: a cancelled worker's claim went on in its thread and left
+        # the job it took running, with nobody to finish it, until its lease ran out. Each
+        # worker ends on its own once its claim (and the sync it got) is over.
         for task in self._tasks:
-            task.cancel()
+            if task.get_name() == SCHEDULER_TASK:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         self.db.dispose()
@@ -217,3 +230,21 @@ class Runtime:
                 select(func.count()).select_from(SyncJob).where(SyncJob.state == JobState.RUNNING)
             ).one()
         return {"queue_depth": float(depth), "jobs_running": float(running)}
+
+
+@contextlib.contextmanager
+def _startup_lock(db: sa.Engine) -> Iterator[None]:
+    """Hold a database-wide lock on PostgreSQL (the database shared between processes)."""
+    if db.dialect.name != "postgresql":
+        yield
+        return
+    with db.connect() as connection:
+        connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(
+                sa.text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY}
+            )
+            connection.commit()
