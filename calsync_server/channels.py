@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault
-from calsync_server.db.models import Account, Calendar, PushChannel
+from calsync_server.db.models import Account, Calendar, Notification, PushChannel
 from calsync_server.providers.base import ProviderError
 from calsync_server.sync.providers import ProviderFactory, ProviderPool
 from calsync_server.sync.report import SyncReport
@@ -300,10 +300,15 @@ def note_poll(db: sa.Engine, clock: Clock, calendar_id: int, since: datetime | N
         )
         if channel is None:
             return False
-        announced = channel.last_notification_at is not None and (
-            since is None or channel.last_notification_at >= since
+        # Only a change message announces a change: the "sync" message that opens every
+        # channel says nothing about the calendar.
+        announcements = select(Notification.id).where(
+            Notification.channel_id == channel.channel_id,
+            col(Notification.resource_state).in_(("exists", "not_exists")),
         )
-        if announced:
+        if since is not None:
+            announcements = announcements.where(col(Notification.received_at) >= since)
+        if session.exec(announcements.limit(1)).first() is not None:
             return False
         channel.unannounced_changes += 1
         if channel.unannounced_changes >= UNANNOUNCED_BEFORE_FAILING:

@@ -12,7 +12,7 @@ import httpx
 import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
-from shared.schemas import ChannelOut, Status, SyncLogOut
+from shared.schemas import ChannelOut, Status, StreamEvent, SyncLogOut
 
 # Updates arriving within this long of each other reach the screens as one batch.
 COALESCE_SECONDS = 0.3
@@ -42,14 +42,6 @@ class StreamBatch:
         return bool(
             self.status or self.channels is not None or self.finished or self.started or self.hello
         )
-
-
-class _Event(msgspec.Struct):
-    """One event's data. Not shared.schemas.StreamEvent: its `data` is typed as an object, but
-    the `channels` event carries a list."""
-
-    type: str
-    data: Any = None
 
 
 class StreamRefused(Exception):
@@ -102,7 +94,7 @@ class StreamFollower:
     def _take(self, data: str) -> bool:
         """Merge one event into the pending batch; True for `hello` (connected)."""
         try:
-            event = msgspec.json.decode(data, type=_Event)
+            event = msgspec.json.decode(data, type=StreamEvent)
         except msgspec.DecodeError:
             return False  # a comment or a future event type's odd data: nothing to show
         pending = self._pending

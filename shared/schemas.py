@@ -174,7 +174,8 @@ class StreamEvent(Schema):
     """One server-sent event's data; `type` is also the SSE event name."""
 
     type: str
-    data: dict[str, Any] = {}
+    # An object for most events; a list for `channels`.
+    data: Any = None
 
 
 STREAM_TYPES = (

@@ -102,10 +102,18 @@ def default_api_token(home: Path, configured: str | None) -> str:
         return stored
     home.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    # Created with its final mode: the token is never readable by others, not even briefly.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written whole under another name with its final mode, then linked into place: the token
+    # is never readable by others, and of two processes starting together one token wins.
+    draft = home / f".{TOKEN_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        token = path.read_text().strip()
+    finally:
+        draft.unlink()
     return token
 
 

@@ -6,7 +6,9 @@ event loop. One sync per calendar at a time is the caller's promise (the job que
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,7 +17,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault
-from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog
+from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog, User
 from calsync_server.providers.base import (
     EventFeed,
     ProviderError,
@@ -153,6 +155,19 @@ class SyncEngine:
         self.provider_factory = provider_factory or google_provider_factory(
             settings.google_api_url, retry
         )
+        self._locks_guard = threading.Lock()
+        self._user_locks: dict[int, threading.Lock] = {}
+
+    @contextmanager
+    def user_lock(self, session: Session, user_id: int) -> Iterator[None]:
+        """Hold the user's block-writing lock until the session's transaction ends: a lock per
+        process, and on PostgreSQL the user's row, so several server processes agree too."""
+        with self._locks_guard:
+            lock = self._user_locks.setdefault(user_id, threading.Lock())
+        with lock:
+            if self.db.dialect.name == "postgresql":
+                session.exec(select(User.id).where(User.id == user_id).with_for_update()).all()
+            yield
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -275,67 +290,72 @@ class SyncEngine:
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
 
-        orphans: list[tuple[int, str]] = []
-        if full or not calendar.sync_enabled:
-            # The whole user is in scope: a full reconcile, or a calendar turned off.
+        # Block rows of one user are read, planned and written by one sync at a time: two
+        # full passes side by side would insert the same rows (unique violations, deadlocks).
+        with self.user_lock(session, account.user_id):
+            orphans: list[tuple[int, str]] = []
+            if full or not calendar.sync_enabled:
+                # The whole user is in scope: a full reconcile, or a calendar turned off.
+                if full:
+                    orphans = self._reconcile_listing(
+                        session, pool, calendars, accounts, views, window, report
+                    )
+                events = list(
+                    session.exec(
+                        select(Event).where(
+                            col(Event.calendar_id).in_(list(calendars)),
+                            col(Event.is_deleted).is_(False),
+                            col(Event.end_at) > window[0],
+                            col(Event.start_at) < window[1],
+                        )
+                    )
+                )
+                rows = list(
+                    session.exec(
+                        select(BusyBlock).where(
+                            col(BusyBlock.target_calendar_id).in_(list(calendars))
+                        )
+                    )
+                )
+            else:
+                events = self._events_by_id(session, calendar.id, changed)
+                keys = [source_key(views[calendar.id], pid) for pid in changed]
+                rows = [
+                    row
+                    for chunk in _chunks(keys)
+                    for row in session.exec(
+                        select(BusyBlock).where(
+                            BusyBlock.source_calendar_id == calendar.id,
+                            col(BusyBlock.source_key).in_(chunk),
+                        )
+                    )
+                ]
+
+            plan = plan_busy_blocks(
+                views.values(),
+                [SourceEvent(e.calendar_id, snapshot_of(e), e.is_deleted) for e in events],
+                [existing_of(row) for row in rows],
+                now=now,
+                time_zone=zone,
+                horizon_days=self.settings.horizon_days,
+            )
+            row_index: dict[BlockKey, BusyBlock] = {
+                (row.target_calendar_id, row.source_key): row for row in rows
+            }
+            event_ids = {(e.calendar_id, e.provider_event_id): e.id for e in events if e.id}
+            applier = BlockApplier(
+                session, pool, calendars, accounts, row_index, event_ids, report, now
+            )
+            applier.apply(plan, orphans)
+
+            if feed is not None and not report.failed_writes:
+                # Stored only now, with the blocks it led to: a crash before this re-reads.
+                calendar.sync_token = feed.next_sync_token
+            calendar.last_sync_at = now
             if full:
-                orphans = self._reconcile_listing(
-                    session, pool, calendars, accounts, views, window, report
-                )
-            events = list(
-                session.exec(
-                    select(Event).where(
-                        col(Event.calendar_id).in_(list(calendars)),
-                        col(Event.is_deleted).is_(False),
-                        col(Event.end_at) > window[0],
-                        col(Event.start_at) < window[1],
-                    )
-                )
-            )
-            rows = list(
-                session.exec(
-                    select(BusyBlock).where(col(BusyBlock.target_calendar_id).in_(list(calendars)))
-                )
-            )
-        else:
-            events = self._events_by_id(session, calendar.id, changed)
-            keys = [source_key(views[calendar.id], pid) for pid in changed]
-            rows = [
-                row
-                for chunk in _chunks(keys)
-                for row in session.exec(
-                    select(BusyBlock).where(
-                        BusyBlock.source_calendar_id == calendar.id,
-                        col(BusyBlock.source_key).in_(chunk),
-                    )
-                )
-            ]
-
-        plan = plan_busy_blocks(
-            views.values(),
-            [SourceEvent(e.calendar_id, snapshot_of(e), e.is_deleted) for e in events],
-            [existing_of(row) for row in rows],
-            now=now,
-            time_zone=zone,
-            horizon_days=self.settings.horizon_days,
-        )
-        row_index: dict[BlockKey, BusyBlock] = {
-            (row.target_calendar_id, row.source_key): row for row in rows
-        }
-        event_ids = {(e.calendar_id, e.provider_event_id): e.id for e in events if e.id}
-        applier = BlockApplier(
-            session, pool, calendars, accounts, row_index, event_ids, report, now
-        )
-        applier.apply(plan, orphans)
-
-        if feed is not None and not report.failed_writes:
-            # Stored only now, with the blocks it led to: a crash before this re-reads.
-            calendar.sync_token = feed.next_sync_token
-        calendar.last_sync_at = now
-        if full:
-            calendar.last_full_sync_at = now
-        session.add(calendar)
-        session.commit()
+                calendar.last_full_sync_at = now
+            session.add(calendar)
+            session.commit()
 
     # -- release ------------------------------------------------------------------------------
 
@@ -351,64 +371,67 @@ class SyncEngine:
             leaving = session.get(Account, account_id)
             if leaving is None:
                 return report
-            accounts = {
-                a.id: a
-                for a in session.exec(select(Account).where(Account.user_id == leaving.user_id))
-                if a.id is not None
-            }
-            calendars = {
-                c.id: c
-                for c in session.exec(
-                    select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
-                )
-                if c.id is not None
-            }
-            own = {cid for cid, c in calendars.items() if c.account_id == account_id}
-            views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
-            rows = [
-                row
-                for chunk in _chunks(sorted(own))
-                for row in session.exec(
-                    select(BusyBlock).where(
-                        sa.or_(
-                            col(BusyBlock.source_calendar_id).in_(chunk),
-                            col(BusyBlock.target_calendar_id).in_(chunk),
+            with self.user_lock(session, leaving.user_id):
+                accounts = {
+                    a.id: a
+                    for a in session.exec(select(Account).where(Account.user_id == leaving.user_id))
+                    if a.id is not None
+                }
+                calendars = {
+                    c.id: c
+                    for c in session.exec(
+                        select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
+                    )
+                    if c.id is not None
+                }
+                own = {cid for cid, c in calendars.items() if c.account_id == account_id}
+                views = {
+                    cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()
+                }
+                rows = [
+                    row
+                    for chunk in _chunks(sorted(own))
+                    for row in session.exec(
+                        select(BusyBlock).where(
+                            sa.or_(
+                                col(BusyBlock.source_calendar_id).in_(chunk),
+                                col(BusyBlock.target_calendar_id).in_(chunk),
+                            )
                         )
                     )
+                ]
+                deletes = tuple(
+                    existing_of(r) for r in rows if views[r.target_calendar_id].is_writable_target
                 )
-            ]
-            deletes = tuple(
-                existing_of(r) for r in rows if views[r.target_calendar_id].is_writable_target
-            )
-            known = {(r.target_calendar_id, r.provider_event_id) for r in rows}
-            orphans: list[tuple[int, str]] = []
-            try:
-                for cid in sorted(own):
-                    if not views[cid].is_writable_target:
-                        continue
-                    # Blocks whose row was lost (a crash) are found by calsync's private mark.
-                    listed = pool.get(leaving).list_busy_blocks(
-                        calendars[cid].provider_calendar_id, time_min=now - RELEASE_LOOKBACK
+                known = {(r.target_calendar_id, r.provider_event_id) for r in rows}
+                orphans: list[tuple[int, str]] = []
+                try:
+                    for cid in sorted(own):
+                        if not views[cid].is_writable_target:
+                            continue
+                        # Blocks whose row was lost (a crash) are found by calsync's private mark.
+                        listed = pool.get(leaving).list_busy_blocks(
+                            calendars[cid].provider_calendar_id, time_min=now - RELEASE_LOOKBACK
+                        )
+                        orphans += [
+                            (cid, item["id"]) for item in listed if (cid, item["id"]) not in known
+                        ]
+                    applier = BlockApplier(
+                        session,
+                        pool,
+                        calendars,
+                        accounts,
+                        {(r.target_calendar_id, r.source_key): r for r in rows},
+                        {},
+                        report,
+                        now,
                     )
-                    orphans += [
-                        (cid, item["id"]) for item in listed if (cid, item["id"]) not in known
-                    ]
-                applier = BlockApplier(
-                    session,
-                    pool,
-                    calendars,
-                    accounts,
-                    {(r.target_calendar_id, r.source_key): r for r in rows},
-                    {},
-                    report,
-                    now,
-                )
-                applier.apply(BusyBlockPlan(deletes=deletes), orphans)
-            except ProviderError as exc:
-                session.rollback()
-                report.error = str(exc)
-            pool.finish(session, report)
-            session.commit()
+                    applier.apply(BusyBlockPlan(deletes=deletes), orphans)
+                except ProviderError as exc:
+                    session.rollback()
+                    report.error = str(exc)
+                pool.finish(session, report)
+                session.commit()
         return report
 
     @staticmethod

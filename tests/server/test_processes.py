@@ -365,12 +365,6 @@ def test_two_servers_drain_one_postgres_queue_running_every_job_once(
     assert set(by_pid) == {s.pid for s in servers_}, f"one process took every job: {by_pid}"
 
 
-@pytest.mark.xfail(
-    reason="concurrent full syncs of one user's calendars each plan every block of the user "
-    "and insert the same busy_block rows: PostgreSQL deadlock / unique violation in "
-    "SyncEngine._sync's final commit, so the job fails and runs again (it heals on retry)",
-    strict=False,
-)
 def test_concurrent_first_syncs_of_one_user_run_every_job_once(
     servers: Servers, world: World, database_url: str, unique: str
 ) -> None:

@@ -28,7 +28,11 @@ def test_a_change_becomes_blocks_everywhere_driven_only_by_push(
         for target in (work["Team"], home):
             blocks = wait_until(lambda t=target: world.blocks(t), what="the block in a target")
             assert [(b["summary"], b["start"]["dateTime"]) for b in blocks] == [("Busy", at(9))]
-        logs = world.logs(api, work["primary"])
+        # The log is written just after the blocks: wait for it rather than race it.
+        logs = wait_until(
+            lambda: [g for g in world.logs(api, work["primary"]) if g["blocks_created"]],
+            what="the log of the sync that made the blocks",
+        )
         newest = logs[0]
         assert newest["kind"] == "webhook", logs
         assert newest["blocks_created"] == 2
