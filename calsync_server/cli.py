@@ -94,6 +94,7 @@ def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None)
     import uvicorn
 
     from calsync_server.app import create_app
+    from calsync_server.serving import GRACEFUL_SHUTDOWN_S
 
     if public_url:
         calsync.flags["public_url"] = public_url
@@ -107,7 +108,14 @@ def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None)
     # this handler gets that re-raised signal (or one that comes before uvicorn is listening).
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
 
