@@ -10,6 +10,7 @@ import asyncio
 import hmac
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -92,6 +93,26 @@ class Handled:
     stop: bool = False
 
 
+def _record(
+    session: Session,
+    push: PushHeaders,
+    calendar_id: int | None,
+    outcome: NotificationOutcome,
+    now: datetime,
+) -> None:
+    session.add(
+        NotificationRow(
+            channel_id=push.channel_id,
+            calendar_id=calendar_id,
+            message_number=push.message_number,
+            resource_state=push.resource_state,
+            outcome=outcome,
+            received_at=now,
+        )
+    )
+    session.commit()
+
+
 def handle_notification(runtime: Runtime, push: PushHeaders) -> Handled:
     """Blocking: record the notification and queue (or coalesce) the calendar's sync."""
     now = runtime.clock.now()
@@ -102,17 +123,7 @@ def handle_notification(runtime: Runtime, push: PushHeaders) -> Handled:
         calendar_id = channel.calendar_id if channel else None
 
         def record(outcome: NotificationOutcome) -> Handled:
-            session.add(
-                NotificationRow(
-                    channel_id=push.channel_id,
-                    calendar_id=calendar_id,
-                    message_number=push.message_number,
-                    resource_state=push.resource_state,
-                    outcome=outcome,
-                    received_at=now,
-                )
-            )
-            session.commit()
+            _record(session, push, calendar_id, outcome, now)
             return Handled(outcome, stop=outcome is NotificationOutcome.UNKNOWN_CHANNEL)
 
         if channel is None or channel.state == ChannelState.STOPPED:
@@ -149,17 +160,7 @@ def handle_notification(runtime: Runtime, push: PushHeaders) -> Handled:
         outcome = (
             NotificationOutcome.COALESCED if enqueued.coalesced else NotificationOutcome.ENQUEUED
         )
-        session.add(
-            NotificationRow(
-                channel_id=push.channel_id,
-                calendar_id=calendar_id,
-                message_number=push.message_number,
-                resource_state=push.resource_state,
-                outcome=outcome,
-                received_at=now,
-            )
-        )
-        session.commit()
+        _record(session, push, calendar_id, outcome, now)
     return Handled(outcome)
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.engine.test_sync import _timed
-from tests.support.world import World
+from tests.support.world import World, timed
 
 
 def test_one_new_event_costs_one_list_and_k_inserts_in_one_batch(world: World, unique: str) -> None:
@@ -12,7 +11,7 @@ def test_one_new_event_costs_one_list_and_k_inserts_in_one_batch(world: World, u
     targets = [cals["T1"], cals["T2"], cals["T3"]]
     world.configure(source, *targets)
     world.sync_all(source, *targets)
-    world.insert(source, **_timed("Launch", 9, 10))
+    world.insert(source, **timed("Launch", 9, 10))
     world.reset_stats()
 
     world.sync(source)
@@ -42,7 +41,7 @@ def test_a_webhook_sized_sync_of_100_events(world: World, unique: str) -> None:
             .events()
             .insert(
                 calendarId=work.provider_id,
-                body=_timed(f"e{i}", 8 + (i % 10), 9 + (i % 10), days=1 + i // 10),
+                body=timed(f"e{i}", 8 + (i % 10), 9 + (i % 10), days=1 + i // 10),
             )
         )
     batch.execute()
@@ -65,7 +64,7 @@ def test_two_thousand_events_in_the_window(world: World, unique: str) -> None:
             batch.add(
                 service.events().insert(
                     calendarId=work.provider_id,
-                    body=_timed(f"e{i}", slot * 0.5, slot * 0.5 + 0.5, days=day),
+                    body=timed(f"e{i}", slot * 0.5, slot * 0.5 + 0.5, days=day),
                 )
             )
         batch.execute()

@@ -12,8 +12,7 @@ from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
 from shared.clock import SystemClock
 from shared.domain import JobState, SyncKind
-from tests.engine.test_sync import _timed
-from tests.support.world import World
+from tests.support.world import World, timed
 
 
 def _calsync(world: World, *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,7 +37,7 @@ def test_calsync_sync_mirrors_and_prints_a_summary(world: World, unique: str) ->
     work = world.account(f"work-{unique}@example.com")["primary"]
     home = world.account(f"home-{unique}@example.com")["primary"]
     world.configure(work, home)
-    world.insert(work, **_timed("Offsite", 9, 17))
+    world.insert(work, **timed("Offsite", 9, 17))
 
     first = _calsync(world, "sync")
     second = _calsync(world, "sync", "--calendar", str(home.id), "--full")

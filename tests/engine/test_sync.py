@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -11,22 +10,7 @@ import sqlalchemy as sa
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
 from shared.domain import AccountState, SyncStatus
-from tests.support.world import Cal, World
-
-
-def _at(hours: float, days: int = 1) -> str:
-    """An instant `days` from today at `hours` o'clock UTC, as Google writes it."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (today + timedelta(days=days, hours=hours)).isoformat().replace("+00:00", "Z")
-
-
-def _timed(summary: str, start: float, end: float, days: int = 1, **extra: Any) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "start": {"dateTime": _at(start, days)},
-        "end": {"dateTime": _at(end, days)},
-        **extra,
-    }
+from tests.support.world import Cal, World, at, timed
 
 
 def _two_accounts(world: World, unique: str) -> tuple[Cal, Cal]:
@@ -44,16 +28,14 @@ def test_new_events_create_blocks_in_every_other_calendar_both_ways(
     home = world.account(f"home-{unique}@example.com")["primary"]
     work, team = cals["primary"], cals["Team"]
     world.configure(work, team, home)
-    world.insert(work, **_timed("Board meeting", 9, 10))
-    world.insert(home, **_timed("Dentist", 14, 15))
+    world.insert(work, **timed("Board meeting", 9, 10))
+    world.insert(home, **timed("Dentist", 14, 15))
 
     world.sync_all(work, team, home)
 
-    assert [(b["summary"], b["start"]["dateTime"]) for b in world.blocks(home)] == [
-        ("Busy", _at(9))
-    ]
+    assert [(b["summary"], b["start"]["dateTime"]) for b in world.blocks(home)] == [("Busy", at(9))]
     assert [b["summary"] for b in world.blocks(team)] == ["Busy", "Busy"]
-    assert [b["start"]["dateTime"] for b in world.blocks(work)] == [_at(14)]
+    assert [b["start"]["dateTime"] for b in world.blocks(work)] == [at(14)]
     for block in world.blocks(team):
         assert block["visibility"] == "private"
         assert block["transparency"] == "opaque"
@@ -65,7 +47,7 @@ def test_new_events_create_blocks_in_every_other_calendar_both_ways(
 def test_an_updated_title_or_time_updates_the_block(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
     world.configure(work, busy_title="title")
-    event = world.insert(work, **_timed("Planning", 9, 10))
+    event = world.insert(work, **timed("Planning", 9, 10))
     world.sync_all(work, home)
     assert [b["summary"] for b in world.blocks(home)] == ["Busy - Planning"]
 
@@ -74,21 +56,21 @@ def test_an_updated_title_or_time_updates_the_block(world: World, unique: str) -
         eventId=event["id"],
         body={
             "summary": "Planning v2",
-            "start": {"dateTime": _at(11)},
-            "end": {"dateTime": _at(12)},
+            "start": {"dateTime": at(11)},
+            "end": {"dateTime": at(12)},
         },
     ).execute()
     result = world.sync(work)
 
     (block,) = world.blocks(home)
     assert block["summary"] == "Busy - Planning v2"
-    assert block["start"]["dateTime"] == _at(11)
+    assert block["start"]["dateTime"] == at(11)
     assert result.log.blocks_updated == 1
 
 
 def test_a_deleted_event_removes_its_block(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
-    event = world.insert(work, **_timed("Standup", 9, 10))
+    event = world.insert(work, **timed("Standup", 9, 10))
     world.sync_all(work, home)
     assert len(world.blocks(home)) == 1
 
@@ -108,17 +90,17 @@ def test_declined_free_working_location_and_birthday_make_no_block(
     work, home = _two_accounts(world, unique)
     world.insert(
         work,
-        **_timed(
+        **timed(
             "Declined",
             9,
             10,
             attendees=[{"email": work.email, "self": True, "responseStatus": "declined"}],
         ),
     )
-    world.insert(work, **_timed("Free", 10, 11, transparency="transparent"))
+    world.insert(work, **timed("Free", 10, 11, transparency="transparent"))
     world.insert(
         work,
-        **_timed(
+        **timed(
             "Office",
             8,
             17,
@@ -130,24 +112,24 @@ def test_declined_free_working_location_and_birthday_make_no_block(
     )
     world.insert(
         work,
-        **_timed(
+        **timed(
             "Tentative",
             12,
             13,
             attendees=[{"email": work.email, "self": True, "responseStatus": "tentative"}],
         ),
     )
-    world.insert(work, **_timed("Out", 14, 18, eventType="outOfOffice"))
+    world.insert(work, **timed("Out", 14, 18, eventType="outOfOffice"))
     world.sync_all(work, home)
 
-    assert sorted(b["start"]["dateTime"] for b in world.blocks(home)) == [_at(12), _at(14)]
+    assert sorted(b["start"]["dateTime"] for b in world.blocks(home)) == [at(12), at(14)]
 
 
 def test_private_and_titled_blocks(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
     world.configure(home, busy_title="title")
-    world.insert(work, **_timed("Secret merger", 9, 10, description="x", location="Room 1"))
-    world.insert(home, **_timed("Yoga", 18, 19))
+    world.insert(work, **timed("Secret merger", 9, 10, description="x", location="Room 1"))
+    world.insert(home, **timed("Yoga", 18, 19))
     world.sync_all(work, home)
 
     (private,) = world.blocks(home)
@@ -163,17 +145,17 @@ def test_disabled_calendars_are_untouched(world: World, unique: str) -> None:
     work, side = cals["primary"], cals["Side"]
     home = world.account(f"home-{unique}@example.com")["primary"]
     world.configure(work, home)  # Side stays off, as every calendar starts
-    world.insert(side, **_timed("Side gig", 9, 10))
-    world.insert(work, **_timed("Work", 11, 12))
+    world.insert(side, **timed("Side gig", 9, 10))
+    world.insert(work, **timed("Work", 11, 12))
     world.sync_all(work, home)
 
     assert world.blocks(side) == []
-    assert [b["start"]["dateTime"] for b in world.blocks(home)] == [_at(11)]
+    assert [b["start"]["dateTime"] for b in world.blocks(home)] == [at(11)]
 
 
 def test_rate_limited_write_is_retried_and_noted(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
-    world.insert(work, **_timed("Review", 9, 10))
+    world.insert(work, **timed("Review", 9, 10))
     world.fault("events.insert", 429, times=1, reason="rateLimitExceeded")
 
     result = world.sync(work)
@@ -188,7 +170,7 @@ def test_server_errors_outlasting_the_retries_keep_the_job_for_later(
     world: World, unique: str
 ) -> None:
     work, home = _two_accounts(world, unique)
-    world.insert(work, **_timed("Review", 9, 10))
+    world.insert(work, **timed("Review", 9, 10))
     world.fault("events.insert", 503, times=10)
 
     failed = world.sync(work)
@@ -203,13 +185,13 @@ def test_server_errors_outlasting_the_retries_keep_the_job_for_later(
 
 def test_a_block_moved_by_hand_is_preserved_and_logged(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
-    event = world.insert(work, **_timed("1:1", 9, 10))
+    event = world.insert(work, **timed("1:1", 9, 10))
     world.sync_all(work, home)
     (block,) = world.blocks(home)
     world.service(home.email).events().patch(
         calendarId=home.provider_id,
         eventId=block["id"],
-        body={"start": {"dateTime": _at(15)}, "end": {"dateTime": _at(16)}},
+        body={"start": {"dateTime": at(15)}, "end": {"dateTime": at(16)}},
     ).execute()
 
     noticed = world.sync(home)
@@ -220,7 +202,7 @@ def test_a_block_moved_by_hand_is_preserved_and_logged(world: World, unique: str
 
     assert "preserved 1 user modification" in noticed.log.notes
     (kept,) = world.blocks(home)
-    assert kept["start"]["dateTime"] == _at(15)
+    assert kept["start"]["dateTime"] == at(15)
     assert [row.user_modified for row in world.rows()] == [True]
 
 
@@ -228,7 +210,7 @@ def test_a_block_deleted_by_hand_is_not_recreated_until_its_source_changes(
     world: World, unique: str
 ) -> None:
     work, home = _two_accounts(world, unique)
-    event = world.insert(work, **_timed("Lunch", 12, 13))
+    event = world.insert(work, **timed("Lunch", 12, 13))
     world.sync_all(work, home)
     (block,) = world.blocks(home)
     world.service(home.email).events().delete(
@@ -241,11 +223,11 @@ def test_a_block_deleted_by_hand_is_not_recreated_until_its_source_changes(
     world.service(work.email).events().patch(
         calendarId=work.provider_id,
         eventId=event["id"],
-        body={"start": {"dateTime": _at(13)}, "end": {"dateTime": _at(14)}},
+        body={"start": {"dateTime": at(13)}, "end": {"dateTime": at(14)}},
     ).execute()
     world.sync(work)
 
-    assert [b["start"]["dateTime"] for b in world.blocks(home)] == [_at(13)]
+    assert [b["start"]["dateTime"] for b in world.blocks(home)] == [at(13)]
 
 
 def test_recurring_series_expanded_moved_cancelled_and_deleted(world: World, unique: str) -> None:
@@ -253,8 +235,8 @@ def test_recurring_series_expanded_moved_cancelled_and_deleted(world: World, uni
     series = world.insert(
         work,
         summary="Daily",
-        start={"dateTime": _at(8), "timeZone": "UTC"},
-        end={"dateTime": _at(8.5), "timeZone": "UTC"},
+        start={"dateTime": at(8), "timeZone": "UTC"},
+        end={"dateTime": at(8.5), "timeZone": "UTC"},
         recurrence=["RRULE:FREQ=DAILY;COUNT=5"],
     )
     world.sync_all(work, home)
@@ -268,15 +250,15 @@ def test_recurring_series_expanded_moved_cancelled_and_deleted(world: World, uni
     service.events().patch(
         calendarId=work.provider_id,
         eventId=first["id"],
-        body={"start": {"dateTime": _at(10)}, "end": {"dateTime": _at(10.5)}},
+        body={"start": {"dateTime": at(10)}, "end": {"dateTime": at(10.5)}},
     ).execute()
     service.events().delete(calendarId=work.provider_id, eventId=second["id"]).execute()
     world.sync(work)
 
     starts = sorted(b["start"]["dateTime"] for b in world.blocks(home))
     assert len(starts) == 4
-    assert _at(10) in starts
-    assert _at(8, days=2) not in starts
+    assert at(10) in starts
+    assert at(8, days=2) not in starts
 
     service.events().delete(calendarId=work.provider_id, eventId=series["id"]).execute()
     world.sync(work)
@@ -342,17 +324,17 @@ def test_an_event_across_a_dst_change_keeps_its_zone_and_length(world: World, un
 
 def test_an_expired_sync_token_runs_a_full_sync(world: World, unique: str) -> None:
     work, home = _two_accounts(world, unique)
-    world.insert(work, **_timed("Before", 9, 10))
+    world.insert(work, **timed("Before", 9, 10))
     world.sync(work)
     world.admin.post(
         f"/emulator/calendars/{work.provider_id}/expire-sync-tokens"
     ).raise_for_status()
-    world.insert(work, **_timed("After", 11, 12))
+    world.insert(work, **timed("After", 11, 12))
 
     result = world.sync(work)
 
     assert "token expired: full sync" in result.log.notes
-    assert sorted(b["start"]["dateTime"] for b in world.blocks(home)) == [_at(9), _at(11)]
+    assert sorted(b["start"]["dateTime"] for b in world.blocks(home)) == [at(9), at(11)]
 
 
 def test_a_read_only_target_is_marked_and_skipped(world: World, unique: str) -> None:
@@ -368,7 +350,7 @@ def test_a_read_only_target_is_marked_and_skipped(world: World, unique: str) -> 
     # Force the provider to say no: a calendar the list called writable refuses writes.
     world.configure(work, home, holidays)
     world.execute(sa.update(Calendar).where(Calendar.id == holidays.id).values(read_only=False))  # type: ignore[arg-type]
-    world.insert(work, **_timed("Sync", 9, 10))
+    world.insert(work, **timed("Sync", 9, 10))
 
     result = world.sync(work)
 
@@ -387,7 +369,7 @@ def test_a_crash_between_provider_write_and_commit_creates_no_duplicate(
     world: World, unique: str
 ) -> None:
     work, home = _two_accounts(world, unique)
-    world.insert(work, **_timed("Retro", 9, 10))
+    world.insert(work, **timed("Retro", 9, 10))
     world.sync(work)
     # What a crash after the writes but before the commit leaves: blocks at the provider,
     # no rows for them, and the old sync token.
@@ -405,7 +387,7 @@ def test_a_revoked_refresh_token_marks_the_account_and_keeps_its_blocks(
     world: World, unique: str
 ) -> None:
     work, home = _two_accounts(world, unique)
-    world.insert(work, **_timed("Kept", 9, 10))
+    world.insert(work, **timed("Kept", 9, 10))
     world.sync_all(work, home)
     # Revoking the refresh token revokes its access tokens too, as Google does.
     world.admin.post("/revoke", params={"token": world.tokens[work.email]["refresh_token"]})
