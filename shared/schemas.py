@@ -61,6 +61,9 @@ class AccountOut(Schema):
     calendars: int
     created_at: datetime
     token_expires_at: datetime | None = None
+    # Real Google only: when the login ends if the user's OAuth app is still in "Testing"
+    # (Google then expires refresh tokens 7 days after sign-in). The dashboard warns before.
+    testing_login_expires_at: datetime | None = None
 
 
 class DisconnectReport(Schema):

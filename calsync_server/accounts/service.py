@@ -51,6 +51,7 @@ def connect_account(
         account = Account(user_id=user_id, provider=provider, email=email, created_at=now)
     account.credentials_encrypted = vault.seal(credentials)
     account.token_expires_at = credentials.expiry
+    account.authorized_at = now
     account.state = AccountState.ACTIVE
     session.add(account)
     session.flush()

@@ -36,6 +36,8 @@ from shared.settings import Settings
 
 # A channel with less than this left counts as "expiring" in the status.
 EXPIRING_WITHIN = timedelta(hours=24)
+# Google ends the refresh tokens of an OAuth app in "Testing" this long after sign-in.
+TESTING_APP_LOGIN_LIFETIME = timedelta(days=7)
 
 
 class BadCursor(ValueError):
@@ -181,16 +183,21 @@ def _live_block() -> Any:
     return col(BusyBlock.user_deleted).is_(False)
 
 
-def accounts(session: Session, user_id: int) -> list[AccountOut]:
+def accounts(session: Session, user_id: int, settings: Settings) -> list[AccountOut]:
     rows = list(
         session.exec(select(Account).where(Account.user_id == user_id).order_by(col(Account.id)))
     )
     counts = _counts(session, Calendar.account_id, [a.id for a in rows if a.id])
-    return [account_out(a, counts.get(a.id or 0, 0)) for a in rows]
+    return [account_out(a, counts.get(a.id or 0, 0), settings) for a in rows]
 
 
-def account_out(account: Account, calendars: int) -> AccountOut:
+def account_out(account: Account, calendars: int, settings: Settings) -> AccountOut:
     assert account.id is not None
+    testing_expiry = (
+        account.authorized_at + TESTING_APP_LOGIN_LIFETIME
+        if settings.uses_real_google and account.authorized_at is not None
+        else None
+    )
     return AccountOut(
         id=account.id,
         provider=account.provider,
@@ -199,6 +206,7 @@ def account_out(account: Account, calendars: int) -> AccountOut:
         calendars=calendars,
         created_at=account.created_at,
         token_expires_at=account.token_expires_at,
+        testing_login_expires_at=testing_expiry,
     )
 
 

@@ -102,8 +102,9 @@ class ApiV1(Controller):
 
     @get("/accounts", sync_to_thread=True)
     def accounts(self, request: Request[Any, Any, Any], user_id: UserId) -> list[AccountOut]:
-        with Session(_runtime(request).db) as session:
-            return queries.accounts(session, user_id)
+        runtime = _runtime(request)
+        with Session(runtime.db) as session:
+            return queries.accounts(session, user_id, runtime.settings)
 
     @delete("/accounts/{account_id:int}", status_code=200, sync_to_thread=True)
     def disconnect(

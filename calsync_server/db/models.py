@@ -98,6 +98,8 @@ class Account(SQLModel, table=True):
         default=None, sa_column=sa.Column(sa.LargeBinary, nullable=True)
     )
     token_expires_at: datetime | None = _when()
+    # When the user last signed in: Google apps left in "Testing" lose the login 7 days later.
+    authorized_at: datetime | None = _when()
     created_at: datetime = _when(nullable=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from rich.text import Text
 from textual import work
@@ -10,11 +11,14 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
 from textual.widgets import DataTable, Sparkline, Static
 
-from calsync_tui.formatting import STATUS_STYLE, ago, buckets, changes, has_changes
+from calsync_tui.formatting import STATUS_STYLE, ago, buckets, changes, has_changes, until, when
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
 from shared.domain import AccountState, ChannelState
 from shared.schemas import AccountOut, CalendarOut, ChannelOut, Status, SyncLogOut
+
+# Warn this long before a login of a Google app in "Testing" ends (Google gives it 7 days).
+TESTING_WARNING = timedelta(days=2)
 
 WELCOME = """[b]Welcome to calsync.[/b]
 
@@ -154,11 +158,22 @@ class OverviewScreen(CalsyncScreen):
 
     def _attention(self, data: OverviewData) -> str:
         lines = []
+        now = self.host.now()
         for account in data.accounts:
             if account.state == AccountState.NEEDS_REAUTH:
                 lines.append(
                     f"[red]●[/red] {account.email} needs signing in again: its calendars are "
                     "paused (no block was deleted). Accounts → [b]a[/b]."
+                )
+            elif (
+                account.testing_login_expires_at is not None
+                and account.testing_login_expires_at - now < TESTING_WARNING
+            ):
+                lines.append(
+                    f"[yellow]●[/yellow] {account.email}: if your Google OAuth app is still in "
+                    f"Testing, this login ends {until(account.testing_login_expires_at, now)} "
+                    f"({when(account.testing_login_expires_at)}). Publish the app, or sign in "
+                    "again (Accounts → [b]a[/b])."
                 )
         for calendar in data.calendars:
             if calendar.sync_enabled and calendar.read_only and calendar.role.is_target:
