@@ -29,5 +29,9 @@ typecheck: $(VENV)/.installed
 pytest: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
+# Speed figures against their references, in one run (a few minutes): tests/bench/RESULTS.md.
+bench: $(VENV)/.installed
+	$(PY) -m tests.bench
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""`make bench`: every figure in one run, one table, written to tests/bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.bench import calls, dashboard, propagation, scale, webhook
+from tests.bench.harness import Table, machine
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+FIGURES: list[tuple[str, Callable[[Table, Path], None]]] = [
+    ("1. Webhook acknowledgement", webhook.measure),
+    ("2. End-to-end propagation", propagation.measure),
+    ("3. Provider calls per change", calls.measure),
+    ("4. Scale", scale.measure),
+    ("5. Dashboard", dashboard.measure),
+]
+
+
+def main(argv: list[str]) -> int:
+    logging.disable(logging.INFO)  # httpx and alembic chatter would bury the table
+    wanted = set(argv)
+    table = Table()
+    started = time.perf_counter()
+    timings: list[str] = []
+    for name, measure in FIGURES:
+        if wanted and name.split(".")[0] not in wanted:
+            continue
+        print(f"== {name} ...", flush=True)
+        began = time.perf_counter()
+        before = len(table.rows)
+        try:
+            with tempfile.TemporaryDirectory(prefix="calsync-bench-") as tmp:
+                measure(table, Path(tmp))
+        except Exception as exc:  # a broken figure is reported, the others still run
+            traceback.print_exc()
+            if len(table.rows) == before:
+                table.missing(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+        timings.append(f"{name.split('.')[0]}: {time.perf_counter() - began:.0f} s")
+    total = time.perf_counter() - started
+    text = render(table, total, timings)
+    print(text)
+    if not wanted:
+        RESULTS.write_text(text)
+        print(f"written to {RESULTS}")
+    return 0
+
+
+def render(table: Table, total: float, timings: list[str]) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# calsync benchmarks",
+        "",
+        f"`make bench`, {when}, {total:.0f} s in all ({', '.join(timings)}).",
+        "",
+        table.markdown(),
+        "",
+        "Machine:",
+        "",
+        *machine(),
+        "",
+        "Notes:",
+        "",
+        *[f"- {note}" for note in table.notes],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,19 @@
+"""The reference for webhook acknowledgement: a Litestar endpoint that only answers 200, served
+by uvicorn with the settings `calsync serve` uses (`python -m uvicorn tests.bench.bare:app`)."""
+
+from __future__ import annotations
+
+from litestar import Litestar, get, post
+
+
+@post("/webhooks/google", status_code=200)
+async def google_webhook() -> dict[str, str]:
+    return {"outcome": "ok"}
+
+
+@get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+app = Litestar(route_handlers=[google_webhook, healthz], debug=False)
