@@ -12,11 +12,11 @@ import pytest
 from sqlmodel import Session, col, select
 
 from calsync_server.app import create_app
-from calsync_server.db.models import PushChannel
+from calsync_server.db.models import PushChannel, SyncJob
 from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
-from shared.domain import ChannelState
+from shared.domain import ChannelState, JobState
 from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, Cal, World
 
@@ -99,9 +99,6 @@ class ServerWorld(World):
         )
 
     def running(self) -> list[int]:
-        from calsync_server.db.models import SyncJob
-        from shared.domain import JobState
-
         with Session(self.db) as session:
             return [
                 j.calendar_id
