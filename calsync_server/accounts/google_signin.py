@@ -331,7 +331,8 @@ def finish_sign_in(
             now=runtime.clock.now(),
         )
         try:
-            calendars = import_calendars(session, account, runtime.provider_factory(fresh))
+            with contextlib.closing(runtime.provider_factory(fresh)) as provider:
+                calendars = import_calendars(session, account, provider)
         except ProviderError as exc:
             session.rollback()
             raise SignInRefused(

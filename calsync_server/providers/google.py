@@ -158,6 +158,10 @@ class GoogleCalendarProvider:
         )
         self._service = build_from_document(calendar_discovery(root_url), http=self._http)
 
+    def close(self) -> None:
+        # httplib2 keeps its sockets open until told (googleapiclient's Resource.close).
+        self._service.close()
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _run(self, what: str, call: Callable[[], T]) -> T:

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from filelock import FileLock
 from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault
 from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog, User
 from calsync_server.providers.base import (
+    BlockWrite,
+    BlockWriteKind,
     EventFeed,
     ProviderError,
     ProviderUnavailable,
@@ -51,6 +54,12 @@ RELEASE_LOOKBACK = timedelta(days=366)
 
 class CalendarNotFound(LookupError):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFeed:
+    changed: list[str]  # ids of the source events whose blocks must be planned again
+    block_items: list[EventSnapshot]  # the feed's items of calsync's own blocks
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +173,18 @@ class SyncEngine:
         process, and on PostgreSQL the user's row, so several server processes agree too."""
         with self._locks_guard:
             lock = self._user_locks.setdefault(user_id, threading.Lock())
-        with lock:
+        with lock, self._across_processes(user_id):
             if self.db.dialect.name == "postgresql":
                 session.exec(select(User.id).where(User.id == user_id).with_for_update()).all()
             yield
+
+    def _across_processes(self, user_id: int) -> AbstractContextManager[object]:
+        """On a SQLite file, a lock file beside it: `calsync sync` and a server are two
+        processes on one database. (On PostgreSQL the user's row lock does this.)"""
+        database = self.db.url.database if self.db.dialect.name == "sqlite" else None
+        if not database or database == ":memory:":
+            return nullcontext()
+        return FileLock(f"{database}.user-{user_id}.lock")
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -264,7 +281,7 @@ class SyncEngine:
         window = sync_window(now, zone, self.settings.horizon_days)
 
         feed: EventFeed | None = None
-        changed: list[str] = []
+        stored = StoredFeed([], [])
         if calendar.sync_enabled:
             provider = pool.get(account)
             token = None if full else calendar.sync_token
@@ -286,13 +303,20 @@ class SyncEngine:
                     time_min=window[0],
                     time_max=window[1],
                 )
-            changed = self._store_feed(session, calendar, feed, zone, report)
+            stored = self._store_feed(session, calendar, feed, zone, report)
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
 
         # Block rows of one user are read, planned and written by one sync at a time: two
-        # full passes side by side would insert the same rows (unique violations, deadlocks).
+        # full passes side by side would insert the same rows (unique violations, deadlocks),
+        # and an echo compared with a row another sync is rewriting looks like a hand edit.
         with self.user_lock(session, account.user_id):
+            session.expire_all()  # rows read before the lock may have been rewritten since
+            if stored.block_items:
+                self._settle_block_items(
+                    session, calendar, account, stored.block_items, pool, report
+                )
+            changed = stored.changed
             orphans: list[tuple[int, str]] = []
             if full or not calendar.sync_enabled:
                 # The whole user is in scope: a full reconcile, or a calendar turned off.
@@ -461,46 +485,39 @@ class SyncEngine:
         feed: EventFeed,
         zone: str,
         report: SyncReport,
-    ) -> list[str]:
-        """Upsert the feed's events; settle calsync's own blocks seen in it. Returns changed ids."""
+    ) -> StoredFeed:
+        """Upsert the feed's events; set calsync's own blocks seen in it aside for settling."""
         assert calendar.id is not None
         report.events_fetched += len(feed.items)
         ids = [str(item["id"]) for item in feed.items if item.get("id")]
+        block_ids = select(BusyBlock.provider_event_id).where(
+            BusyBlock.target_calendar_id == calendar.id
+        )
         if feed.full:
             stored = {
                 e.provider_event_id: e
                 for e in session.exec(select(Event).where(Event.calendar_id == calendar.id))
             }
-            blocks = {
-                b.provider_event_id: b
-                for b in session.exec(
-                    select(BusyBlock).where(BusyBlock.target_calendar_id == calendar.id)
-                )
-            }
+            blocks = set(session.exec(block_ids))
         else:
             stored = {e.provider_event_id: e for e in self._events_by_id(session, calendar.id, ids)}
             blocks = {
-                b.provider_event_id: b
+                pid
                 for chunk in _chunks(ids)
-                for b in session.exec(
-                    select(BusyBlock).where(
-                        BusyBlock.target_calendar_id == calendar.id,
-                        col(BusyBlock.provider_event_id).in_(chunk),
-                    )
+                for pid in session.exec(
+                    block_ids.where(col(BusyBlock.provider_event_id).in_(chunk))
                 )
             }
         changed: list[str] = []
-        modified = 0
+        block_items: list[EventSnapshot] = []
         seen: set[str] = set()
         for item in feed.items:
             snapshot = EventSnapshot.from_google(item, calendar.time_zone or zone)
             pid = snapshot.provider_event_id
             seen.add(pid)
-            block = blocks.get(pid)
-            if block is not None or snapshot.is_busy_block:
-                # calsync's own block in this calendar: an echo, or a hand edit to respect.
-                if block is not None and not block.user_deleted:
-                    modified += self._settle_block_item(session, block, snapshot)
+            if pid in blocks or snapshot.is_busy_block:
+                # calsync's own block in this calendar: settled later, under the user's lock.
+                block_items.append(snapshot)
                 continue
             event = stored.get(pid)
             if snapshot.status == "cancelled":
@@ -530,23 +547,72 @@ class SyncEngine:
                     session.add(event)
                     report.events_deleted += 1
                     changed.append(pid)
+        return StoredFeed(changed, block_items)
+
+    def _settle_block_items(
+        self,
+        session: Session,
+        calendar: Calendar,
+        account: Account,
+        items: Sequence[EventSnapshot],
+        pool: ProviderPool,
+        report: SyncReport,
+    ) -> None:
+        """Record what the feed's items of calsync's own blocks mean: echoes, or hand edits.
+
+        Runs under the user's lock, so the rows hold every write calsync has made. The feed may
+        be older than they are (read before another sync rewrote a block): an item that does
+        not match its row is read again before it is called a hand edit.
+        """
+        rows = {
+            row.provider_event_id: row
+            for chunk in _chunks([item.provider_event_id for item in items])
+            for row in session.exec(
+                select(BusyBlock).where(
+                    BusyBlock.target_calendar_id == calendar.id,
+                    col(BusyBlock.provider_event_id).in_(chunk),
+                )
+            )
+            if not row.user_deleted
+        }
+        suspects: list[BusyBlock] = []
+        for item in items:
+            row = rows.get(item.provider_event_id)
+            if row is None:
+                continue
+            if classify_block_change(row, item) is BlockChange.ECHO:
+                row.etag = item.etag or row.etag
+                session.add(row)
+            else:
+                suspects.append(row)
+        if not suspects:
+            return
+        zone = calendar.time_zone or "UTC"
+        reads = pool.get(account).write(
+            [
+                BlockWrite(BlockWriteKind.GET, calendar.provider_calendar_id, row.provider_event_id)
+                for row in suspects
+            ]
+        )
+        modified = 0
+        for row, read in zip(suspects, reads, strict=True):
+            if read.error is not None and not read.error.gone:
+                report.note(f"a block could not be read again: {read.error}")
+                continue  # the next feed or the full reconcile looks again
+            if read.error is not None or read.resource is None:
+                change = BlockChange.USER_DELETED
+            else:
+                change = classify_block_change(row, EventSnapshot.from_google(read.resource, zone))
+            if change is BlockChange.ECHO:
+                row.etag = (read.resource or {}).get("etag") or row.etag
+            elif change is BlockChange.USER_DELETED:
+                row.user_deleted = True
+            else:
+                modified += not row.user_modified
+                row.user_modified = True
+            session.add(row)
         if modified:
             report.note(f"preserved {modified} user modification{'s' if modified > 1 else ''}")
-        return changed
-
-    @staticmethod
-    def _settle_block_item(session: Session, block: BusyBlock, snapshot: EventSnapshot) -> int:
-        """Record what an item of calsync's own block means; 1 for a newly seen hand edit."""
-        change = classify_block_change(block, snapshot)
-        newly_modified = change is BlockChange.USER_MODIFIED and not block.user_modified
-        if change is BlockChange.ECHO:
-            block.etag = snapshot.etag or block.etag
-        elif change is BlockChange.USER_DELETED:
-            block.user_deleted = True
-        else:
-            block.user_modified = True
-        session.add(block)
-        return int(newly_modified)
 
     def _reconcile_listing(
         self,

@@ -103,6 +103,9 @@ class AccountProvider:
             self._tag(exc)
             raise
 
+    def close(self) -> None:
+        self.provider.close()
+
 
 class ProviderPool:
     """Opens each account's provider once per sync; providers are not shared across threads."""
@@ -122,8 +125,10 @@ class ProviderPool:
         return AccountProvider(account.id, self._open[account.id][0])
 
     def finish(self, session: Session, report: SyncReport) -> None:
-        """Add up calls and retries, and seal back tokens a provider refreshed on the way."""
+        """Add up calls and retries, seal back tokens a provider refreshed on the way, and
+        close the providers."""
         for account_id, (provider, stored) in self._open.items():
+            provider.close()
             report.provider_calls += provider.stats.calls
             report.retries += provider.stats.retries
             for text in provider.stats.notes:

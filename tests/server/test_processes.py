@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,38 @@ def test_serve_migrates_a_fresh_database_answers_and_stops_cleanly_on_sigterm(
     assert served.stop(signal.SIGTERM, timeout=10) == 0, served.output()
 
 
+def test_sigterm_ends_open_live_streams_cleanly(
+    servers: Servers, database_url: str, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    served = servers.start(tmp_path / "home", database_url, google_api_url=emulator.url)
+    token = (tmp_path / "home" / "api-token").read_text().strip()
+    lines: list[str] = []
+    ended: list[BaseException | None] = []
+
+    def listen() -> None:
+        try:
+            with (
+                served.api(token) as api,
+                api.stream("GET", "/stream", timeout=30) as response,
+            ):
+                for line in response.iter_lines():
+                    lines.append(line)
+            ended.append(None)
+        except BaseException as exc:  # what the assertion shows: how the stream ended
+            ended.append(exc)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    wait_until(lambda: "event: hello" in lines, what="the stream's hello")
+
+    assert served.stop(signal.SIGTERM, timeout=10) == 0, served.output()
+    listener.join(timeout=10)
+
+    assert ended == [None], ended  # the stream ended as a stream ends, not cut off
+    assert "Exception in ASGI application" not in served.output(), served.output()
+    assert "timeout graceful shutdown exceeded" not in served.output(), served.output()
+
+
 # -- 2. kill -9 mid-sync, restart, nothing lost or duplicated -------------------------------------
 
 EVENTS = 1500
@@ -262,7 +295,7 @@ def test_sigkill_mid_sync_then_restart_loses_and_duplicates_nothing(
     assert all(j.state == JobState.DONE for j in killed), killed
 
 
-# -- 3. two processes, one PostgreSQL queue ------------------------------------------------------
+# -- 3. two processes, one queue ----------------------------------------------------------------
 
 
 def _pid(worker: str | None) -> int:
@@ -368,8 +401,7 @@ def test_two_servers_drain_one_postgres_queue_running_every_job_once(
 def test_concurrent_first_syncs_of_one_user_run_every_job_once(
     servers: Servers, world: World, database_url: str, unique: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("several server processes share a database on PostgreSQL only")
+    # Also on one SQLite file: `calsync sync` beside a server is two processes on it.
     cals = _calendars(world, unique, accounts=2)
     _insert_each(world, cals, 5)
     world.configure(*cals)

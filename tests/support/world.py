@@ -3,6 +3,8 @@ server tiers)."""
 
 from __future__ import annotations
 
+import threading
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,8 +51,11 @@ class World:
         self.admin = httpx.Client(base_url=emulator.url, timeout=10)
         self.tokens: dict[str, dict[str, Any]] = {}
         self.users: dict[str, int] = {}
+        self._services: dict[tuple[str, int], Any] = {}
 
     def close(self) -> None:
+        for service in self._services.values():
+            service.close()
         self.admin.delete("/emulator/faults")  # the emulator outlives the test
         self.admin.close()
         self.db.dispose()
@@ -90,7 +95,8 @@ class World:
                 credentials=credentials,
                 now=datetime.now(UTC),
             )
-            imported = import_calendars(session, account, self.engine.provider_factory(credentials))
+            with closing(self.engine.provider_factory(credentials)) as provider:
+                imported = import_calendars(session, account, provider)
             session.commit()
             by_provider_id = {c.provider_calendar_id: c for c in imported}
         result = {"primary": self._cal(by_provider_id[email], email)}
@@ -122,7 +128,13 @@ class World:
         return [self.sync(cal) for cal in cals] + [self.sync(cal) for cal in cals]
 
     def service(self, email: str) -> Any:
-        return calendar_service(self.emulator.url, self.tokens[email]["access_token"])
+        """The account's Calendar API client; one per thread (httplib2 is not thread-safe)."""
+        key = (email, threading.get_ident())
+        if key not in self._services:
+            self._services[key] = calendar_service(
+                self.emulator.url, self.tokens[email]["access_token"]
+            )
+        return self._services[key]
 
     def insert(self, cal: Cal, **body: Any) -> dict[str, Any]:
         event: dict[str, Any] = (

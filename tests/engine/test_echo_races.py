@@ -1,0 +1,152 @@
+"""Echoes that race the next change: a target's feed read just before calsync rewrote a block
+in it must not make that block look edited by hand (which would keep it forever).
+
+The race is made deterministic by running the other sync at the one moment it matters: right
+after the target's feed came back from the provider (real HTTP, the real client library).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from calsync_server.accounts.vault import StoredCredentials
+from calsync_server.providers.base import EventFeed
+from calsync_server.providers.google import GoogleCalendarProvider
+from calsync_server.sync.engine import SyncEngine
+from tests.support.world import FAST_RETRY, Cal, World, at, timed
+
+
+class _FeedThen(GoogleCalendarProvider):
+    """The real provider; after fetching `calendar`'s feed it runs `meanwhile` once."""
+
+    def __init__(self, credentials: StoredCredentials, root_url: str, hook: _Hook) -> None:
+        super().__init__(credentials.to_google(root_url), root_url=root_url, retry=FAST_RETRY)
+        self._hook = hook
+
+    def fetch_events(
+        self, calendar_id: str, *, sync_token: str | None, time_min: datetime, time_max: datetime
+    ) -> EventFeed:
+        feed = super().fetch_events(
+            calendar_id, sync_token=sync_token, time_min=time_min, time_max=time_max
+        )
+        self._hook.fire(calendar_id)
+        return feed
+
+
+class _Hook:
+    def __init__(self) -> None:
+        self.calendar = ""
+        self.meanwhile: Callable[[], None] | None = None
+
+    def fire(self, calendar_id: str) -> None:
+        if calendar_id == self.calendar and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+
+
+def _racing_engine(world: World) -> tuple[SyncEngine, _Hook]:
+    hook = _Hook()
+    engine = SyncEngine(
+        world.db,
+        world.settings,
+        vault=world.vault,
+        provider_factory=lambda credentials: _FeedThen(credentials, world.emulator.url, hook),
+    )
+    return engine, hook
+
+
+def _setup(world: World, unique: str) -> tuple[SyncEngine, _Hook, Cal, Cal]:
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.configure(work, home)
+    world.sync_all(work, home)
+    engine, hook = _racing_engine(world)
+    hook.calendar = home.provider_id
+    return engine, hook, work, home
+
+
+def _move(world: World, cal: Cal, event_id: str, start: float, end: float) -> None:
+    world.service(cal.email).events().patch(
+        calendarId=cal.provider_id,
+        eventId=event_id,
+        body={"start": {"dateTime": at(start)}, "end": {"dateTime": at(end)}},
+    ).execute()
+
+
+def _set_transparency(world: World, cal: Cal, event_id: str, transparency: str) -> None:
+    world.service(cal.email).events().patch(
+        calendarId=cal.provider_id, eventId=event_id, body={"transparency": transparency}
+    ).execute()
+
+
+def _delete(world: World, cal: Cal, event_id: str) -> None:
+    world.service(cal.email).events().delete(calendarId=cal.provider_id, eventId=event_id).execute()
+
+
+def test_an_echo_read_before_the_block_moved_is_not_a_hand_edit(world: World, unique: str) -> None:
+    engine, hook, work, home = _setup(world, unique)
+    event = world.insert(work, **timed("Standup", 9, 10))
+    engine.sync_calendar(work.id)  # the block is written; home's feed now holds its echo
+
+    def the_source_moves() -> None:
+        _move(world, work, event["id"], 11, 12)
+        engine.sync_calendar(work.id)
+
+    hook.meanwhile = the_source_moves
+    engine.sync_calendar(home.id)  # settles the stale echo after the block moved
+    assert hook.meanwhile is None, "the race did not happen"
+    assert [(r.user_modified, r.user_deleted) for r in world.rows()] == [(False, False)]
+
+    _delete(world, work, event["id"])
+    engine.sync_calendar(work.id)
+
+    assert world.blocks(home) == []
+    assert world.rows() == []
+
+
+def test_an_echo_of_a_removal_read_before_the_block_came_back_is_not_a_hand_delete(
+    world: World, unique: str
+) -> None:
+    engine, hook, work, home = _setup(world, unique)
+    event = world.insert(work, **timed("Review", 9, 10))
+    engine.sync_calendar(work.id)
+    engine.sync_calendar(home.id)
+    _set_transparency(world, work, event["id"], "transparent")  # free: the block goes
+    engine.sync_calendar(work.id)  # home's feed now holds the cancelled block
+
+    def the_source_is_busy_again() -> None:
+        _set_transparency(world, work, event["id"], "opaque")  # the block comes back
+        engine.sync_calendar(work.id)
+
+    hook.meanwhile = the_source_is_busy_again
+    engine.sync_calendar(home.id)
+    assert hook.meanwhile is None, "the race did not happen"
+    assert [(r.user_modified, r.user_deleted) for r in world.rows()] == [(False, False)]
+
+    _delete(world, work, event["id"])
+    engine.sync_calendar(work.id)
+    assert world.blocks(home) == []
+
+
+def test_a_hand_edit_seen_in_a_stale_feed_is_still_a_hand_edit(world: World, unique: str) -> None:
+    engine, hook, work, home = _setup(world, unique)
+    event = world.insert(work, **timed("Planning", 9, 10))
+    engine.sync_calendar(work.id)
+    engine.sync_calendar(home.id)
+    (block,) = world.blocks(home)
+    _move(world, home, block["id"], 17, 18)  # the user drags the block away
+
+    def the_source_is_retitled() -> None:
+        world.service(work.email).events().patch(
+            calendarId=work.provider_id, eventId=event["id"], body={"summary": "Planning II"}
+        ).execute()
+        engine.sync_calendar(work.id)
+
+    hook.meanwhile = the_source_is_retitled
+    engine.sync_calendar(home.id)
+    assert hook.meanwhile is None, "the race did not happen"
+
+    (kept,) = world.blocks(home)
+    assert kept["start"]["dateTime"] == at(17)
+    assert [r.user_modified for r in world.rows()] == [True]
