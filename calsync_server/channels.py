@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault
+from calsync_server.db.lease import Leases
 from calsync_server.db.models import Account, Calendar, Notification, PushChannel
 from calsync_server.providers.base import ProviderError
 from calsync_server.sync.providers import ProviderFactory, ProviderPool
@@ -31,6 +32,9 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 3600.0
 # Polls finding changes no notification announced before a channel counts as failing.
 UNANNOUNCED_BEFORE_FAILING = 2
+# Held by the process making channels; extended before every watch call.
+LEASE = "push-channels"
+LEASE_TTL = timedelta(minutes=2)
 
 
 def webhook_address(settings: Settings) -> str | None:
@@ -69,9 +73,18 @@ class ChannelKeeper:
         self.clock = clock
         self.vault = vault
         self.provider_factory = provider_factory
+        self.leases = Leases(db, clock)
 
     def maintain(self) -> ChannelChanges:
-        """One pass: make missing channels, renew expiring or failing ones, stop unwanted ones."""
+        """One pass: make missing channels, renew expiring or failing ones, stop unwanted ones.
+
+        One process at a time: two passes side by side would each make a channel for the same
+        calendar (each reads the channels before the other's watch call is recorded).
+        """
+        with self.leases.held(LEASE, LEASE_TTL) as mine:
+            return self._maintain() if mine else ChannelChanges()
+
+    def _maintain(self) -> ChannelChanges:
         changes = ChannelChanges()
         now = self.clock.now()
         address = webhook_address(self.settings)
@@ -108,6 +121,8 @@ class ChannelKeeper:
                     newest.expires_at is not None and newest.expires_at - now <= renew_before
                 )
                 if due and self._retry_due(channels, now):
+                    if not self.leases.take(LEASE, LEASE_TTL):
+                        break  # a pass this long lost the lease: the new holder goes on
                     self._replace(session, pool, account, calendar, channels, address, now, changes)
             pool.finish(session, SyncReport())
             session.commit()

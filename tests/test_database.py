@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import Session, SQLModel
 
 from calsync_server.db.engine import current_revision, upgrade_database
+from calsync_server.db.lease import Leases
 from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob
+from shared.clock import FixedClock
 from shared.domain import JobState
 from tests.support.rows import add_calendars
 
@@ -127,3 +129,24 @@ def test_cli_db_upgrade_creates_the_database(tmp_path: Path) -> None:
     engine = sa.create_engine(f"sqlite:///{home / 'calsync.db'}")
     assert "busy_block" in sa.inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_a_lease_has_one_holder_until_released_or_expired(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    clock = FixedClock(NOW)
+    first, second = Leases(db_engine, clock), Leases(db_engine, clock)
+    ttl = timedelta(minutes=2)
+
+    assert first.take("job", ttl)
+    assert not second.take("job", ttl)
+    assert first.take("job", ttl)  # the holder extends it
+    second.release("job")  # not its to release
+    assert not second.take("job", ttl)
+
+    clock.advance(ttl + timedelta(seconds=1))  # the holder died: its lease runs out
+    assert second.take("job", ttl)
+    assert not first.take("job", ttl)
+
+    with second.held("job", ttl) as held:  # released on the way out
+        assert held
+    assert first.take("job", ttl)

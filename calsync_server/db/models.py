@@ -304,3 +304,14 @@ class OAuthFlow(SQLModel, table=True):
     redirect_uri: str = Field(max_length=2048)
     created_at: datetime = _when(nullable=False)
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))
+
+
+class Lease(SQLModel, table=True):
+    """A job one server process does for all of them (making push channels): whoever holds an
+    unexpired lease does it; a holder that dies loses it when it expires."""
+
+    __tablename__ = "lease"
+
+    name: str = Field(primary_key=True, max_length=64)
+    holder: str = Field(max_length=128)
+    expires_at: datetime = _when(nullable=False)

@@ -4,7 +4,9 @@ missing or broken, and the daily full reconcile."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import datetime
 from itertools import pairwise as pairs
@@ -12,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from sqlmodel import Session, select
 
+from calsync_server.channels import LEASE, LEASE_TTL, ChannelKeeper
 from calsync_server.db.models import PushChannel
 from calsync_server.emulator.runner import RunningEmulator
+from shared.clock import SystemClock
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, timed
@@ -132,6 +137,36 @@ def test_channels_are_stopped_when_the_public_url_goes_away(make_world: Any, uni
         states = {r.state for r in rows(world, work["primary"]) + rows(world, home)}
         assert states == {"stopped"}
         assert all(c["polling"] for c in api_channels(api).values())
+
+
+def test_two_processes_keeping_channels_make_one_per_calendar(make_world: Any, unique: str) -> None:
+    world: ServerWorld = make_world()
+    work, home = two_accounts(world, unique, "Team")
+    cals = [work["primary"], work["Team"], home]
+    world.configure(*cals)
+    # Nobody listens there: the channels only need to exist at the provider.
+    settings = msgspec.structs.replace(world.settings, public_url="http://127.0.0.1:9/")
+    keepers = [
+        ChannelKeeper(world.db, settings, SystemClock(), world.vault, world.engine.provider_factory)
+        for _ in range(2)
+    ]
+    # Slow watch calls: without one keeper at a time, the second pass would read the channels
+    # while the first is still making them, and make its own.
+    world.admin.post(
+        "/emulator/faults",
+        json={"method": "events.watch", "status": 200, "times": 100, "delay_ms": 200},
+    ).raise_for_status()
+
+    with ThreadPoolExecutor(2) as pool:
+        changes = list(pool.map(lambda keeper: keeper.maintain(), keepers))
+
+    assert sorted(len(c.created) for c in changes) == [0, len(cals)]
+    live = [r for cal in cals for r in rows(world, cal) if r.state != "stopped"]
+    assert Counter(r.calendar_id for r in live) == {cal.id: 1 for cal in cals}
+    assert {r.channel_id for r in live} <= emulator_channels(world).keys()
+    # Let go after the pass: either keeper can take the next one.
+    assert keepers[0].leases.take(LEASE, LEASE_TTL)
+    assert not keepers[1].leases.take(LEASE, LEASE_TTL)
 
 
 def test_a_calendar_that_cannot_sync_is_retried_every_poll_interval_not_every_tick(
@@ -312,6 +347,8 @@ def test_the_scheduled_full_reconcile_removes_orphans_and_respects_hand_deletion
     world.start(push=False)
     with closing(world.api()) as api:
         (block,) = wait_until(lambda: world.blocks(home), what="the offsite block")
+        # Before the orphan appears: a full reconcile already running may be the one to find it.
+        seen = {log["id"] for log in world.logs(api, home) + world.logs(api, source)}
         # Something calsync-marked that no source explains (a crash, another install).
         orphan = world.insert(
             home,
@@ -328,7 +365,6 @@ def test_the_scheduled_full_reconcile_removes_orphans_and_respects_hand_deletion
         world.service(home.email).events().delete(
             calendarId=home.provider_id, eventId=block["id"]
         ).execute()
-        seen = {log["id"] for log in world.logs(api, home) + world.logs(api, source)}
 
         def full_syncs_after() -> list[dict[str, Any]]:
             logs = world.logs(api, home) + world.logs(api, source)
@@ -339,7 +375,11 @@ def test_the_scheduled_full_reconcile_removes_orphans_and_respects_hand_deletion
             what="the orphan removed",
             timeout=15,
         )
-        assert any(x["blocks_deleted"] for x in full_syncs_after()), full_syncs_after()
+        # The block goes at the provider a moment before its sync commits its log.
+        wait_until(
+            lambda: any(x["blocks_deleted"] for x in full_syncs_after()),
+            what="a full reconcile's log with the orphan deleted",
+        )
         wait_until(lambda: len(full_syncs_after()) >= 3, what="more full reconciles", timeout=15)
         assert world.blocks(home) == []
         assert all(x["status"] == "success" for x in full_syncs_after()), full_syncs_after()
