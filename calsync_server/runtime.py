@@ -31,6 +31,7 @@ from calsync_server.providers.google import RetryPolicy
 from calsync_server.scheduler import Scheduler
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from calsync_server.sync.providers import ProviderFactory, google_provider_factory
+from calsync_server.webhook_batch import WebhookBatcher
 from shared.clock import Clock, SystemClock
 from shared.domain import JobState, SyncKind
 from shared.settings import Settings
@@ -75,6 +76,8 @@ class Runtime:
         )
         self.scheduler = Scheduler(self.db, settings, self.clock, self.queue, self.channels)
         self.bus = LiveBus()
+        # Records push notifications in batches; its thread starts with the first one.
+        self.webhooks = WebhookBatcher(self.db, self.clock, self.queue, self.wake)
         self.metrics = Metrics(self._gauges)
         # Workers and the scheduler run unless a caller (a test of one part) turns them off.
         self.background = background
@@ -124,6 +127,7 @@ class Runtime:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await asyncio.to_thread(self.webhooks.close)
         self.db.dispose()
 
     # -- work ---------------------------------------------------------------------------------

@@ -1,50 +1,61 @@
 """`POST /webhooks/google`: check a push notification, record it, queue a sync, answer at once.
 
-No provider call happens here. The database work runs in a thread so the event loop stays free;
-stopping an unknown channel at the provider runs after the answer, in the background.
+No provider call happens here. The database work runs in the runtime's webhook batcher
+(calsync_server/webhook_batch.py), which records the notifications arriving together in one
+transaction, so the event loop stays free and a burst costs few commits; the answer waits for
+that commit. Stopping an unknown channel at the provider runs after the answer, in the
+background.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from litestar import Request, Response, post
 from litestar.background_tasks import BackgroundTask
+from litestar.enums import ParamType
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_400_BAD_REQUEST,
     HTTP_403_FORBIDDEN,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
 )
-from sqlmodel import Session, col, select
 
-from calsync_server.db.models import Notification as NotificationRow
-from calsync_server.db.models import PushChannel
+from calsync_server.api.openapi import errors
 from calsync_server.runtime import Runtime
-from shared.domain import ChannelState, NotificationOutcome, SyncKind
+from calsync_server.webhook_batch import PushHeaders
+from shared.domain import NotificationOutcome
 
 # Google's notifications have an empty body; anything bigger than this is not one of them.
 MAX_BODY_BYTES = 1024
 STATES = ("sync", "exists", "not_exists")
-# A notification joining a waiting sync delays it until the notifications pause this long: a
-# burst becomes one sync after it. The first notification is never delayed.
-DEBOUNCE_SECONDS = 0.3
+# Message numbers of up to 18 digits: they fit the database's BIGINT (Google's count from 1).
+MESSAGE_NUMBER_DIGITS = 18
 
 
 @dataclass(frozen=True, slots=True)
-class PushHeaders:
-    channel_id: str
-    message_number: int
-    resource_id: str
-    resource_state: str
-    resource_uri: str
-    token: str
+class HeaderRule:
+    name: str
+    longest: int
+    required: bool = True
+
+
+# The X-Goog-* headers of a notification: checked by parse_headers, documented by PushOperation.
+HEADERS = {
+    rule.name.lower(): rule
+    for rule in (
+        HeaderRule("X-Goog-Channel-ID", 64),
+        HeaderRule("X-Goog-Message-Number", MESSAGE_NUMBER_DIGITS),
+        HeaderRule("X-Goog-Resource-ID", 256),
+        HeaderRule("X-Goog-Resource-State", 32),
+        HeaderRule("X-Goog-Resource-URI", 2048, required=False),
+        HeaderRule("X-Goog-Channel-Token", 256, required=False),
+    )
+}
 
 
 class BadHeaders(ValueError):
@@ -54,114 +65,63 @@ class BadHeaders(ValueError):
 def parse_headers(headers: Any) -> PushHeaders:
     """The X-Goog-* headers, checked; BadHeaders names the first one that is wrong."""
 
-    def text(name: str, limit: int, *, required: bool = True) -> str:
-        value = headers.get(name)
+    def text(key: str) -> str:
+        rule = HEADERS[key]
+        value = headers.get(key)
         if value is None or value == "":
-            if required:
-                raise BadHeaders(f"missing header {name}")
+            if rule.required:
+                raise BadHeaders(f"missing header {rule.name}")
             return ""
-        if len(value) > limit:
-            raise BadHeaders(f"header {name} is longer than {limit} characters")
+        if len(value) > rule.longest:
+            raise BadHeaders(f"header {rule.name} is longer than {rule.longest} characters")
         return str(value)
 
-    channel_id = text("x-goog-channel-id", 64)
-    state = text("x-goog-resource-state", 32)
+    channel_id = text("x-goog-channel-id")
+    state = text("x-goog-resource-state")
     if state not in STATES:
         raise BadHeaders(f"header X-Goog-Resource-State must be one of {', '.join(STATES)}")
-    number_text = text("x-goog-message-number", 20)
+    number_text = text("x-goog-message-number")
     # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if not _decimal(number_text) or int(number_text) >= 2**63:
+    if not _decimal(number_text):
         raise BadHeaders("header X-Goog-Message-Number must be a non-negative integer")
     return PushHeaders(
         channel_id=channel_id,
         message_number=int(number_text),
-        resource_id=text("x-goog-resource-id", 256),
+        resource_id=text("x-goog-resource-id"),
         resource_state=state,
-        resource_uri=text("x-goog-resource-uri", 2048, required=False),
-        token=text("x-goog-channel-token", 256, required=False),
+        resource_uri=text("x-goog-resource-uri"),
+        token=text("x-goog-channel-token"),
     )
+
+
+@dataclass
+class PushOperation(Operation):
+    """The document's account of the webhook: the headers it reads, as parse_headers checks
+    them (Litestar only documents parameters the handler's signature declares)."""
+
+    def __post_init__(self) -> None:
+        patterns = {
+            "x-goog-message-number": f"^[0-9]{{1,{MESSAGE_NUMBER_DIGITS}}}$",
+            "x-goog-resource-state": f"^({'|'.join(STATES)})$",
+        }
+        self.parameters = [
+            Parameter(
+                name=rule.name,
+                param_in=ParamType.HEADER,
+                required=rule.required,
+                schema=Schema(
+                    type=OpenAPIType.STRING,
+                    min_length=1 if rule.required else None,
+                    max_length=rule.longest,
+                    pattern=patterns.get(key),
+                ),
+            )
+            for key, rule in HEADERS.items()
+        ]
 
 
 def _decimal(text: str) -> bool:
     return text.isascii() and text.isdigit()
-
-
-@dataclass(frozen=True, slots=True)
-class Handled:
-    outcome: NotificationOutcome
-    # A channel to stop at the provider after answering (unknown or stopped).
-    stop: bool = False
-
-
-def _record(
-    session: Session,
-    push: PushHeaders,
-    calendar_id: int | None,
-    outcome: NotificationOutcome,
-    now: datetime,
-) -> None:
-    session.add(
-        NotificationRow(
-            channel_id=push.channel_id,
-            calendar_id=calendar_id,
-            message_number=push.message_number,
-            resource_state=push.resource_state,
-            outcome=outcome,
-            received_at=now,
-        )
-    )
-    session.commit()
-
-
-def handle_notification(runtime: Runtime, push: PushHeaders) -> Handled:
-    """Blocking: record the notification and queue (or coalesce) the calendar's sync."""
-    now = runtime.clock.now()
-    with Session(runtime.db) as session:
-        channel = session.exec(
-            select(PushChannel).where(PushChannel.channel_id == push.channel_id)
-        ).first()
-        calendar_id = channel.calendar_id if channel else None
-
-        def record(outcome: NotificationOutcome) -> Handled:
-            _record(session, push, calendar_id, outcome, now)
-            return Handled(outcome, stop=outcome is NotificationOutcome.UNKNOWN_CHANNEL)
-
-        if channel is None or channel.state == ChannelState.STOPPED:
-            return record(NotificationOutcome.UNKNOWN_CHANNEL)
-        # Compared in constant time: the token is the only proof the sender is the provider.
-        if not hmac.compare_digest(push.token.encode(), channel.token.encode()) or (
-            channel.resource_id is not None and channel.resource_id != push.resource_id
-        ):
-            return record(NotificationOutcome.FORGED)
-        # Atomic: of two deliveries of one message number, exactly one gets past this.
-        fresh = session.execute(
-            sa.update(PushChannel)
-            .where(
-                col(PushChannel.id) == channel.id,
-                sa.or_(
-                    col(PushChannel.last_message_number).is_(None),
-                    col(PushChannel.last_message_number) < push.message_number,
-                ),
-            )
-            .values(
-                last_message_number=push.message_number,
-                last_notification_at=now,
-                failures=0,
-            )
-        )
-        if fresh.rowcount != 1:  # type: ignore[attr-defined]
-            return record(NotificationOutcome.DUPLICATE)
-        if push.resource_state == "sync":
-            return record(NotificationOutcome.SYNC_MESSAGE)
-        session.commit()
-    assert calendar_id is not None
-    enqueued = runtime.enqueue(calendar_id, SyncKind.WEBHOOK, debounce=DEBOUNCE_SECONDS)
-    with Session(runtime.db) as session:
-        outcome = (
-            NotificationOutcome.COALESCED if enqueued.coalesced else NotificationOutcome.ENQUEUED
-        )
-        _record(session, push, calendar_id, outcome, now)
-    return Handled(outcome)
 
 
 def _answer(
@@ -170,7 +130,13 @@ def _answer(
     return Response(content, status_code=status, background=background)
 
 
-@post("/webhooks/google", status_code=HTTP_200_OK, include_in_schema=True, tags=["webhooks"])
+@post(
+    "/webhooks/google",
+    status_code=HTTP_200_OK,
+    tags=["webhooks"],
+    operation_class=PushOperation,
+    responses=errors(400, 403, 413),
+)
 async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
     """Receive a Google Calendar push notification (headers only; the body is empty)."""
     runtime: Runtime = request.app.state.runtime
@@ -188,7 +154,7 @@ async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
     except BadHeaders as exc:
         runtime.metrics.notifications.labels("bad_headers").inc()
         return _answer(HTTP_400_BAD_REQUEST, {"error": str(exc)})
-    handled = await asyncio.to_thread(handle_notification, runtime, push)
+    handled = await runtime.webhooks.submit(push)
     runtime.metrics.notifications.labels(handled.outcome.value).inc()
     runtime.metrics.webhook_seconds.observe(time.perf_counter() - started)
     if handled.outcome is NotificationOutcome.FORGED:

@@ -8,11 +8,15 @@ the CLI and a server) can never sync the same calendar at once.
 from __future__ import annotations
 
 import random
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel, col, select
 
 from calsync_server.db.models import SyncJob
 from shared.clock import Clock
@@ -21,6 +25,8 @@ from shared.domain import JobState, SyncKind
 MAX_ATTEMPTS = 6
 # However long a burst lasts, a debounced job waits at most this long after it was queued.
 MAX_DEBOUNCE = timedelta(seconds=5)
+# Tries to queue or join before giving up, each lost to a concurrent queue or claim.
+ENQUEUE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,49 @@ class Enqueued:
     job_id: int
     # True when the request joined a job that was already waiting.
     coalesced: bool
+
+
+class _Waiting(NamedTuple):
+    id: int
+    full: bool
+    run_after: datetime
+    created_at: datetime
+
+
+def _joined(
+    run_after: datetime,
+    job_full: bool,
+    created_at: datetime,
+    full: bool,
+    debounce: timedelta,
+    now: datetime,
+) -> tuple[datetime, bool]:
+    """A waiting job's (run_after, full) once a request joins it."""
+    if debounce:
+        run_after = max(run_after, min(now + debounce, created_at + MAX_DEBOUNCE))
+    # A full request widens the waiting job, never narrows it.
+    return run_after, job_full or full
+
+
+# The statements `enqueue_in` runs, built once (building them costs more than running them).
+_jobs = SQLModel.metadata.tables[SyncJob.__tablename__]
+_WAITING = sa.select(
+    _jobs.c.id, _jobs.c.calendar_id, _jobs.c.full, _jobs.c.run_after, _jobs.c.created_at
+).where(
+    _jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)),
+    _jobs.c.state == JobState.QUEUED.value,
+)
+# An INSERT that does nothing when the calendar already has a queued job (the partial unique
+# index) instead of failing the caller's whole transaction; one per dialect.
+_QUEUE = {
+    "sqlite": sqlite.insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
+    "postgresql": postgresql.insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
+}
+_JOIN = (
+    sa.update(_jobs)
+    .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
+    .values(run_after=sa.bindparam("b_run_after"), full=sa.bindparam("b_full"))
+)
 
 
 class JobQueue:
@@ -51,41 +100,116 @@ class JobQueue:
         been quiet that long (at most MAX_DEBOUNCE after it was queued): a burst of
         notifications then costs one sync after the burst, not one per sync cycle it spans.
         """
-        now = self.clock.now()
-        with Session(self.db) as session:
-            waiting = self._waiting(session, calendar_id)
+        with self.db.begin() as connection:
+            (enqueued,) = self.enqueue_in(
+                connection,
+                [calendar_id],
+                kind,
+                full=full,
+                delay_seconds=delay_seconds,
+                debounce_seconds=debounce_seconds,
+            )
+        return enqueued
+
+    def enqueue_in(
+        self,
+        connection: sa.Connection,
+        calendar_ids: Sequence[int],
+        kind: SyncKind,
+        *,
+        full: bool = False,
+        delay_seconds: float = 0,
+        debounce_seconds: float = 0,
+        now: datetime | None = None,
+    ) -> list[Enqueued]:
+        """`enqueue` for several requests inside the caller's transaction (which commits).
+
+        One answer per request, in order. A calendar may come more than once: its requests
+        count as successive `enqueue` calls (the first may queue a job, the others join it,
+        debouncing it), at the cost of one write per calendar. Calendars are written in id
+        order, so two transactions doing this lock their rows in the same order.
+        """
+        now = self.clock.now() if now is None else now
+        requests = Counter(calendar_ids)
+        waiting = self._waiting_rows(connection, list(requests))
+        jobs = {
+            calendar_id: self._enqueue_calendar(
+                connection,
+                calendar_id,
+                waiting.get(calendar_id),
+                kind,
+                joins=requests[calendar_id] - 1,
+                full=full,
+                delay=timedelta(seconds=delay_seconds),
+                debounce=timedelta(seconds=debounce_seconds),
+                now=now,
+            )
+            for calendar_id in sorted(requests)
+        }
+        answers: list[Enqueued] = []
+        seen: set[int] = set()
+        for calendar_id in calendar_ids:
+            job_id, created = jobs[calendar_id]
+            answers.append(Enqueued(job_id, coalesced=calendar_id in seen or not created))
+            seen.add(calendar_id)
+        return answers
+
+    def _enqueue_calendar(
+        self,
+        connection: sa.Connection,
+        calendar_id: int,
+        waiting: _Waiting | None,
+        kind: SyncKind,
+        *,
+        joins: int,
+        full: bool,
+        delay: timedelta,
+        debounce: timedelta,
+        now: datetime,
+    ) -> tuple[int, bool]:
+        """(the job's id, whether it was queued now) for one calendar's requests."""
+        for _ in range(ENQUEUE_ATTEMPTS):
             if waiting is None:
-                job = SyncJob(
-                    calendar_id=calendar_id,
-                    kind=kind,
-                    full=full,
-                    run_after=now + timedelta(seconds=delay_seconds),
-                    created_at=now,
+                run_after, job_full = now + delay, full
+                if joins:  # the later requests join the job the first one queues
+                    run_after, job_full = _joined(run_after, job_full, now, full, debounce, now)
+                inserted = connection.execute(
+                    _QUEUE[connection.dialect.name],
+                    {
+                        "calendar_id": calendar_id,
+                        "kind": kind.value,
+                        "full": job_full,
+                        "state": JobState.QUEUED.value,
+                        "attempts": 0,
+                        "run_after": run_after,
+                        "created_at": now,
+                    },
+                ).scalar()
+                if inserted is not None:
+                    return int(inserted), True
+                # Another transaction queued one in between: join it.
+            else:
+                run_after, job_full = _joined(
+                    waiting.run_after, waiting.full, waiting.created_at, full, debounce, now
                 )
-                session.add(job)
-                try:
-                    session.commit()
-                except sa.exc.IntegrityError:
-                    # Another request queued one in between: join it.
-                    session.rollback()
-                    waiting = self._waiting(session, calendar_id)
-                    if waiting is None:
-                        raise
-                else:
-                    assert job.id is not None
-                    return Enqueued(job.id, coalesced=False)
-            if full and not waiting.full:
-                waiting.full = True  # a full request widens the waiting job, never narrows it
-            if debounce_seconds:
-                quiet = now + timedelta(seconds=debounce_seconds)
-                waiting.run_after = max(
-                    waiting.run_after, min(quiet, waiting.created_at + MAX_DEBOUNCE)
+                if (run_after, job_full) == (waiting.run_after, waiting.full):
+                    return waiting.id, False
+                moved = connection.execute(
+                    _JOIN, {"b_id": waiting.id, "b_run_after": run_after, "b_full": job_full}
                 )
-            if session.is_modified(waiting):
-                session.add(waiting)
-                session.commit()
-            assert waiting.id is not None
-            return Enqueued(waiting.id, coalesced=True)
+                if moved.rowcount == 1:
+                    return waiting.id, False
+                # A worker took it in between: this request needs a job of its own.
+            waiting = self._waiting_rows(connection, [calendar_id]).get(calendar_id)
+        raise RuntimeError(f"could not queue a sync of calendar {calendar_id}: too much contention")
+
+    @staticmethod
+    def _waiting_rows(connection: sa.Connection, calendar_ids: list[int]) -> dict[int, _Waiting]:
+        rows = connection.execute(_WAITING, {"ids": calendar_ids})
+        return {
+            row.calendar_id: _Waiting(row.id, row.full, row.run_after, row.created_at)
+            for row in rows
+        }
 
     @staticmethod
     def _waiting(session: Session, calendar_id: int) -> SyncJob | None:

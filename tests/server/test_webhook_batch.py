@@ -1,0 +1,410 @@
+"""Webhook group commit: notifications arriving together are recorded in one transaction, each
+answered only after that commit, with the same outcomes as one at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, col, func, select
+
+from calsync_server.db.engine import create_db_engine, upgrade_database
+from calsync_server.db.models import Notification, PushChannel, SyncJob
+from calsync_server.jobs.queue import MAX_DEBOUNCE, JobQueue
+from calsync_server.webhook_batch import (
+    DEBOUNCE_SECONDS,
+    PushHeaders,
+    WebhookBatcher,
+    advance_message_number,
+    record_notifications,
+)
+from shared.clock import FixedClock
+from shared.domain import ChannelState, JobState, NotificationOutcome, SyncKind
+from tests.server.conftest import ServerWorld
+from tests.server.test_webhooks import headers_of, notify
+from tests.support.rows import add_calendars
+from tests.support.waiting import wait_until
+
+START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+DEBOUNCE = timedelta(seconds=DEBOUNCE_SECONDS)
+ENQUEUED, COALESCED = NotificationOutcome.ENQUEUED, NotificationOutcome.COALESCED
+DUPLICATE, FORGED = NotificationOutcome.DUPLICATE, NotificationOutcome.FORGED
+SYNC_MESSAGE, UNKNOWN = NotificationOutcome.SYNC_MESSAGE, NotificationOutcome.UNKNOWN_CHANNEL
+
+
+# -- over HTTP -------------------------------------------------------------------------------
+
+
+def _last_ids(world: ServerWorld) -> tuple[int, int]:
+    with Session(world.db) as session:
+        notification = session.exec(select(func.max(Notification.id))).one()
+        job = session.exec(select(func.max(SyncJob.id))).one()
+    return notification or 0, job or 0
+
+
+async def _burst(url: str, requests: list[dict[str, str]]) -> list[httpx.Response]:
+    """Every request at once, each on a connection of its own."""
+    limits = httpx.Limits(max_connections=len(requests))
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        return await asyncio.gather(
+            *(client.post("webhooks/google", headers=headers) for headers in requests)
+        )
+
+
+def _outcome(answer: httpx.Response) -> str:
+    if answer.status_code == 403:
+        return "forged"
+    assert answer.status_code == 200, answer.text
+    outcome: str = answer.json()["outcome"]
+    return outcome
+
+
+def test_a_concurrent_burst_gets_the_answers_rows_and_jobs_of_one_at_a_time(
+    server_world: ServerWorld, unique: str
+) -> None:
+    world = server_world
+    cals = world.account(f"burst-{unique}@example.com", "Team", "Ops")
+    calendars = [cals["primary"], cals["Team"], cals["Ops"]]
+    world.configure(*calendars)
+    world.start()
+    with world.api() as api:
+        world.wait_for_channels(*calendars)
+        wait_until(lambda: world.settled(api), what="the initial syncs")
+        channels = [world.channel(cal) for cal in calendars]
+        last_notification, last_job = _last_ids(world)
+
+        # Each channel's next notification delivered five times over (Google retries, or two
+        # routes), a forger guessing at the first channel, and channels nobody knows.
+        fresh = {c.channel_id: (c.last_message_number or 0) + 100 for c in channels if c}
+        requests: list[dict[str, str]] = []
+        for channel in channels:
+            assert channel is not None
+            requests += [headers_of(channel, fresh[channel.channel_id])] * 5
+        first = channels[0]
+        assert first is not None
+        for n in range(4):
+            requests.append(
+                headers_of(first, fresh[first.channel_id] + 1 + n)
+                | {"X-Goog-Channel-Token": f"guess-{n}"}
+            )
+        requests.append(
+            headers_of(first, fresh[first.channel_id] + 9) | {"X-Goog-Resource-ID": "another"}
+        )
+        for n in range(5):
+            requests.append(
+                headers_of(first, 7)
+                | {"X-Goog-Channel-ID": f"nobody-{unique}-{n}", "X-Goog-Channel-Token": ""}
+            )
+        answers = asyncio.run(_burst(world.url, requests))
+
+        said = [
+            (r["X-Goog-Channel-ID"], int(r["X-Goog-Message-Number"]), _outcome(a))
+            for r, a in zip(requests, answers, strict=True)
+        ]
+        for channel in channels:
+            assert channel is not None
+            mine = sorted(o for c, _n, o in said if c == channel.channel_id and o != "forged")
+            # Exactly one delivery counts; it found no waiting job, so it queued one.
+            assert mine == ["duplicate"] * 4 + ["enqueued"], (channel.channel_id, said)
+        assert [o for c, _n, o in said if c == first.channel_id].count("forged") == 5
+        assert [o for c, _n, o in said if c.startswith("nobody-")] == ["unknown_channel"] * 5
+
+        # Every answer is a recorded row, and nothing else was recorded.
+        with Session(world.db) as session:
+            rows = session.exec(
+                select(Notification).where(col(Notification.id) > last_notification)
+            ).all()
+            assert Counter((n.channel_id, n.message_number, str(n.outcome)) for n in rows) == (
+                Counter(said)
+            )
+            for channel, cal in zip(channels, calendars, strict=True):
+                assert channel is not None
+                assert {n.calendar_id for n in rows if n.channel_id == channel.channel_id} == {
+                    cal.id
+                }
+                stored = session.get(PushChannel, channel.id)
+                assert stored is not None
+                assert stored.last_message_number == fresh[channel.channel_id]
+            new_jobs = session.exec(select(SyncJob).where(col(SyncJob.id) > last_job)).all()
+            assert sorted(j.calendar_id for j in new_jobs) == sorted(c.id for c in calendars)
+            assert {str(j.kind) for j in new_jobs} == {"webhook"}
+        wait_until(lambda: world.settled(api), what="the burst's syncs")
+
+
+def test_the_batcher_thread_ends_with_the_server(server_world: ServerWorld, unique: str) -> None:
+    world = server_world
+    cal = world.account(f"stop-{unique}@example.com")["primary"]
+    world.configure(cal)
+    world.start()
+    world.wait_for_channels(cal)
+    channel = world.channel(cal)
+    assert channel is not None
+    answer = notify(world, headers_of(channel, (channel.last_message_number or 0) + 1))
+    assert answer.status_code == 200, answer.text
+    assert any(t.name == "calsync-webhooks" for t in threading.enumerate())
+    world.stop()
+    assert not any(t.name == "calsync-webhooks" for t in threading.enumerate())
+
+
+# -- in the database -------------------------------------------------------------------------
+
+
+def _channels(db: sa.Engine) -> tuple[list[int], dict[str, int]]:
+    """Calendars a and b; channel "a" (last number 10), "b" (new), "c" (stopped, on b)."""
+    upgrade_database(db)
+    with Session(db) as session:
+        calendars = add_calendars(session, "a", "b")
+        rows = {
+            "a": PushChannel(calendar_id=calendars[0], channel_id="a", last_message_number=10),
+            "b": PushChannel(calendar_id=calendars[1], channel_id="b"),
+            "c": PushChannel(
+                calendar_id=calendars[1],
+                channel_id="c",
+                state=ChannelState.STOPPED,
+                last_message_number=3,
+            ),
+        }
+        for name, row in rows.items():
+            row.resource_id, row.token = f"resource-{name}", f"token-{name}"
+            row.address, row.created_at = "http://calsync/webhooks/google", START
+            session.add(row)
+        session.commit()
+        ids = {name: row.id for name, row in rows.items() if row.id is not None}
+    return calendars, ids
+
+
+def push(
+    channel: str, number: int, state: str = "exists", *, token: str = "", resource: str = ""
+) -> PushHeaders:
+    return PushHeaders(
+        channel_id=channel,
+        message_number=number,
+        resource_id=resource or f"resource-{channel}",
+        resource_state=state,
+        resource_uri="https://www.googleapis.com/calendar/v3/calendars/x/events",
+        token=token or f"token-{channel}",
+    )
+
+
+def _queued(db: sa.Engine) -> dict[int, SyncJob]:
+    with Session(db) as session:
+        jobs = session.exec(select(SyncJob).where(SyncJob.state == JobState.QUEUED)).all()
+    return {job.calendar_id: job for job in jobs}
+
+
+def _recorded(db: sa.Engine) -> list[tuple[str, int | None, int | None, str]]:
+    with Session(db) as session:
+        rows = session.exec(select(Notification).order_by(col(Notification.id))).all()
+    return [(n.channel_id, n.calendar_id, n.message_number, str(n.outcome)) for n in rows]
+
+
+def test_one_batch_decides_in_arrival_order_and_debounces_like_one_at_a_time(
+    db_engine: sa.Engine,
+) -> None:
+    (a, b), _ = _channels(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock)
+    batch = [
+        push("a", 12),  # fresh: queues a's sync
+        push("a", 12),  # the same again, in the same batch
+        push("a", 11),  # older than the one before it
+        push("a", 15, token="token-b"),  # another channel's token
+        push("a", 15, resource="resource-b"),  # another channel's resource
+        push("a", 14),  # fresh: joins the job 12 queued, debouncing it
+        push("b", 1, "sync"),  # a new channel's first message
+        push("b", 2),  # fresh: queues b's sync
+        push("c", 5),  # a stopped channel
+        push("nobody", 1),  # a channel calsync never made
+    ]
+    with db_engine.begin() as connection:
+        recorded = record_notifications(connection, queue, batch, clock.now())
+
+    outcomes = [h.outcome for h in recorded.handled]
+    assert outcomes == [
+        *(ENQUEUED, DUPLICATE, DUPLICATE, FORGED, FORGED, COALESCED),
+        *(SYNC_MESSAGE, ENQUEUED, UNKNOWN, UNKNOWN),
+    ]
+    assert [h.stop for h in recorded.handled] == [False] * 8 + [True, True]
+    assert recorded.queued
+    assert _recorded(db_engine) == [
+        (p.channel_id, cal, p.message_number, o.value)
+        for p, cal, o in zip(batch, [a] * 6 + [b, b, b, None], outcomes, strict=True)
+    ]
+    with Session(db_engine) as session:
+        numbers = {c.channel_id: c for c in session.exec(select(PushChannel))}
+    assert numbers["a"].last_message_number == 14
+    assert numbers["a"].last_notification_at == START
+    assert numbers["b"].last_message_number == 2
+    assert numbers["c"].last_message_number == 3  # a stopped channel's numbers stay put
+    # a's job was joined in the batch, so it waits for a pause; b's first one runs at once.
+    jobs = _queued(db_engine)
+    assert {cal: job.run_after for cal, job in jobs.items()} == {a: START + DEBOUNCE, b: START}
+
+    # Later batches keep joining a's job, until it has waited MAX_DEBOUNCE in all.
+    clock.advance(timedelta(seconds=1))
+    with db_engine.begin() as connection:
+        later = record_notifications(connection, queue, [push("a", 14), push("a", 16)], clock.now())
+    assert [h.outcome for h in later.handled] == [DUPLICATE, COALESCED]
+    assert not later.queued
+    assert _queued(db_engine)[a].run_after == clock.now() + DEBOUNCE
+    clock.advance(MAX_DEBOUNCE)
+    with db_engine.begin() as connection:
+        record_notifications(connection, queue, [push("a", 17)], clock.now())
+    assert _queued(db_engine)[a].run_after == START + MAX_DEBOUNCE
+    assert _queued(db_engine)[a].id == jobs[a].id
+
+
+def test_enqueue_in_counts_repeats_as_successive_requests(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        a, b = add_calendars(session, "a", "b")
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock)
+    with db_engine.begin() as connection:
+        answers = queue.enqueue_in(connection, [b, a, b], SyncKind.MANUAL)
+    assert [e.coalesced for e in answers] == [False, False, True]
+    assert answers[0].job_id == answers[2].job_id != answers[1].job_id
+    # A full request widens the waiting job, and a claimed job is no longer joined.
+    assert queue.enqueue(a, SyncKind.FULL, full=True).job_id == answers[1].job_id
+    claimed = queue.claim("w1", calendar_ids={a})
+    assert claimed is not None
+    assert claimed.full is True
+    again = queue.enqueue(a, SyncKind.WEBHOOK, debounce_seconds=DEBOUNCE_SECONDS)
+    assert not again.coalesced
+    assert again.job_id != claimed.id
+    assert set(_queued(db_engine)) == {a, b}
+
+
+def test_a_number_another_process_moved_meanwhile_is_checked_one_at_a_time(
+    db_engine: sa.Engine,
+) -> None:
+    _, ids = _channels(db_engine)
+    # This batch read 3; another process has since taken 10.
+    with db_engine.begin() as connection:
+        accepted = advance_message_number(connection, ids["a"], 3, [4, 10, 11, 13], START)
+    assert accepted == [False, False, True, True]
+    with Session(db_engine) as session:
+        channel = session.get(PushChannel, ids["a"])
+        assert channel is not None
+        assert channel.last_message_number == 13
+
+
+def test_deliveries_racing_in_two_processes_count_once(database_url: str) -> None:
+    """Two servers (two engines, two batchers) get the same deliveries at the same moment."""
+    engines = [create_db_engine(database_url) for _ in range(2)]
+    try:
+        (a, _b), _ = _channels(engines[0])
+        clock = FixedClock(START)
+        pushes = [push("a", 10 + n) for n in range(1, 41)]
+
+        def deliver(db: sa.Engine) -> list[NotificationOutcome]:
+            queue = JobQueue(db, clock)
+            outcomes: list[NotificationOutcome] = []
+            for start in range(0, len(pushes), 4):
+                with db.begin() as connection:
+                    batch = pushes[start : start + 4]
+                    recorded = record_notifications(connection, queue, batch, clock.now())
+                outcomes += [h.outcome for h in recorded.handled]
+            return outcomes
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(deliver, engines))
+        counted = Counter(
+            p.message_number
+            for outcomes in results
+            for p, o in zip(pushes, outcomes, strict=True)
+            if o is not DUPLICATE
+        )
+        assert max(counted.values()) == 1, counted
+        assert counted[50] == 1  # the newest is counted by one of them
+        assert (results[0] + results[1]).count(ENQUEUED) == 1
+        assert list(_queued(engines[0])) == [a]
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+# -- the batcher -----------------------------------------------------------------------------
+
+
+def _poison(db: sa.Engine) -> None:
+    """A database that refuses to store a notification of channel "poison"."""
+    with db.begin() as connection:
+        if db.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER poison BEFORE INSERT ON notification "
+                "WHEN NEW.channel_id = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned notification'); END"
+            )
+            return
+        connection.exec_driver_sql(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF NEW.channel_id = 'poison' THEN RAISE EXCEPTION 'poisoned notification'; END IF; "
+            "RETURN NEW; END $$"
+        )
+        connection.exec_driver_sql(
+            "CREATE TRIGGER poison BEFORE INSERT ON notification "
+            "FOR EACH ROW EXECUTE FUNCTION poison()"
+        )
+
+
+def test_a_notification_the_database_refuses_fails_alone(
+    db_engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    (a, b), ids = _channels(db_engine)
+    _poison(db_engine)
+    woken: list[int] = []
+    batcher = WebhookBatcher(
+        db_engine,
+        FixedClock(START),
+        JobQueue(db_engine, FixedClock(START)),
+        lambda: woken.append(1),
+    )
+    pushes = [push("a", 11), push("a", 12), push("poison", 1), push("b", 1), push("nobody", 2)]
+
+    async def deliver() -> list[Any]:
+        # Another transaction holds channel a's row: the batcher's first batch waits on it, and
+        # what arrives meanwhile makes up the next batch, the poisoned notification with others.
+        with db_engine.connect() as holder:
+            holder.execute(
+                sa.update(PushChannel)
+                .where(col(PushChannel.id) == ids["a"])
+                .values(failures=col(PushChannel.failures))
+            )
+            tasks = [asyncio.create_task(batcher.submit(p)) for p in pushes]
+            await asyncio.sleep(0)  # one turn of the loop: every task hands its push in
+            holder.commit()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        results = asyncio.run(deliver())
+    finally:
+        batcher.close()
+    assert isinstance(results[2], sa.exc.DBAPIError), results
+    assert "poisoned notification" in str(results[2])
+    assert [r.outcome for r in results[:2] + results[3:]] == [
+        ENQUEUED,
+        COALESCED,
+        ENQUEUED,
+        UNKNOWN,
+    ]
+    assert [row for row in _recorded(db_engine)] == [
+        ("a", a, 11, "enqueued"),
+        ("a", a, 12, "coalesced"),
+        ("b", b, 1, "enqueued"),
+        ("nobody", None, 2, "unknown_channel"),
+    ]
+    assert woken  # new jobs wake the workers
+    assert not any(t.name == "calsync-webhooks" for t in threading.enumerate())
+
+    # Once closed (the server is stopping), a late notification is still recorded first.
+    late = asyncio.run(batcher.submit(push("b", 5)))
+    assert late.outcome is COALESCED
+    assert _recorded(db_engine)[-1] == ("b", b, 5, "coalesced")
