@@ -91,15 +91,15 @@ def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> 
 @pass_calsync
 def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None) -> None:
     """Run the server headless: webhooks, workers, scheduler and the JSON API."""
-    import uvicorn
-
     from calsync_server.app import create_app
-    from calsync_server.serving import GRACEFUL_SHUTDOWN_S
+    from calsync_server.runtime import Runtime
+    from calsync_server.serving import Server, server_config
 
     if public_url:
         calsync.flags["public_url"] = public_url
     settings = calsync.settings
-    app = create_app(settings)
+    runtime = Runtime(settings)
+    app = create_app(settings, runtime=runtime)
     click.echo(f"calsync server at http://{host}:{port}/ (data in {settings.home})")
     if not settings.public_url:
         click.echo("no public URL: push channels are off, calendars are polled")
@@ -107,17 +107,15 @@ def serve(calsync: CalsyncContext, host: str, port: int, public_url: str | None)
     # handler kills the process (exit status -15). A stop that was asked for is a clean exit:
     # this handler gets that re-raised signal (or one that comes before uvicorn is listening).
     previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    server = Server(server_config(app, host=host, port=port), runtime.bus.close)
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
+        server.run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn stopped gracefully, then raised it again (as uvicorn.run)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run: it could not start (the port taken, say)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

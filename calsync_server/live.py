@@ -15,6 +15,8 @@ from typing import Any
 
 # A subscriber that stops reading loses the oldest updates, never blocks the publisher.
 QUEUE_LIMIT = 256
+# The last update a subscriber gets: the server is stopping, end the stream.
+CLOSING = "server.closing"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,7 @@ class LiveBus:
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queues: set[asyncio.Queue[LiveUpdate]] = set()
+        self._closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -47,9 +50,17 @@ class LiveBus:
                     queue.get_nowait()
             queue.put_nowait(update)
 
+    def close(self) -> None:
+        """On the loop, as the server starts to stop: every subscriber, and any that comes
+        later, gets CLOSING. Streams never end by themselves; this lets them end in time."""
+        self._closed = True
+        self._deliver(LiveUpdate(None, CLOSING))
+
     @contextlib.contextmanager
     def subscription(self) -> Iterator[asyncio.Queue[LiveUpdate]]:
         queue: asyncio.Queue[LiveUpdate] = asyncio.Queue(QUEUE_LIMIT)
+        if self._closed:
+            queue.put_nowait(LiveUpdate(None, CLOSING))
         self._queues.add(queue)
         try:
             yield queue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +15,35 @@ import uvicorn
 
 START_TIMEOUT_S = 30.0
 GRACEFUL_SHUTDOWN_S = 2
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server that calls `before_shutdown` as it starts to stop: live streams never
+    end by themselves, and uvicorn cancels what is still running at its graceful-shutdown
+    deadline, logging an error for each. Told first, they end cleanly and at once."""
+
+    def __init__(
+        self, config: uvicorn.Config, before_shutdown: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            self._before_shutdown()
+        await super().shutdown(sockets)
+
+
+def server_config(app: Any, **options: Any) -> uvicorn.Config:
+    """calsync's uvicorn settings: quiet, and streams given a moment at shutdown."""
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        **options,
+    )
 
 
 @dataclass
@@ -45,22 +74,14 @@ def serve_in_thread(
     port: int = 0,
     ready_path: str = "",
     sock: socket.socket | None = None,
+    before_shutdown: Callable[[], None] | None = None,
 ) -> Iterator[ServedApp]:
     """Serve `app` until the block ends; `port=0` picks a free port, or pass a `sock` bound
     earlier (when the app must know its own URL). Waits until `ready_path` answers 200 (or
     uvicorn reports started when it is empty)."""
     sock = sock or bound_socket(host, port)
     bound_port = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            # Live streams never end by themselves: give them a moment, then close them.
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-        )
-    )
+    server = Server(server_config(app), before_shutdown)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="calsync-serve", daemon=True
     )

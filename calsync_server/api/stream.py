@@ -19,7 +19,8 @@ from sqlmodel import Session
 
 from calsync_server.api import queries
 from calsync_server.api.auth import provide_user_id
-from calsync_server.live import LiveUpdate
+from calsync_server.api.openapi import AUTHENTICATED, errors
+from calsync_server.live import CLOSING, LiveUpdate
 from calsync_server.runtime import Runtime
 from shared.schemas import ChannelOut, Status, SyncLogOut
 
@@ -65,6 +66,8 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
             update: LiveUpdate | None = None
             with contextlib.suppress(TimeoutError):
                 update = await asyncio.wait_for(updates.get(), IDLE_SECONDS)
+            if update is not None and update.type == CLOSING:
+                return
             if update is not None and update.user_id not in (None, user_id):
                 continue
             if update is not None and update.type == "sync.started":
@@ -73,6 +76,8 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
             await asyncio.sleep(COALESCE_SECONDS)
             while not updates.empty():
                 extra = updates.get_nowait()
+                if extra.type == CLOSING:
+                    return
                 if extra.type == "sync.started" and extra.user_id in (None, user_id):
                     yield _message("sync.started", extra.data)
             logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
@@ -99,6 +104,8 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
     dependencies={"user_id": Provide(provide_user_id)},
     tags=["api"],
     security=[{"BearerToken": []}],
+    media_type="text/event-stream",
+    responses=errors(*AUTHENTICATED),
 )
 async def stream(request: Request[Any, Any, Any], user_id: NamedDependency[int]) -> ServerSentEvent:
     """Live updates as server-sent events: hello, sync.started, sync.finished, counters,

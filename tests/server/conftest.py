@@ -42,7 +42,9 @@ class ServerWorld(World):
             settings = msgspec.structs.replace(settings, public_url=url)
         self.runtime = Runtime(settings, retry=FAST_RETRY)
         app = create_app(settings, runtime=self.runtime)
-        self._served = serve_in_thread(app, sock=sock, ready_path="healthz")
+        self._served = serve_in_thread(
+            app, sock=sock, ready_path="healthz", before_shutdown=self.runtime.bus.close
+        )
         served = self._served.__enter__()
         self.url = served.url
 
