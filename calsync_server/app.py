@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from calsync_server.api.auth import require_user
 from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.oauth import GoogleSignIn, google_callback
+from calsync_server.api.openapi import ClosedStructs
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
 from calsync_server.metrics import CONTENT_TYPE
@@ -68,6 +69,7 @@ def create_app(
         guards=[require_user],  # 401 before any parameter or body of a user's route is read
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_REQUEST_BYTES,
+        plugins=[ClosedStructs()],  # the OpenAPI document's schemas of the wire types
         openapi_config=OpenAPIConfig(
             title="calsync",
             version="1",

@@ -23,16 +23,32 @@ DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 
 PageLimit = Annotated[int, msgspec.Meta(ge=1, le=MAX_PAGE)]
-Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+# Ids beyond this are refused before they reach the database: the id columns are INTEGER, which
+# PostgreSQL holds in 32 bits (a bigger id failed there with 500). Exact as a JSON number too.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID)]
 
 
 class Schema(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Base of every wire type: unknown fields are refused, not silently dropped."""
 
 
+class Problem(Schema):
+    """One thing wrong with a request: what, which parameter or body field, and where."""
+
+    message: str
+    # The parameter or body field's name (`data`: the body as a whole); absent when unknown.
+    key: str = ""
+    # body, query, path, header or cookie; absent when unknown.
+    source: str = ""
+
+
 class ApiError(Schema):
-    error: str
-    detail: Any = None
+    """Every error the API answers (4xx and 5xx): a sentence, and for an invalid request the
+    problems one by one."""
+
+    error: Annotated[str, msgspec.Meta(min_length=1)]
+    detail: list[Problem] | None = None
 
 
 class ChannelCounts(Schema):

@@ -28,7 +28,9 @@ def _problem(item: Any) -> str:
     if source == "body" and key == "data":
         # The body as a whole; a KeyError's text ("'data'") means there was none.
         return f"body: {'a JSON object is required' if message == repr(key) else message}"
-    return f"{_WHERE.get(str(source), str(source))} `{key}`: {message}"
+    # Litestar's sources are `ParamType` enums, whose str() is their name ("ParamType.PATH").
+    source = str(getattr(source, "value", source))
+    return f"{_WHERE.get(source, source)} `{key}`: {message}"
 
 
 def _max_body(request: Request[Any, Any, Any]) -> int | None:

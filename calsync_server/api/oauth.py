@@ -21,6 +21,7 @@ from calsync_server.accounts.google_signin import (
     start_sign_in,
 )
 from calsync_server.api.auth import provide_user_id
+from calsync_server.api.openapi import WITH_BODY, OptionalBody, errors
 from calsync_server.runtime import Runtime
 from shared.schemas import GoogleAuthorization, GoogleAuthorize
 
@@ -47,7 +48,14 @@ class GoogleSignIn(Controller):
     tags = ["api"]
     security = [{"BearerToken": []}]
 
-    @post("/authorize", status_code=200, sync_to_thread=True)
+    @post(
+        "/authorize",
+        status_code=200,
+        sync_to_thread=True,
+        # 409: no Google OAuth client is configured (or its file cannot be read).
+        responses=errors(*WITH_BODY, 409),
+        operation_class=OptionalBody,
+    )
     def authorize(
         self,
         request: Request[Any, Any, Any],

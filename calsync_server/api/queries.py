@@ -22,6 +22,7 @@ from calsync_server.db.models import (
 )
 from shared.domain import AccountState, ChannelState, JobState, SyncStatus
 from shared.schemas import (
+    MAX_ID,
     AccountOut,
     BusyBlockOut,
     BusyBlockPage,
@@ -57,7 +58,7 @@ def decode_cursor(cursor: str | None) -> int | None:
         value = int(number)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadCursor("cursor is not one this server gave out") from None
-    if prefix != "id" or not 0 < value < 2**62:
+    if prefix != "id" or not 0 < value <= MAX_ID:
         raise BadCursor("cursor is not one this server gave out")
     return value
 

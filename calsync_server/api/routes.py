@@ -17,11 +17,19 @@ from sqlmodel import Session, col, select
 from calsync_server.accounts.disconnect import disconnect_account
 from calsync_server.api import queries
 from calsync_server.api.auth import provide_user_id
+from calsync_server.api.openapi import (
+    AUTHENTICATED,
+    WITH_BODY,
+    WITH_PARAMETERS,
+    OptionalBody,
+    errors,
+)
 from calsync_server.db.models import Account, Calendar, SyncJob
 from calsync_server.runtime import Runtime
 from shared.domain import AccountState, JobState, SyncKind, SyncStatus
 from shared.schemas import (
     DEFAULT_PAGE,
+    MAX_ID,
     MAX_PAGE,
     AccountOut,
     BusyBlockPage,
@@ -35,9 +43,6 @@ from shared.schemas import (
     SyncLogPage,
     SyncRequest,
 )
-
-# Ids beyond this are refused before they reach the database (SQLite's integers are 64-bit).
-MAX_ID = 2**62
 
 UserId = NamedDependency[int]
 IdParam = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
@@ -93,20 +98,25 @@ class ApiV1(Controller):
     tags = ["api"]
     security = [{"BearerToken": []}]
 
-    @get("/status", sync_to_thread=True)
+    @get("/status", sync_to_thread=True, responses=errors(*AUTHENTICATED))
     def status(self, request: Request[Any, Any, Any], user_id: UserId) -> Status:
         """Counters for the dashboard's overview."""
         runtime = _runtime(request)
         with Session(runtime.db) as session:
             return queries.status(session, user_id, runtime.clock.now(), runtime.settings)
 
-    @get("/accounts", sync_to_thread=True)
+    @get("/accounts", sync_to_thread=True, responses=errors(*AUTHENTICATED))
     def accounts(self, request: Request[Any, Any, Any], user_id: UserId) -> list[AccountOut]:
         runtime = _runtime(request)
         with Session(runtime.db) as session:
             return queries.accounts(session, user_id, runtime.settings)
 
-    @delete("/accounts/{account_id:int}", status_code=200, sync_to_thread=True)
+    @delete(
+        "/accounts/{account_id:int}",
+        status_code=200,
+        sync_to_thread=True,
+        responses=errors(*WITH_PARAMETERS, 404),
+    )
     def disconnect(
         self, request: Request[Any, Any, Any], user_id: UserId, account_id: IdParam
     ) -> DisconnectReport:
@@ -117,7 +127,7 @@ class ApiV1(Controller):
             raise NotFoundException(f"no account {account_id}")
         return report
 
-    @get("/calendars", sync_to_thread=True)
+    @get("/calendars", sync_to_thread=True, responses=errors(*AUTHENTICATED))
     def calendars(self, request: Request[Any, Any, Any], user_id: UserId) -> list[CalendarOut]:
         runtime = _runtime(request)
         with Session(runtime.db) as session:
@@ -126,6 +136,7 @@ class ApiV1(Controller):
     @patch(
         "/calendars/{calendar_id:int}",
         sync_to_thread=True,
+        responses=errors(*WITH_BODY, 404),
         dependencies={"strict": Provide(_strict(CalendarPatch))},
     )
     def change_calendar(
@@ -185,7 +196,7 @@ class ApiV1(Controller):
             (result,) = queries.calendars(session, user_id, runtime.clock.now(), only=calendar_id)
         return result
 
-    @get("/busy-blocks", sync_to_thread=True)
+    @get("/busy-blocks", sync_to_thread=True, responses=errors(*WITH_PARAMETERS))
     def busy_blocks(
         self,
         request: Request[Any, Any, Any],
@@ -206,7 +217,7 @@ class ApiV1(Controller):
                 after=_cursor(cursor),
             )
 
-    @get("/sync-logs", sync_to_thread=True)
+    @get("/sync-logs", sync_to_thread=True, responses=errors(*WITH_PARAMETERS))
     def sync_logs(
         self,
         request: Request[Any, Any, Any],
@@ -227,7 +238,7 @@ class ApiV1(Controller):
                 before=_cursor(cursor),
             )
 
-    @get("/channels", sync_to_thread=True)
+    @get("/channels", sync_to_thread=True, responses=errors(*AUTHENTICATED))
     def channels(self, request: Request[Any, Any, Any], user_id: UserId) -> list[ChannelOut]:
         """Push-channel health per synced calendar; `polling` when no healthy channel."""
         runtime = _runtime(request)
@@ -238,6 +249,9 @@ class ApiV1(Controller):
         "/sync",
         status_code=HTTP_202_ACCEPTED,
         sync_to_thread=True,
+        responses=errors(*WITH_BODY, 404),
+        # No body, or `null`, syncs every synced calendar.
+        operation_class=OptionalBody,
         dependencies={"strict": Provide(_strict(SyncRequest))},
     )
     def sync(

@@ -3,6 +3,7 @@ input gets, and what its switches do to the calendars in the emulator."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
+from shared.schemas import MAX_ID
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, at, timed
@@ -59,6 +61,11 @@ def api_routes(client: httpx.Client) -> set[tuple[str, str]]:
         for method in operations
         if method in ("get", "post", "put", "patch", "delete")
     }
+
+
+def cursor(last_id: int) -> str:
+    """A cursor as the server writes them (base64 of "id:<n>"), for ids it never gave out."""
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
 
 
 def calendar(client: httpx.Client, cal: Cal) -> dict[str, Any]:
@@ -256,13 +263,17 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
         huge = 2**80
         cases: list[tuple[str, str, dict[str, Any], int, str]] = [
             # ids in paths
-            ("PATCH", "/api/v1/calendars/0", {"json": {}}, 400, "calendar_id"),
+            ("PATCH", "/api/v1/calendars/0", {"json": {}}, 400, "path parameter `calendar_id`"),
+            ("PATCH", f"/api/v1/calendars/{MAX_ID + 1}", {"json": {}}, 400, "calendar_id"),
+            ("PATCH", f"/api/v1/calendars/{MAX_ID}", {"json": {}}, 404, f"no calendar {MAX_ID}"),
             ("PATCH", "/api/v1/calendars/-5", {"json": {}}, 400, "calendar_id"),
             ("PATCH", f"/api/v1/calendars/{huge}", {"json": {}}, 400, "calendar_id"),
             ("PATCH", "/api/v1/calendars/abc", {"json": {}}, 404, "no such resource"),
             ("PATCH", "/api/v1/calendars/1.5", {"json": {}}, 404, "no such resource"),
             ("PATCH", "/api/v1/calendars/999999", {"json": {}}, 404, "no calendar 999999"),
             ("DELETE", "/api/v1/accounts/0", {}, 400, "account_id"),
+            ("DELETE", f"/api/v1/accounts/{MAX_ID + 1}", {}, 400, "account_id"),
+            ("DELETE", f"/api/v1/accounts/{MAX_ID}", {}, 404, f"no account {MAX_ID}"),
             ("DELETE", f"/api/v1/accounts/{huge}", {}, 400, "account_id"),
             ("DELETE", "/api/v1/accounts/abc", {}, 404, "no such resource"),
             ("DELETE", "/api/v1/accounts/999999", {}, 404, "no account 999999"),
@@ -276,6 +287,8 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
             ("GET", "/api/v1/busy-blocks?limit=", {}, 400, "`limit`"),
             ("GET", "/api/v1/sync-logs?limit=1.5", {}, 400, "`limit`"),
             ("GET", "/api/v1/busy-blocks?target_calendar_id=-1", {}, 400, "target_calendar_id"),
+            ("GET", f"/api/v1/busy-blocks?target_calendar_id={MAX_ID + 1}", {}, 400, "target"),
+            ("GET", f"/api/v1/sync-logs?calendar_id={MAX_ID + 1}", {}, 400, "calendar_id"),
             ("GET", "/api/v1/busy-blocks?source_calendar_id=x", {}, 400, "source_calendar_id"),
             ("GET", f"/api/v1/busy-blocks?target_calendar_id={huge}", {}, 400, "target_cal"),
             ("GET", "/api/v1/sync-logs?calendar_id=0", {}, 400, "calendar_id"),
@@ -284,6 +297,8 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
             ("GET", "/api/v1/busy-blocks?cursor=zzz", {}, 400, "cursor"),
             ("GET", "/api/v1/busy-blocks?cursor=aWQ6MA", {}, 400, "cursor"),  # "id:0"
             ("GET", "/api/v1/sync-logs?cursor=aWQ6LTE", {}, 400, "cursor"),  # "id:-1"
+            ("GET", f"/api/v1/busy-blocks?cursor={cursor(MAX_ID + 1)}", {}, 400, "cursor"),
+            ("GET", f"/api/v1/sync-logs?cursor={cursor(MAX_ID + 1)}", {}, 400, "cursor"),
             ("GET", "/api/v1/sync-logs?cursor=bm9wZTo1", {}, 400, "cursor"),  # "nope:5"
             ("GET", "/api/v1/sync-logs?cursor=%00%ff", {}, 400, "cursor"),
             ("GET", "/api/v1/busy-blocks?cursor=" + "A" * 300, {}, 400, "cursor"),
@@ -356,6 +371,7 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(
             ("POST", "/api/v1/sync", {"json": {"calendar_id": team.id}}, 400, "sync turned off"),
             ("POST", "/api/v1/sync", {"json": {"calendar_id": 0}}, 400, "calendar_id"),
             ("POST", "/api/v1/sync", {"json": {"calendar_id": huge}}, 400, "calendar_id"),
+            ("POST", "/api/v1/sync", {"json": {"calendar_id": MAX_ID + 1}}, 400, "calendar_id"),
             ("POST", "/api/v1/sync", {"json": {"calendar_id": "1"}}, 400, "calendar_id"),
             ("POST", "/api/v1/sync", {"json": {"full": "yes"}}, 400, "full"),
             ("POST", "/api/v1/sync", {"json": {"everything": True}}, 400, "everything"),
