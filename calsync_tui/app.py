@@ -106,7 +106,7 @@ class CalsyncApp(App[None]):
         lost = self.connection is ConnectionState.LIVE and state is ConnectionState.RECONNECTING
         self.connection, self.connection_reason = state, reason
         if lost:
-            self.notify(reason, title="Lost the live connection", severity="warning")
+            self.notify(reason, title="Lost the live connection", severity="warning", markup=False)
         screen = self.screen
         if isinstance(screen, CalsyncScreen):
             screen.connection_changed(state)
@@ -128,11 +128,14 @@ class CalsyncApp(App[None]):
                 title=f"Sync of {self.calendar_name(log.calendar_id)} failed",
                 severity="error",
                 timeout=10,
+                markup=False,  # the server's words, which may hold "[" (a title, a name)
             )
         changed = [log for log in batch.finished if has_changes(log) and log not in failed]
         if len(changed) == 1:
             log = changed[0]
-            self.notify(changes(log), title=f"{self.calendar_name(log.calendar_id)} synced")
+            self.notify(
+                changes(log), title=f"{self.calendar_name(log.calendar_id)} synced", markup=False
+            )
         elif changed:
             created = sum(log.blocks_created for log in changed)
             updated = sum(log.blocks_updated for log in changed)

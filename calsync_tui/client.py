@@ -14,6 +14,7 @@ from shared.schemas import (
     CalendarPatch,
     ChannelOut,
     DisconnectReport,
+    Problem,
     Status,
     SyncAccepted,
     SyncLogPage,
@@ -41,14 +42,26 @@ class AuthorizeAnswer(msgspec.Struct, kw_only=True):
     state: str = ""
 
 
+def _problem(problem: Problem) -> str:
+    return f"{problem.key}: {problem.message}" if problem.key else problem.message
+
+
 def _message(response: httpx.Response) -> str:
+    """The server's own sentence (`error` already says what is wrong, problems included); a
+    problem of `detail` is added only when the sentence does not say it already."""
     try:
         body = msgspec.json.decode(response.content, type=ApiErrorBody)
     except msgspec.DecodeError:
+        try:  # an `error` sentence with fields this dashboard does not know
+            loose = msgspec.json.decode(response.content)
+        except msgspec.DecodeError:
+            loose = None
+        if isinstance(loose, dict) and isinstance(loose.get("error"), str) and loose["error"]:
+            return str(loose["error"])
         text = response.text.strip().splitlines()
         return f"the server answered {response.status_code}" + (f": {text[0]}" if text else "")
-    detail = f" ({body.detail})" if body.detail else ""
-    return f"{body.error}{detail}"
+    extra = [_problem(p) for p in body.detail or () if p.message and p.message not in body.error]
+    return body.error + (f" ({'; '.join(extra)})" if extra else "")
 
 
 class CalsyncApi:

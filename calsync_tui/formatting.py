@@ -1,8 +1,11 @@
-"""How the dashboard writes times, durations and counts: short, relative to an injected clock."""
+"""How the dashboard writes times, durations and counts: short, relative to an injected clock;
+and how it shows text it did not write (names, titles, errors) exactly as they are."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+
+from rich.text import Text
 
 from shared.domain import SyncStatus
 from shared.schemas import SyncLogOut
@@ -90,3 +93,16 @@ def buckets(moments: list[datetime], now: datetime, minutes: int = 60, width: in
             index = min(count - 1, int((moment - start).total_seconds() // (width * 60)))
             out[index] += 1
     return out
+
+
+def plain(text: str | Text) -> Text:
+    """A table cell shown as written: DataTable reads a `str` cell as markup, so a calendar
+    named "Team [old]" would show as "Team " and one with "[/]" would raise. Laid out as
+    DataTable lays out a one-line `str` cell."""
+    if isinstance(text, Text):
+        return text
+    return Text(text, no_wrap=True, end="")
+
+
+def plain_row(*cells: str | Text) -> list[Text]:
+    return [plain(cell) for cell in cells]

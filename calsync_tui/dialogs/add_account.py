@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from textual import work
+import asyncio
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
+from textual.style import Style
 from textual.widgets import Static
+from textual.worker import Worker, WorkerState
 
 from calsync_tui.client import ApiError, CalsyncApi
 
@@ -24,6 +29,7 @@ class AddAccountDialog(ModalScreen[bool]):
         super().__init__(classes="dialog-screen")
         self.api = api
         self.known = known
+        self.auth_url: str | None = None  # once the server started the sign-in
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -43,15 +49,26 @@ class AddAccountDialog(ModalScreen[bool]):
             answer = await self.api.authorize_google()
         except ApiError as exc:
             body.update(
-                f"[red]The server cannot start a Google sign-in:[/red] {exc}\n\n"
-                "Run [b]calsync accounts add google[/b] on the server's machine, "
-                "or try everything offline with [b]calsync demo[/b]."
+                Content.assemble(
+                    ("The server cannot start a Google sign-in: ", "red"),
+                    str(exc),
+                    "\n\nRun ",
+                    ("calsync accounts add google", "bold"),
+                    " on the server's machine, or try everything offline with ",
+                    ("calsync demo", "bold"),
+                    ".",
+                )
             )
             return
+        self.auth_url = answer.auth_url
+        # Assembled, not written as markup: a URL's "=" and "&" would break the markup.
         body.update(
-            "Open this link in a browser and sign in; calsync picks the account up by itself:"
-            f"\n\n[b][link={answer.auth_url}]{answer.auth_url}[/link][/b]"
-            "\n\nWaiting for the account…"
+            Content.assemble(
+                "Open this link in a browser and sign in; calsync picks the account up by "
+                "itself:\n\n",
+                (answer.auth_url, Style(bold=True, link=answer.auth_url)),
+                "\n\nWaiting for the account…",
+            )
         )
         self.app.copy_to_clipboard(answer.auth_url)
         loops = int(WAIT_SECONDS / POLL_SECONDS)
@@ -60,13 +77,21 @@ class AddAccountDialog(ModalScreen[bool]):
             if any(a.id not in self.known for a in accounts):
                 self.dismiss(True)
                 return
-            await self._pause()
+            await asyncio.sleep(POLL_SECONDS)
         body.update("No account arrived within five minutes. Press esc and try again.")
 
-    async def _pause(self) -> None:
-        import asyncio
-
-        await asyncio.sleep(POLL_SECONDS)
+    @on(Worker.StateChanged)
+    def sign_in_failed(self, event: Worker.StateChanged) -> None:
+        """A failure says so in the dialog (a worker's error would otherwise go unseen)."""
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+        self.query_one("#add-body", Static).update(
+            Content.assemble(
+                ("Lost track of the sign-in: ", "red"), message, "\n\nPress esc and try again."
+            )
+        )
 
     def action_cancel(self) -> None:
         self.dismiss(False)

@@ -6,11 +6,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
 class ConfirmDialog(ModalScreen[bool]):
+    """`title` and `question` are plain text, shown as written (they name the user's accounts
+    and calendars, whose names may hold "[")."""
+
     BINDINGS = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
@@ -25,8 +29,8 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(f"[b]{self.title_text}[/b]", classes="dialog-title")
-            yield Static(self.question, classes="dialog-body")
+            yield Static(Content.assemble((self.title_text, "bold")), classes="dialog-title")
+            yield Static(Content(self.question), classes="dialog-body")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (n)", id="no")
                 yield Button(

@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -69,10 +70,11 @@ class SyncLogDetail(ModalScreen[None]):
                 ("retries", str(log.retries), "", ""),
             ]
             for row in rows:
-                facts.add_row(*row)
+                facts.add_row(*(Text(cell) for cell in row))  # a str cell would be markup
             yield Static(facts, classes="dialog-body")
             notes = "\n".join(f" • {note}" for note in log.notes) or " (none)"
-            yield Static(f"[b]Notes[/b]\n{notes}", classes="dialog-body")
+            # Assembled, not markup: notes carry calendar names and the provider's words.
+            yield Static(Content.assemble(("Notes", "bold"), "\n", notes), classes="dialog-body")
             if log.error:
                 yield Static(
                     Text.assemble(("Error\n", "bold red"), log.error), classes="dialog-body"

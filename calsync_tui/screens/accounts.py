@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 
 from calsync_tui.dialogs.add_account import AddAccountDialog
 from calsync_tui.dialogs.disconnect import DisconnectDialog
-from calsync_tui.formatting import ago
+from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
 from shared.domain import AccountState
 from shared.schemas import AccountOut, CalendarOut
@@ -67,12 +67,14 @@ class AccountsScreen(CalsyncScreen):
             )
             syncing = sum(1 for c in calendars if c.account_id == account.id and c.sync_enabled)
             table.add_row(
-                account.provider.value.capitalize(),
-                account.email,
-                state,
-                str(account.calendars),
-                str(syncing),
-                ago(account.created_at, now),
+                *plain_row(
+                    account.provider.value.capitalize(),
+                    account.email,
+                    state,
+                    str(account.calendars),
+                    str(syncing),
+                    ago(account.created_at, now),
+                ),
                 key=str(account.id),
             )
         if accounts:
@@ -104,7 +106,8 @@ class AccountsScreen(CalsyncScreen):
 
     @work(group="disconnect", exit_on_error=False)
     async def disconnect(self, account: AccountOut) -> None:
-        self.notify(f"disconnecting {account.email}…")
+        # markup=False: a notification reads its message as markup, and this is the server's text.
+        self.notify(f"disconnecting {account.email}…", markup=False)
         report = await self.host.api.disconnect(account.id)
         self.notify(
             f"{report.blocks_deleted:,} busy blocks removed, "
@@ -112,5 +115,6 @@ class AccountsScreen(CalsyncScreen):
             + ("" if report.token_revoked else "; the sign-in could not be revoked")
             + "".join(f"; {note}" for note in report.notes),
             title=f"{report.email} disconnected",
+            markup=False,
         )
         self.reload()

@@ -60,4 +60,5 @@ class CalsyncScreen(Screen[None]):
             message = (
                 str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
             )
-            self.notify(message, title="Request failed", severity="error", timeout=8)
+            # markup=False: the message is the server's text (or an exception's), not markup.
+            self.notify(message, title="Request failed", severity="error", timeout=8, markup=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -64,7 +65,8 @@ class BusyBlocksScreen(CalsyncScreen):
             self.reload()
 
     def _fill_filters(self) -> None:
-        options = [(c.name, c.id) for c in self.host.calendars.values()]
+        # Text, not str: Select reads a str prompt as markup, and the names are the user's.
+        options = [(Text(c.name), c.id) for c in self.host.calendars.values()]
         for select_id, chosen in (("#filter-target", self.target), ("#filter-source", self.source)):
             select: Select[int] = self.query_one(select_id, Select)
             with self.prevent(Select.Changed):

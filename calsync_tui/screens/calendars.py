@@ -1,15 +1,17 @@
-"""Calendars: every calendar with its switches; sync on/off, role, privacy, all-day, sync now."""
+"""Calendars: every calendar with its switches; a settings form (`e`, `enter`), the same switches
+as single keys, sync now, full reconcile."""
 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
+from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog, described
 from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
-from calsync_tui.formatting import ago
+from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
 from shared.domain import BusyTitle, CalendarRole
 from shared.schemas import CalendarOut, CalendarPatch
@@ -30,7 +32,7 @@ COLUMNS = (
 )
 
 
-def _cells(calendar: CalendarOut, now_text: str) -> tuple[str | Text, ...]:
+def _cells(calendar: CalendarOut, now_text: str) -> list[Text]:
     swatch = Text("██", style=calendar.color) if calendar.color else Text("  ")
     sync = Text("● on", style="green") if calendar.sync_enabled else Text("○ off", style="dim")
     role = calendar.role.value
@@ -44,7 +46,8 @@ def _cells(calendar: CalendarOut, now_text: str) -> tuple[str | Text, ...]:
             calendar.channel_state.value,
             style={"active": "green", "failing": "red"}.get(calendar.channel_state.value, "dim"),
         )
-    return (
+    # Plain text, not markup: the names are the user's ("Team [old]").
+    return plain_row(
         calendar.account_email,
         calendar.name,
         swatch,
@@ -62,6 +65,7 @@ def _cells(calendar: CalendarOut, now_text: str) -> tuple[str | Text, ...]:
 class CalendarsScreen(CalsyncScreen):
     MODE = "calendars"
     BINDINGS = [
+        Binding("e", "edit", "Settings"),
         Binding("space", "toggle_sync", "Sync on/off"),
         Binding("r", "cycle_role", "Role"),
         Binding("p", "toggle_privacy", "Privacy"),
@@ -79,8 +83,8 @@ class CalendarsScreen(CalsyncScreen):
         table.border_title = "Calendars"
         yield table
         yield Static(
-            "[b]space[/b] sync on/off  [b]r[/b] role  [b]p[/b] show titles  "
-            "[b]A[/b] all-day  [b]s[/b] sync now  [b]F[/b] full reconcile",
+            "[b]e[/b]/[b]enter[/b] settings  [b]space[/b] sync on/off  [b]r[/b] role  "
+            "[b]p[/b] show titles  [b]A[/b] all-day  [b]s[/b] sync now  [b]F[/b] full reconcile",
             id="calendars-help",
             classes="help",
         )
@@ -125,6 +129,20 @@ class CalendarsScreen(CalsyncScreen):
         changed = await self.host.api.change_calendar(calendar.id, patch)
         self._replace(changed)
         self.notify(said, title=calendar.name)
+
+    @on(DataTable.RowSelected)
+    def row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_edit()
+
+    def action_edit(self) -> None:
+        if (calendar := self.selected()) is not None:
+            dialog = CalendarSettingsDialog(self.host.api, calendar)
+            self.app.push_screen(dialog, lambda saved: self._edited(calendar, saved))
+
+    def _edited(self, before: CalendarOut, saved: CalendarOut | None) -> None:
+        if saved is not None:
+            self._replace(saved)
+            self.notify(described(before, saved), title=saved.name)
 
     def action_toggle_sync(self) -> None:
         if (calendar := self.selected()) is not None:

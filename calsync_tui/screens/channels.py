@@ -7,7 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from calsync_tui.formatting import ago, until
+from calsync_tui.formatting import ago, plain_row, until
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
 from shared.domain import ChannelState
@@ -60,12 +60,14 @@ class ChannelsScreen(CalsyncScreen):
             if channel.unannounced_changes:
                 mode.append(f" ({channel.unannounced_changes} unannounced)", style="red")
             table.add_row(
-                channel.calendar_name,
-                state,
-                until(channel.expires_at, now),
-                ago(channel.last_notification_at, now),
-                str(channel.failures),
-                mode,
+                *plain_row(
+                    channel.calendar_name,
+                    state,
+                    until(channel.expires_at, now),
+                    ago(channel.last_notification_at, now),
+                    str(channel.failures),
+                    mode,
+                ),
                 key=str(channel.calendar_id),
             )
         status = self.host.status

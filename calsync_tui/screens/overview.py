@@ -9,9 +9,19 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Grid, Horizontal, Vertical
+from textual.content import Content
 from textual.widgets import DataTable, Sparkline, Static
 
-from calsync_tui.formatting import STATUS_STYLE, ago, buckets, changes, has_changes, until, when
+from calsync_tui.formatting import (
+    STATUS_STYLE,
+    ago,
+    buckets,
+    changes,
+    has_changes,
+    plain_row,
+    until,
+    when,
+)
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
 from shared.domain import AccountState, ChannelState
@@ -46,6 +56,11 @@ class Card(Static):
     def __init__(self, title: str, id: str) -> None:
         super().__init__("-", id=id, classes="card")
         self.border_title = title
+
+
+def _bullet(colour: str, *parts: str | tuple[str, str]) -> Content:
+    """One line of "Needs you": a coloured dot, then text assembled, never read as markup."""
+    return Content.assemble(("●", colour), " ", *parts)
 
 
 class OverviewScreen(CalsyncScreen):
@@ -156,50 +171,76 @@ class OverviewScreen(CalsyncScreen):
             f"[b]{ago(status.last_sync_at, self.host.now())}[/b]"
         )
 
-    def _attention(self, data: OverviewData) -> str:
-        lines = []
+    def _attention(self, data: OverviewData) -> Content:
+        # Assembled, not markup: names, emails and errors are the user's or the server's text.
+        lines: list[Content] = []
         now = self.host.now()
+        bold_a = ("a", "bold")
         for account in data.accounts:
             if account.state == AccountState.NEEDS_REAUTH:
                 lines.append(
-                    f"[red]●[/red] {account.email} needs signing in again: its calendars are "
-                    "paused (no block was deleted). Accounts → [b]a[/b]."
+                    _bullet(
+                        "red",
+                        f"{account.email} needs signing in again: its calendars are "
+                        "paused (no block was deleted). Accounts → ",
+                        bold_a,
+                        ".",
+                    )
                 )
             elif (
                 account.testing_login_expires_at is not None
                 and account.testing_login_expires_at - now < TESTING_WARNING
             ):
                 lines.append(
-                    f"[yellow]●[/yellow] {account.email}: if your Google OAuth app is still in "
-                    f"Testing, this login ends {until(account.testing_login_expires_at, now)} "
-                    f"({when(account.testing_login_expires_at)}). Publish the app, or sign in "
-                    "again (Accounts → [b]a[/b])."
+                    _bullet(
+                        "yellow",
+                        f"{account.email}: if your Google OAuth app is still in Testing, this "
+                        f"login ends {until(account.testing_login_expires_at, now)} "
+                        f"({when(account.testing_login_expires_at)}). Publish the app, or sign in "
+                        "again (Accounts → ",
+                        bold_a,
+                        ").",
+                    )
                 )
         for calendar in data.calendars:
             if calendar.sync_enabled and calendar.read_only and calendar.role.is_target:
                 lines.append(
-                    f"[yellow]●[/yellow] {calendar.name} is read-only: it can show its events in "
-                    "your other calendars but cannot hold busy blocks."
+                    _bullet(
+                        "yellow",
+                        f"{calendar.name} is read-only: it can show its events in your other "
+                        "calendars but cannot hold busy blocks.",
+                    )
                 )
         for channel in data.channels:
             if channel.state == ChannelState.FAILING:
                 lines.append(
-                    f"[red]●[/red] push for {channel.calendar_name} is failing "
-                    f"({channel.failures} failures): calsync polls it meanwhile."
+                    _bullet(
+                        "red",
+                        f"push for {channel.calendar_name} is failing "
+                        f"({channel.failures} failures): calsync polls it meanwhile.",
+                    )
                 )
         if not data.status.push_enabled and data.status.calendars_syncing:
             lines.append(
-                "[dim]●[/dim] no public URL is set, so calendars are polled "
-                "(changes show within a minute, not seconds)."
+                _bullet(
+                    "dim",
+                    "no public URL is set, so calendars are polled "
+                    "(changes show within a minute, not seconds).",
+                )
             )
         errors = [log for log in data.logs[:50] if log.error]
         if errors:
             log = errors[0]
             lines.append(
-                f"[red]●[/red] the last failed sync ({self.host.calendar_name(log.calendar_id)}): "
-                f"{log.error}"
+                _bullet(
+                    "red",
+                    f"the last failed sync ({self.host.calendar_name(log.calendar_id)}): "
+                    f"{log.error}",
+                )
             )
-        return "\n".join(lines) or "[green]●[/green] Nothing: everything is in sync."
+        if not lines:
+            return _bullet("green", "Nothing: everything is in sync.")
+        return Content("\n").join(lines)
 
     def _show_recent(self, logs: list[SyncLogOut]) -> None:
         table: DataTable[str | Text] = self.query_one("#recent", DataTable)
@@ -207,10 +248,12 @@ class OverviewScreen(CalsyncScreen):
         now = self.host.now()
         for log in logs:
             table.add_row(
-                ago(log.finished_at or log.started_at, now),
-                self.host.calendar_name(log.calendar_id),
-                log.kind.value,
-                Text(log.status.value, style=STATUS_STYLE[log.status]),
-                changes(log),
-                "; ".join(log.notes),
+                *plain_row(
+                    ago(log.finished_at or log.started_at, now),
+                    self.host.calendar_name(log.calendar_id),
+                    log.kind.value,
+                    Text(log.status.value, style=STATUS_STYLE[log.status]),
+                    changes(log),
+                    "; ".join(log.notes),
+                )
             )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
+from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -51,6 +54,13 @@ class RowTable(ScrollView, can_focus=True):
 
     cursor_row: reactive[int] = reactive(0)
 
+    @dataclass
+    class Chosen(Message):
+        """The row under the cursor was clicked again: as `enter` would, open it."""
+
+        table: RowTable
+        row: int
+
     def __init__(self, columns: Sequence[str], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.columns = list(columns)
@@ -70,16 +80,28 @@ class RowTable(ScrollView, can_focus=True):
 
     def add_rows(self, rows: Sequence[Row], order: Callable[[Row], Any] | None = None) -> None:
         """Append rows, keeping them sorted by `order` if given."""
+        self._measure(rows)
+        self.rows.extend(rows)
+        if order is not None:
+            self.rows.sort(key=order)
+        self._resized()
+
+    def set_rows(self, rows: list[Row], cursor: int, new: Iterable[Row] | None = None) -> None:
+        """Show `rows` instead, the cursor on row `cursor`. Only `new` rows (all, if not given)
+        are measured: columns widen for them and never narrow, so a long list is cheap to
+        change."""
+        self._measure(rows if new is None else new)
+        self.rows = rows
+        self.cursor_row = max(0, min(cursor, len(rows) - 1))
+        self._resized()
+
+    def _measure(self, rows: Iterable[Row]) -> None:
         widths = self.widths
         shown = range(len(widths))  # a row may carry hidden cells past the columns
         for row in rows:
             for index, (text, _) in zip(shown, row, strict=False):
                 if len(text) > widths[index] or not text.isascii():
                     widths[index] = max(widths[index], cell_len(text))
-        self.rows.extend(rows)
-        if order is not None:
-            self.rows.sort(key=order)
-        self._resized()
 
     def _resized(self) -> None:
         width = sum(self.widths) + GAP * len(self.widths) + 1
@@ -101,6 +123,17 @@ class RowTable(ScrollView, can_focus=True):
 
     def on_blur(self) -> None:
         self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y < 1:
+            return
+        index = int(self.scroll_y) + offset.y - 1
+        if index >= len(self.rows):
+            return
+        if index == self.cursor_row and self.has_focus:
+            self.post_message(self.Chosen(self, index))
+        self.cursor_row = index
 
     def action_cursor(self, delta: int) -> None:
         if self.rows:

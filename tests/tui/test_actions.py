@@ -3,18 +3,32 @@ API and in the emulator's calendars."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
-from textual.widgets import DataTable
+from textual.widgets import Checkbox, DataTable, RadioSet, Static
 
 from calsync_server.emulator.scenario import FAMILY, PERSONAL, PROJECTS, WORK
 from calsync_tui.app import CalsyncApp
+from calsync_tui.dialogs.add_account import AddAccountDialog
+from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.screens.accounts import AccountsScreen
 from calsync_tui.screens.calendars import CalendarsScreen
 from tests.support.waiting import wait_until
-from tests.tui.conftest import SIZE, dashboard, emulator_blocks, enable_in_order, live, until
+from tests.tui.conftest import (
+    SIZE,
+    browser_signs_in,
+    dashboard,
+    emulator_blocks,
+    enable_in_order,
+    google_account,
+    live,
+    until,
+)
 
 
 def calendars(client: httpx.Client) -> dict[str, dict[str, Any]]:
@@ -83,6 +97,112 @@ async def test_role_privacy_and_all_day_keys_change_the_calendar(fresh_demo: Dem
     wait_until(
         lambda: emulator_blocks(fresh_demo, WORK, PROJECTS) == [], what="no blocks in Projects"
     )
+
+
+def shown_row(app: CalsyncApp, name: str) -> list[str]:
+    """The Calendars table's row for `name`, as text."""
+    screen = app.screen
+    assert isinstance(screen, CalendarsScreen)
+    table = screen.query_one(DataTable)
+    index = next(i for i, c in enumerate(screen.rows) if c.name == name)
+    return [str(cell) for cell in table.get_row_at(index)]
+
+
+async def open_settings(pilot: Any, app: CalsyncApp, name: str) -> CalendarSettingsDialog:
+    await select_calendar(pilot, app, name)
+    await pilot.press("enter")
+    await until(pilot, lambda: isinstance(app.screen, CalendarSettingsDialog), what="the form")
+    dialog = app.screen
+    assert isinstance(dialog, CalendarSettingsDialog)
+    return dialog
+
+
+async def test_the_settings_form_changes_role_privacy_and_all_day_in_one_save(
+    fresh_demo: DemoWorld,
+) -> None:
+    enable_in_order(fresh_demo, [WORK, "Projects"])
+    app = dashboard(fresh_demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await live(pilot)
+        dialog = await open_settings(pilot, app, "Projects")
+        # As a user would: tab to each setting, arrows to the choice, enter or space to take it.
+        await pilot.press("tab", "right", "enter")  # role: both -> source
+        await pilot.press("tab", "right", "enter")  # blocks show: "Busy" -> "Busy - <title>"
+        await pilot.press("tab", "space")  # all-day events block
+        await pilot.pause()
+        assert "receives no blocks" in str(dialog.query_one("#role-means", Static).render())
+        with fresh_demo.api() as client:
+            # Nothing is sent before Save.
+            before = calendars(client)["Projects"]
+            assert (before["role"], before["busy_title"], before["include_all_day"]) == (
+                "both",
+                "private",
+                False,
+            )
+            await pilot.press("ctrl+s")
+            await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="saved")
+            after = calendars(client)["Projects"]
+        assert after["sync_enabled"] is True
+        assert (after["role"], after["busy_title"], after["include_all_day"]) == (
+            "source",
+            "title",
+            True,
+        )
+        # The screen shows what the server saved.
+        await until(
+            pilot,
+            lambda: shown_row(app, "Projects")[3:7] == ["● on", "source", "Busy - title", "yes"],
+            what="the saved settings in the table",
+        )
+
+    # The server acted on it: Projects' all-day "Release 2.0" now blocks work time, titled.
+    def titles() -> set[str]:
+        return {b["summary"] for b in emulator_blocks(fresh_demo, WORK, WORK)}
+
+    wait_until(
+        lambda: "Busy - Release 2.0" in titles(), timeout=30, what="Projects' titled all-day block"
+    )
+
+
+async def test_the_settings_form_cancels_without_a_change_and_shows_a_refusal(
+    fresh_demo: DemoWorld,
+) -> None:
+    enable_in_order(fresh_demo, [WORK])
+    with fresh_demo.api() as client:
+        family = calendars(client)["Family"]
+    app = dashboard(fresh_demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await live(pilot)
+        dialog = await open_settings(pilot, app, "Family")
+        await pilot.press("space")  # sync on
+        await pilot.press("tab", "tab", "right", "enter")  # blocks show titles
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="the form gone")
+        with fresh_demo.api() as client:
+            assert calendars(client)["Family"] == family
+        assert shown_row(app, "Family")[3:7] == ["○ off", "both", "Busy", "no"]
+
+        # Opened again, the form shows the calendar as it is, not the abandoned choices.
+        dialog = await open_settings(pilot, app, "Family")
+        assert dialog.query_one("#sync", Checkbox).value is False
+        await pilot.press("space")
+        # Meanwhile the personal account goes (another client): the save is refused.
+        with fresh_demo.api() as client:
+            personal = next(
+                a["id"] for a in client.get("api/v1/accounts").json() if a["email"] == PERSONAL
+            )
+            assert client.delete(f"api/v1/accounts/{personal}").status_code == 200
+        await pilot.press("ctrl+s")
+        error = dialog.query_one("#settings-error", Static)
+        await until(pilot, lambda: error.display, what="the refusal in the form")
+        assert f"no calendar {family['id']}" in str(error.render())
+        # The form stays, with the user's choice, ready to be changed or cancelled.
+        assert app.screen is dialog
+        assert dialog.query_one("#sync", Checkbox).value is True
+        assert dialog.query_one("#role", RadioSet).pressed_button is not None
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="the form gone")
+        assert app.is_running
 
 
 async def test_sync_now_and_full_reconcile_after_confirmation(fresh_demo: DemoWorld) -> None:
@@ -163,3 +283,55 @@ async def test_a_failed_request_is_a_notification_not_a_crash(fresh_demo: DemoWo
             what="the server's message as a notification",
         )
         assert app.is_running
+
+
+async def test_add_account_shows_the_sign_in_link_and_the_signed_in_account_appears(
+    fresh_demo: DemoWorld,
+) -> None:
+    newcomer = "sam.lee@band.example.com"
+    google_account(fresh_demo, newcomer, "Rehearsals")
+    app = dashboard(fresh_demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await live(pilot)
+        await pilot.press("2")
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 2, what="two accounts")
+
+        # Escape leaves the dialog before anyone signs in: nothing changes.
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="the dialog")
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, AccountsScreen), what="the accounts")
+
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="the dialog")
+        dialog = app.screen
+        assert isinstance(dialog, AddAccountDialog)
+        await until(pilot, lambda: dialog.auth_url is not None, what="the sign-in link")
+        auth_url = dialog.auth_url
+        assert auth_url is not None
+        # The link is on screen, and it is a real sign-in the server started: the emulator's
+        # consent page, coming back to this server, with a one-time state and PKCE.
+        assert auth_url in str(dialog.query_one("#add-body", Static).render())
+        link = urlsplit(auth_url)
+        query = parse_qs(link.query)
+        assert auth_url.startswith(f"{fresh_demo.emulator.url}o/oauth2/auth?")
+        assert query["redirect_uri"] == [f"{fresh_demo.server.url}oauth/google/callback"]
+        assert query["state"][0]
+        assert query["code_challenge_method"] == ["S256"]
+
+        answer = await asyncio.to_thread(browser_signs_in, auth_url, newcomer)
+        assert f"{newcomer} is connected" in answer
+        # The dialog notices by itself, closes, and the account is listed.
+        await until(pilot, lambda: isinstance(app.screen, AccountsScreen), what="the dialog gone")
+        await until(pilot, lambda: table.row_count == 3, what="three accounts on screen")
+        shown = [str(table.get_row_at(i)[1]) for i in range(3)]
+        assert newcomer in shown
+        assert any("account connected" in str(n.message) for n in app._notifications)
+    with fresh_demo.api() as client:
+        accounts = {a["email"]: a for a in client.get("api/v1/accounts").json()}
+        assert accounts[newcomer]["state"] == "active"
+        mine = [c for c in client.get("api/v1/calendars").json() if c["account_email"] == newcomer]
+    # Its calendars came in with sync off, waiting for the user to choose.
+    assert sorted(c["name"] for c in mine) == sorted([newcomer, "Rehearsals"])
+    assert not any(c["sync_enabled"] for c in mine)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
+from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.widgets.header import SCREENS
+from calsync_tui.widgets.row_table import RowTable
 from tests.tui.conftest import live, snapshot_app, until
 
 
@@ -19,7 +21,7 @@ async def test_every_screen_renders(demo: DemoWorld, size: tuple[int, int]) -> N
         for key, mode, _ in SCREENS:
             await pilot.press(key)
             await until(pilot, lambda mode=mode: app.current_mode == mode, what=mode)
-            tables = list(app.screen.query(DataTable))
+            tables = [*app.screen.query(DataTable), *app.screen.query(RowTable)]
             if tables and mode != "overview":
                 table = tables[0]
                 await until(pilot, lambda t=table: t.row_count > 0, what=f"rows on {mode}")
@@ -27,7 +29,7 @@ async def test_every_screen_renders(demo: DemoWorld, size: tuple[int, int]) -> N
             text = app.export_screenshot()
             assert "calsync" in text
         await pilot.press("5")
-        await until(pilot, lambda: app.screen.query_one(DataTable).row_count > 0)
+        await until(pilot, lambda: app.screen.query_one(RowTable).row_count > 0)
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SyncLogDetail), what="the detail")
         app.export_screenshot()
@@ -39,6 +41,11 @@ async def test_every_screen_renders(demo: DemoWorld, size: tuple[int, int]) -> N
             await pilot.pause()
             app.export_screenshot()
             await pilot.press("n")
+        await pilot.press("3")
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, CalendarSettingsDialog), what="the form")
+        app.export_screenshot()
+        await pilot.press("escape")
         # The command palette reaches the screens too.
         await pilot.press("ctrl+p")
         await pilot.press(*"Channels")

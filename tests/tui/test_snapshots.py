@@ -13,19 +13,24 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from calsync_tui.app import CalsyncApp
+from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.busy_blocks import BusyBlocksScreen
+from calsync_tui.screens.calendars import CalendarsScreen
 from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.screens.sync_log import SyncLogScreen
+from calsync_tui.widgets.row_table import RowTable
 from tests.tui.conftest import SCREENSHOTS, SIZE, live, snapshot_app, until
 
 Snap = Callable[..., bool]
 
 
 def rows(app: CalsyncApp, selector: str) -> int:
-    return app.screen.query_one(selector, DataTable).row_count
+    table = app.screen.query_one(selector)
+    assert isinstance(table, DataTable | RowTable)
+    return table.row_count
 
 
 async def _shown(pilot: Pilot[Any], name: str) -> None:
@@ -88,6 +93,27 @@ def test_calendars(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureR
     keep(request, "calendars")
 
 
+def test_calendar_settings(
+    snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press("3")
+        await until(pilot, lambda: rows(app, "#calendars") == 5, what="the calendars")
+        # The read-only calendar: the form says why it can only be a source.
+        screen = app.screen
+        assert isinstance(screen, CalendarsScreen)
+        index = next(i for i, c in enumerate(screen.rows) if c.read_only)
+        screen.query_one(DataTable).move_cursor(row=index)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, CalendarSettingsDialog), what="the form")
+        await _shown(pilot, "calendar_settings")
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "calendar_settings")
+
+
 def test_busy_blocks(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
     total = demo.api().get("api/v1/status").json()["busy_blocks"]
     assert total > 100
@@ -130,7 +156,7 @@ def test_sync_log_detail(
         screen = app.screen
         assert isinstance(screen, SyncLogScreen)
         index = next(i for i, log in enumerate(screen.rows) if log.blocks_created)
-        screen.query_one(DataTable).move_cursor(row=index)
+        screen.query_one(RowTable).cursor_row = index
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, SyncLogDetail), what="the detail")
         await _shown(pilot, "sync_log_detail")
@@ -139,9 +165,10 @@ def test_sync_log_detail(
     keep(request, "sync_log_detail")
 
 
-def test_channels(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+def test_channels(snap_compare: Snap, push_demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+    """Push on: four calendars told of changes by their channels, one failing and polled."""
     run_before = screen("6", "#channels", 5, "channels")
-    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(snapshot_app(push_demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "channels")
 
 

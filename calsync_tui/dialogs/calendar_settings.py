@@ -1,0 +1,207 @@
+"""One calendar's settings as a form: sync, role, what its blocks show, all-day; one PATCH saves
+them, a refusal is shown in the form with every choice kept, and cancel changes nothing."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Label, RadioButton, RadioSet, Static
+from textual.worker import Worker, WorkerState
+
+from calsync_tui.client import ApiError, CalsyncApi
+from shared.domain import BusyTitle, CalendarRole
+from shared.schemas import CalendarOut, CalendarPatch
+
+ROLES = (CalendarRole.BOTH, CalendarRole.SOURCE, CalendarRole.TARGET)
+ROLE_MEANS = {
+    CalendarRole.BOTH: "its events block time in the others, and theirs block time in it",
+    CalendarRole.SOURCE: "its events block time in the others; it receives no blocks",
+    CalendarRole.TARGET: "it receives the others' blocks; its own events block nothing",
+}
+TITLES = (BusyTitle.PRIVATE, BusyTitle.TITLE)
+TITLE_LABEL = {BusyTitle.PRIVATE: '"Busy"', BusyTitle.TITLE: '"Busy - <event title>"'}
+
+
+def _role_id(role: CalendarRole) -> str:
+    return f"role-{role.value}"
+
+
+def _title_id(title: BusyTitle) -> str:
+    return f"title-{title.value}"
+
+
+def described(before: CalendarOut, after: CalendarOut) -> str:
+    """What a save changed, in a few words for a notification."""
+    said: list[str] = []
+    if before.sync_enabled != after.sync_enabled:
+        said.append("sync on: syncing now" if after.sync_enabled else "sync off")
+    if before.role != after.role:
+        said.append(f"role: {after.role.value}")
+    if before.busy_title != after.busy_title:
+        said.append(f"its blocks say {TITLE_LABEL[after.busy_title]}")
+    if before.include_all_day != after.include_all_day:
+        said.append("all-day events block" if after.include_all_day else "all-day events do not")
+    return "; ".join(said) or "saved"
+
+
+class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
+    """Dismissed with the calendar as the server saved it, or None when nothing was saved."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("ctrl+s", "save", "Save"),
+    ]
+
+    def __init__(self, api: CalsyncApi, calendar: CalendarOut) -> None:
+        super().__init__(classes="dialog-screen")
+        self.api = api
+        self.calendar = calendar
+        self.saving = False
+
+    def compose(self) -> ComposeResult:
+        calendar = self.calendar
+        with Vertical(classes="dialog", id="calendar-settings"):
+            # Assembled, not markup: a calendar's name may hold "[" (it is the owner's text).
+            yield Static(
+                Content.assemble(
+                    (f"Settings of {calendar.name}", "bold"), "  ", (calendar.account_email, "dim")
+                ),
+                classes="dialog-title",
+            )
+            yield Checkbox("Sync this calendar", calendar.sync_enabled, id="sync", compact=True)
+            yield Static(
+                "[dim]on: calsync keeps its blocks; off removes the blocks it made[/dim]",
+                classes="setting-hint",
+            )
+            with Horizontal(classes="setting"):
+                yield Label("Role", classes="setting-label")
+                with RadioSet(id="role", compact=True):
+                    for role in ROLES:
+                        yield RadioButton(
+                            role.value,
+                            role == calendar.role,
+                            id=_role_id(role),
+                            # Google lets calsync read a read-only calendar, never write it.
+                            disabled=calendar.read_only and role.is_target,
+                        )
+            yield Static("", id="role-means", classes="setting-hint")
+            with Horizontal(classes="setting"):
+                yield Label("Blocks show", classes="setting-label")
+                with RadioSet(id="busy-title", compact=True):
+                    for title in TITLES:
+                        yield RadioButton(
+                            TITLE_LABEL[title], title == calendar.busy_title, id=_title_id(title)
+                        )
+            yield Checkbox(
+                "All-day events block time too",
+                calendar.include_all_day,
+                id="all-day",
+                compact=True,
+            )
+            error = Static("", id="settings-error", classes="setting-error")
+            error.display = False
+            yield error
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Cancel (esc)", id="cancel")
+                yield Button("Save (ctrl+s)", id="save", variant="primary")
+
+    def on_mount(self) -> None:
+        self._explain_role()
+        self.query_one("#sync", Checkbox).focus()
+
+    # -- what the form says -------------------------------------------------------------------
+
+    def chosen_role(self) -> CalendarRole:
+        pressed = self.query_one("#role", RadioSet).pressed_button
+        return next(
+            (r for r in ROLES if pressed is not None and pressed.id == _role_id(r)),
+            self.calendar.role,
+        )
+
+    def chosen_title(self) -> BusyTitle:
+        pressed = self.query_one("#busy-title", RadioSet).pressed_button
+        return next(
+            (t for t in TITLES if pressed is not None and pressed.id == _title_id(t)),
+            self.calendar.busy_title,
+        )
+
+    def patch(self) -> CalendarPatch:
+        """Only what differs from the calendar as it was: one PATCH, nothing else touched."""
+        calendar = self.calendar
+        sync = self.query_one("#sync", Checkbox).value
+        all_day = self.query_one("#all-day", Checkbox).value
+        role, title = self.chosen_role(), self.chosen_title()
+        return CalendarPatch(
+            sync_enabled=sync if sync != calendar.sync_enabled else None,
+            role=role if role != calendar.role else None,
+            busy_title=title if title != calendar.busy_title else None,
+            include_all_day=all_day if all_day != calendar.include_all_day else None,
+        )
+
+    def _explain_role(self) -> None:
+        text = f"[dim]{ROLE_MEANS[self.chosen_role()]}"
+        if self.calendar.read_only:
+            text += " (read-only at Google: it can only be a source)"
+        self.query_one("#role-means", Static).update(text + "[/dim]")
+
+    @on(RadioSet.Changed, "#role")
+    def role_changed(self) -> None:
+        self._explain_role()
+
+    # -- saving -------------------------------------------------------------------------------
+
+    @on(Button.Pressed, "#save")
+    def save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#cancel")
+    def cancel_pressed(self) -> None:
+        self.action_cancel()
+
+    def action_cancel(self) -> None:
+        self.workers.cancel_group(self, "save")
+        self.dismiss(None)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        patch = self.patch()
+        if patch == CalendarPatch():
+            self.dismiss(None)
+            return
+        self._busy(True)
+        self.save(patch)
+
+    def _busy(self, saving: bool) -> None:
+        self.saving = saving
+        save = self.query_one("#save", Button)
+        save.disabled = saving
+        save.label = "Saving…" if saving else "Save (ctrl+s)"
+        if saving:
+            self.query_one("#settings-error", Static).display = False
+
+    @work(exclusive=True, group="save", exit_on_error=False)
+    async def save(self, patch: CalendarPatch) -> None:
+        saved = await self.api.change_calendar(self.calendar.id, patch)
+        self.dismiss(saved)
+
+    @on(Worker.StateChanged)
+    def save_failed(self, event: Worker.StateChanged) -> None:
+        if event.state is not WorkerState.ERROR:
+            return
+        error = event.worker.error
+        message = str(error) if isinstance(error, ApiError) else f"{type(error).__name__}: {error}"
+        shown = self.query_one("#settings-error", Static)
+        shown.update(
+            Content.assemble(
+                ("The server did not save this: ", "bold red"),
+                message,
+                ("\nYour choices are still here: change them and save again, or cancel.", "dim"),
+            )
+        )
+        shown.display = True
+        self._busy(False)
