@@ -15,6 +15,7 @@ from tests.bench import calls, dashboard, propagation, scale, webhook
 from tests.bench.harness import Table, machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+README = Path(__file__).parents[2] / "README.md"
 
 FIGURES: list[tuple[str, Callable[[Table, Path], None]]] = [
     ("1. Webhook acknowledgement", webhook.measure),
@@ -46,20 +47,33 @@ def main(argv: list[str]) -> int:
                 table.missing(name, f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
         timings.append(f"{name.split('.')[0]}: {time.perf_counter() - began:.0f} s")
     total = time.perf_counter() - started
-    text = render(table, total, timings)
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    summary = f"{when}, {total:.0f} s in all ({', '.join(timings)})"
+    text = render(table, summary)
     print(text)
-    if not wanted:
+    if not wanted:  # only a run of every figure is "the latest table"
         RESULTS.write_text(text)
-        print(f"written to {RESULTS}")
+        update_readme(table, summary)
+        print(f"written to {RESULTS} and README.md's Performance section")
     return 0
 
 
-def render(table: Table, total: float, timings: list[str]) -> str:
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def update_readme(table: Table, summary: str) -> None:
+    """README's Performance section shows the table of this run: from its table's header to
+    the "Run on:" line after it."""
+    text = README.read_text()
+    start = text.index("| figure |", text.index("## Performance"))
+    end = text.index("\n", text.index("Run on:", start))
+    run_on = "; ".join(line.removeprefix("- ") for line in machine())
+    section = f"{table.markdown()}\n\nRun on: {run_on}. {summary}."
+    README.write_text(text[:start] + section + text[end:])
+
+
+def render(table: Table, summary: str) -> str:
     parts = [
         "# calsync benchmarks",
         "",
-        f"`make bench`, {when}, {total:.0f} s in all ({', '.join(timings)}).",
+        f"`make bench`, {summary}.",
         "",
         table.markdown(),
         "",

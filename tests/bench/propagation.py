@@ -187,9 +187,7 @@ def report(table: Table, latencies: dict[str, list[float]], left: int, flagged: 
             f"Missed (propagation): {left} block(s) outlived the deletion of their source event "
             f"and were still there once every sync had settled; {flagged} block row(s) were then "
             "marked as edited or deleted by the user (calsync leaves those alone). No user "
-            "touched a block here, so most likely a race between a source's sync and a target's "
-            "echo sync of the block just moved (an echo compared with a row the move had not "
-            "updated yet looks like a user's edit). What would close it: the echo check and the "
-            "block write under the same per-user lock, or echoes recognised by the etag calsync "
-            "wrote rather than by the row's times. The next full reconcile repairs it."
+            "touched a block here: this is a correctness bug. The races known so far (a "
+            "target's feed read before a source's sync rewrote or removed a block) have "
+            "regression tests in tests/engine/test_echo_races.py; a new one needs its own."
         )
