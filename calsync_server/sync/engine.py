@@ -234,6 +234,16 @@ class SyncEngine:
             session.commit()
         return SyncResult(log=log, report=report)
 
+    def _free_the_file(self, session: Session) -> None:
+        """On SQLite, commit what is settled before the provider calls: one writer holds the
+        whole file, and a transaction left open while the provider answers would stall every
+        webhook and scheduler tick for as long. What is committed (adopted blocks, hand edits
+        noticed) is what the provider already holds, so a crash after it loses nothing. The
+        user's lock outlives the commit there: it is a lock file. On PostgreSQL it is a row
+        lock of this transaction, and row locks stall no one else: keep it."""
+        if self.db.dialect.name == "sqlite":
+            session.commit()
+
     def _needs_reauth(
         self, session: Session, account_id: int, report: SyncReport, exc: ReauthRequired
     ) -> None:
@@ -370,6 +380,7 @@ class SyncEngine:
             applier = BlockApplier(
                 session, pool, calendars, accounts, row_index, event_ids, report, now
             )
+            self._free_the_file(session)
             applier.apply(plan, orphans)
 
             if feed is not None and not report.failed_writes:
@@ -636,62 +647,67 @@ class SyncEngine:
         }
         orphans: list[tuple[int, str]] = []
         vanished = 0
-        for cid, target in calendars.items():
-            view = views[cid]
-            if not view.is_writable_target:
-                continue
-            listed = pool.get(accounts[target.account_id]).list_busy_blocks(
-                target.provider_calendar_id, time_min=window[0]
-            )
-            rows = {
-                b.source_key: b
-                for b in session.exec(select(BusyBlock).where(BusyBlock.target_calendar_id == cid))
-            }
-            listed_ids: set[str] = set()
-            for item in listed:
-                snapshot = EventSnapshot.from_google(item, target.time_zone or "UTC")
-                listed_ids.add(snapshot.provider_event_id)
-                key = snapshot.block_source_key
-                row = rows.get(key) if key else None
-                if row is not None and row.provider_event_id == snapshot.provider_event_id:
-                    if (
-                        not row.user_deleted
-                        and not row.user_modified
-                        and classify_block_change(row, snapshot) is BlockChange.USER_MODIFIED
-                    ):
-                        row.user_modified = True
-                        report.note("a block changed by hand was left as the user made it")
-                        session.add(row)
+        # Nothing reaches the database between listings: on SQLite a flush would hold the
+        # file's one write lock across the next provider call (see _free_the_file).
+        with session.no_autoflush:
+            for cid, target in calendars.items():
+                view = views[cid]
+                if not view.is_writable_target:
                     continue
-                if key is None or key not in known_sources or row is not None:
-                    orphans.append((cid, snapshot.provider_event_id))
-                    continue
-                adopted = BusyBlock(
-                    target_calendar_id=cid,
-                    source_calendar_id=known_sources[key],
-                    source_key=key,
-                    provider_event_id=snapshot.provider_event_id,
-                    etag=snapshot.etag,
-                    summary=snapshot.summary or "",
-                    start=snapshot.start,
-                    end=snapshot.end,
-                    start_at=snapshot.start_at,
-                    end_at=snapshot.end_at,
-                    created_at=self.clock.now(),
-                    updated_at=self.clock.now(),
+                listed = pool.get(accounts[target.account_id]).list_busy_blocks(
+                    target.provider_calendar_id, time_min=window[0]
                 )
-                rows[key] = adopted
-                session.add(adopted)
-            for row in rows.values():
-                if (
-                    row.provider_event_id not in listed_ids
-                    and not row.user_deleted
-                    and row.id is not None
-                    and (row.end_at is None or row.end_at > window[0])
-                ):
-                    row.user_deleted = True
-                    session.add(row)
-                    vanished += 1
+                rows = {
+                    b.source_key: b
+                    for b in session.exec(
+                        select(BusyBlock).where(BusyBlock.target_calendar_id == cid)
+                    )
+                }
+                listed_ids: set[str] = set()
+                for item in listed:
+                    snapshot = EventSnapshot.from_google(item, target.time_zone or "UTC")
+                    listed_ids.add(snapshot.provider_event_id)
+                    key = snapshot.block_source_key
+                    row = rows.get(key) if key else None
+                    if row is not None and row.provider_event_id == snapshot.provider_event_id:
+                        if (
+                            not row.user_deleted
+                            and not row.user_modified
+                            and classify_block_change(row, snapshot) is BlockChange.USER_MODIFIED
+                        ):
+                            row.user_modified = True
+                            report.note("a block changed by hand was left as the user made it")
+                            session.add(row)
+                        continue
+                    if key is None or key not in known_sources or row is not None:
+                        orphans.append((cid, snapshot.provider_event_id))
+                        continue
+                    adopted = BusyBlock(
+                        target_calendar_id=cid,
+                        source_calendar_id=known_sources[key],
+                        source_key=key,
+                        provider_event_id=snapshot.provider_event_id,
+                        etag=snapshot.etag,
+                        summary=snapshot.summary or "",
+                        start=snapshot.start,
+                        end=snapshot.end,
+                        start_at=snapshot.start_at,
+                        end_at=snapshot.end_at,
+                        created_at=self.clock.now(),
+                        updated_at=self.clock.now(),
+                    )
+                    rows[key] = adopted
+                    session.add(adopted)
+                for row in rows.values():
+                    if (
+                        row.provider_event_id not in listed_ids
+                        and not row.user_deleted
+                        and row.id is not None
+                        and (row.end_at is None or row.end_at > window[0])
+                    ):
+                        row.user_deleted = True
+                        session.add(row)
+                        vanished += 1
         if vanished:
             report.note(f"{vanished} block(s) deleted by hand are not recreated")
         session.flush()
