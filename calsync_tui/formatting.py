@@ -95,13 +95,22 @@ def buckets(moments: list[datetime], now: datetime, minutes: int = 60, width: in
     return out
 
 
+_LINE_BREAKS = str.maketrans("\n\r\t\v\f", "     ")
+
+
+def one_line(text: str) -> str:
+    """A table row is one line: a provider's error or a title may hold line breaks, which
+    would tear the row apart. Each becomes a space (the same length, so widths hold)."""
+    return text.translate(_LINE_BREAKS)
+
+
 def plain(text: str | Text) -> Text:
     """A table cell shown as written: DataTable reads a `str` cell as markup, so a calendar
     named "Team [old]" would show as "Team " and one with "[/]" would raise. Laid out as
     DataTable lays out a one-line `str` cell."""
     if isinstance(text, Text):
         return text
-    return Text(text, no_wrap=True, end="")
+    return Text(one_line(text), no_wrap=True, end="")
 
 
 def plain_row(*cells: str | Text) -> list[Text]:

@@ -170,6 +170,8 @@ class ChannelOut(Schema):
     failures: int
     polling: bool
     unannounced_changes: int = 0
+    # Why the calendar has no working channel (the provider's refusal), while it is failing.
+    last_error: str | None = None
 
 
 class SyncRequest(Schema):

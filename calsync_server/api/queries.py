@@ -393,6 +393,11 @@ def channels(session: Session, user_id: int, now: datetime) -> list[ChannelOut]:
                 failures=channel.failures if channel else 0,
                 polling=channel is None or not healthy(channel, now),
                 unannounced_changes=channel.unannounced_changes if channel else 0,
+                last_error=(
+                    channel.last_error
+                    if channel and channel.state == ChannelState.FAILING
+                    else None
+                ),
             )
         )
     return result

@@ -7,7 +7,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Static
 
-from calsync_tui.formatting import ago, plain_row, until
+from calsync_tui.formatting import ago, one_line, plain_row, until
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
 from shared.domain import ChannelState
@@ -71,13 +71,20 @@ class ChannelsScreen(CalsyncScreen):
                 key=str(channel.calendar_id),
             )
         status = self.host.status
-        help_text = (
+        help_text = Text(
             "Push channels tell calsync about changes within seconds; calendars without a healthy "
             "channel are polled."
         )
         if status is not None and not status.push_enabled:
-            help_text = (
-                "[yellow]No public URL is set (CALSYNC_PUBLIC_URL), so Google cannot push: "
-                "every calendar is polled.[/yellow]"
+            help_text = Text(
+                "No public URL is set (CALSYNC_PUBLIC_URL), so Google cannot push: "
+                "every calendar is polled.",
+                style="yellow",
             )
-        self.query_one("#channels-help", Static).update(help_text)
+        # Why a channel fails, in the provider's words (a table column would be cut off).
+        reasons = [
+            Text.assemble((c.calendar_name, "bold"), ": ", (one_line(c.last_error), "red"), "\n")
+            for c in channels
+            if c.last_error
+        ]
+        self.query_one("#channels-help", Static).update(Text("").join([*reasons, help_text]))

@@ -17,6 +17,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from calsync_tui.formatting import one_line
+
 Cell = tuple[str, str]  # text and a Rich style ("" for none)
 Row = tuple[Cell, ...]
 
@@ -24,6 +26,7 @@ GAP = 2
 
 
 def _fit(text: str, width: int) -> str:
+    text = one_line(text)
     if cell_len(text) <= width:
         return text + " " * (width - cell_len(text))
     out, used = "", 0
@@ -101,7 +104,7 @@ class RowTable(ScrollView, can_focus=True):
         for row in rows:
             for index, (text, _) in zip(shown, row, strict=False):
                 if len(text) > widths[index] or not text.isascii():
-                    widths[index] = max(widths[index], cell_len(text))
+                    widths[index] = max(widths[index], cell_len(one_line(text)))
 
     def _resized(self) -> None:
         width = sum(self.widths) + GAP * len(self.widths) + 1

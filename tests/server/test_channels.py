@@ -276,6 +276,7 @@ def test_a_channel_that_cannot_be_made_falls_back_to_polling_until_it_can(
         assert failing["polling"] is True
         assert failing["failures"] >= 1
         assert failing["channel_id"] is None
+        assert "500" in failing["last_error"], failing  # the provider's refusal, for the user
         assert not emulator_channels(world).keys() & {c.channel_id for c in rows(world, source)}
 
         wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")

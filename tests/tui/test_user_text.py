@@ -9,12 +9,14 @@ from functools import partial
 from typing import Any
 
 import httpx
+from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Select, Static
 
 from calsync_server.emulator.client import calendar_service
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
+from calsync_tui.formatting import plain_row
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.accounts import AccountsScreen
 from calsync_tui.screens.busy_blocks import BusyBlocksScreen
@@ -289,3 +291,25 @@ async def test_names_titles_and_the_providers_words_are_shown_as_written(
         assert any(kept in str(n.message) for n in app._notifications)
         assert DISCONNECT_REASON in screen_text(app)
         assert app.is_running
+
+
+class _Tables(App[None]):
+    CSS = "DataTable, RowTable { height: 4; }"
+
+    def compose(self) -> ComposeResult:
+        yield DataTable()
+        yield RowTable(["note", "after"])
+
+
+async def test_a_line_break_in_the_providers_words_keeps_a_row_on_one_line() -> None:
+    app = _Tables()
+    async with app.run_test(size=(60, 10)) as pilot:
+        data = app.query_one(DataTable)
+        data.add_columns("note", "after")
+        data.add_row(*plain_row("quota\nexceeded", "next"))
+        app.query_one(RowTable).add_rows([(("quota\r\nexceeded", ""), ("next", ""))])
+        await pilot.pause()
+        lines = "\n".join(s.text for s in app.screen._compositor.render_strips()).splitlines()
+    shown = [line for line in lines if "exceeded" in line]
+    assert len(shown) == 2, lines  # one row in each table
+    assert all("quota" in line and "next" in line for line in shown), shown
