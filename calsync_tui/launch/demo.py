@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -56,7 +56,8 @@ def connect_demo_accounts(world: DemoWorld) -> None:
                 credentials=credentials,
                 now=now,
             )
-            import_calendars(session, account, runtime.provider_factory(credentials))
+            with closing(runtime.provider_factory(credentials)) as provider:
+                import_calendars(session, account, provider)
         session.commit()
 
 
