@@ -47,13 +47,7 @@ class _Hook:
 
 def _racing_engine(world: World) -> tuple[SyncEngine, _Hook]:
     hook = _Hook()
-    engine = SyncEngine(
-        world.db,
-        world.settings,
-        vault=world.vault,
-        provider_factory=lambda credentials: _FeedThen(credentials, world.emulator.url, hook),
-    )
-    return engine, hook
+    return world.engine_through(lambda credentials, url: _FeedThen(credentials, url, hook)), hook
 
 
 def _setup(world: World, unique: str) -> tuple[SyncEngine, _Hook, Cal, Cal]:

@@ -64,12 +64,7 @@ def probed(world: World) -> tuple[SyncEngine, _Probe]:
         pytest.skip("PostgreSQL has row locks, not one writer per database")
     assert world.db.url.database
     probe = _Probe(world.db.url.database)
-    engine = SyncEngine(
-        world.db,
-        world.settings,
-        vault=world.vault,
-        provider_factory=lambda credentials: _ProbingWrites(credentials, world.emulator.url, probe),
-    )
+    engine = world.engine_through(lambda credentials, url: _ProbingWrites(credentials, url, probe))
     return engine, probe
 
 

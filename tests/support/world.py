@@ -4,6 +4,7 @@ server tiers)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,16 @@ class World:
                     setattr(calendar, name, value)
                 session.add(calendar)
             session.commit()
+
+    def engine_through(self, provider: Callable[[StoredCredentials, str], Any]) -> SyncEngine:
+        """An engine like the world's own whose providers the test makes, from each account's
+        credentials and the emulator's URL (to act at one moment of a sync)."""
+        return SyncEngine(
+            self.db,
+            self.settings,
+            vault=self.vault,
+            provider_factory=lambda credentials: provider(credentials, self.emulator.url),
+        )
 
     def sync(self, cal: Cal, *, full: bool = False, kind: SyncKind = SyncKind.MANUAL) -> SyncResult:
         return self.engine.sync_calendar(cal.id, kind=kind, full=full)
