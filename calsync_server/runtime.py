@@ -21,7 +21,7 @@ from sqlmodel import Session, col, func, select
 from calsync_server.accounts.service import default_api_token, ensure_default_user
 from calsync_server.accounts.vault import CredentialVault
 from calsync_server.channels import ChannelKeeper, note_poll
-from calsync_server.db.engine import create_db_engine, upgrade_database
+from calsync_server.db.engine import create_db_engine, lock_beside, upgrade_database
 from calsync_server.db.models import Account, Calendar, SyncJob
 from calsync_server.jobs.queue import Enqueued, JobQueue
 from calsync_server.jobs.worker import run_job
@@ -238,9 +238,11 @@ class Runtime:
 
 @contextlib.contextmanager
 def _startup_lock(db: sa.Engine) -> Iterator[None]:
-    """Hold a database-wide lock on PostgreSQL (the database shared between processes)."""
+    """Hold a database-wide lock: an advisory lock on PostgreSQL, a lock file beside a SQLite
+    file (both can be shared between processes)."""
     if db.dialect.name != "postgresql":
-        yield
+        with lock_beside(db, "startup"):
+            yield
         return
     with db.connect() as connection:
         connection.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from filelock import FileLock
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,6 +41,16 @@ def create_db_engine(url: str) -> sa.Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def lock_beside(engine: sa.Engine, name: str) -> AbstractContextManager[object]:
+    """On a SQLite file, a lock file beside it named `name`: what several processes on one
+    file (servers, `calsync sync`) take to do one thing at a time. Elsewhere nothing: on
+    PostgreSQL the database's own locks do this."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return nullcontext()
+    return FileLock(f"{database}.{name}.lock")
 
 
 def alembic_config(engine: sa.Engine) -> Config:

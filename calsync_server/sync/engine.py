@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from filelock import FileLock
 from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault
+from calsync_server.db.engine import lock_beside
 from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog, User
 from calsync_server.providers.base import (
     BlockWrite,
@@ -169,22 +169,15 @@ class SyncEngine:
 
     @contextmanager
     def user_lock(self, session: Session, user_id: int) -> Iterator[None]:
-        """Hold the user's block-writing lock until the session's transaction ends: a lock per
-        process, and on PostgreSQL the user's row, so several server processes agree too."""
+        """Hold the user's block-writing lock: a lock per process, and so that several
+        processes agree too, the user's row on PostgreSQL (until the transaction ends) or a
+        lock file beside a SQLite file (`calsync sync` beside a server)."""
         with self._locks_guard:
             lock = self._user_locks.setdefault(user_id, threading.Lock())
-        with lock, self._across_processes(user_id):
+        with lock, lock_beside(self.db, f"user-{user_id}"):
             if self.db.dialect.name == "postgresql":
                 session.exec(select(User.id).where(User.id == user_id).with_for_update()).all()
             yield
-
-    def _across_processes(self, user_id: int) -> AbstractContextManager[object]:
-        """On a SQLite file, a lock file beside it: `calsync sync` and a server are two
-        processes on one database. (On PostgreSQL the user's row lock does this.)"""
-        database = self.db.url.database if self.db.dialect.name == "sqlite" else None
-        if not database or database == ":memory:":
-            return nullcontext()
-        return FileLock(f"{database}.user-{user_id}.lock")
 
     # -- entry point --------------------------------------------------------------------------
 

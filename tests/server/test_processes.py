@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from calsync_server.db.engine import alembic_config, create_db_engine, current_revision
-from calsync_server.db.models import BusyBlock, SyncJob, SyncLog
+from calsync_server.db.models import BusyBlock, SyncJob, SyncLog, User
 from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.sync.events import SOURCE_KEY_PROPERTY
 from shared.domain import JobState
@@ -190,6 +190,31 @@ def test_serve_migrates_a_fresh_database_answers_and_stops_cleanly_on_sigterm(
         assert status.json()["push_enabled"] is False
 
     assert served.stop(signal.SIGTERM, timeout=10) == 0, served.output()
+
+
+def test_servers_started_together_on_a_new_database_all_start(
+    servers: Servers, database_url: str, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    # Each migrates the database and makes the default user as it starts: all at once, the
+    # losers crashed on a unique violation (on SQLite; PostgreSQL had its advisory lock).
+    together = [
+        servers.launch(tmp_path / "home", database_url, google_api_url=emulator.url)
+        for _ in range(3)
+    ]
+    for served in together:
+        served.wait_ready()
+    token = (tmp_path / "home" / "api-token").read_text().strip()
+    for served in together:
+        with served.api(token) as api:
+            assert api.get("/status").status_code == 200
+    db = create_db_engine(database_url)
+    try:
+        with Session(db) as session:
+            assert len(session.exec(select(User)).all()) == 1
+    finally:
+        db.dispose()
+    for served in together:
+        assert served.stop(signal.SIGTERM) == 0, served.output()
 
 
 def test_sigterm_ends_open_live_streams_cleanly(
