@@ -266,19 +266,7 @@ class SyncEngine:
         if account.state != AccountState.ACTIVE:
             report.error = "the account needs re-authorisation: nothing synced"
             return
-        accounts: dict[int, Account] = {
-            a.id: a
-            for a in session.exec(select(Account).where(Account.user_id == account.user_id))
-            if a.id is not None
-        }
-        calendars: dict[int, Calendar] = {
-            c.id: c
-            for c in session.exec(
-                select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
-            )
-            if c.id is not None
-        }
-        views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
+        _, calendars = self._user_calendars(session, account.user_id)
         zone = self._user_time_zone(calendars.values())
         now = self.clock.now()
         window = sync_window(now, zone, self.settings.horizon_days)
@@ -315,6 +303,10 @@ class SyncEngine:
         # and an echo compared with a row another sync is rewriting looks like a hand edit.
         with self.user_lock(session, account.user_id):
             session.expire_all()  # rows read before the lock may have been rewritten since
+            # And the user's settings read again: a calendar turned on meanwhile, whose first
+            # sync has written its blocks, must not look off (its blocks would be deleted).
+            accounts, calendars = self._user_calendars(session, account.user_id)
+            views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
             if stored.block_items:
                 self._settle_block_items(
                     session, calendar, account, stored.block_items, pool, report
@@ -400,18 +392,7 @@ class SyncEngine:
             if leaving is None:
                 return report
             with self.user_lock(session, leaving.user_id):
-                accounts = {
-                    a.id: a
-                    for a in session.exec(select(Account).where(Account.user_id == leaving.user_id))
-                    if a.id is not None
-                }
-                calendars = {
-                    c.id: c
-                    for c in session.exec(
-                        select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
-                    )
-                    if c.id is not None
-                }
+                accounts, calendars = self._user_calendars(session, leaving.user_id)
                 own = {cid for cid, c in calendars.items() if c.account_id == account_id}
                 views = {
                     cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()
@@ -461,6 +442,25 @@ class SyncEngine:
                 pool.finish(session, report)
                 session.commit()
         return report
+
+    @staticmethod
+    def _user_calendars(
+        session: Session, user_id: int
+    ) -> tuple[dict[int, Account], dict[int, Calendar]]:
+        """The user's accounts and all their calendars (synced or not), by id."""
+        accounts = {
+            a.id: a
+            for a in session.exec(select(Account).where(Account.user_id == user_id))
+            if a.id is not None
+        }
+        calendars = {
+            c.id: c
+            for c in session.exec(
+                select(Calendar).where(col(Calendar.account_id).in_(list(accounts)))
+            )
+            if c.id is not None
+        }
+        return accounts, calendars
 
     @staticmethod
     def _user_time_zone(calendars: Iterable[Calendar]) -> str:

@@ -1,8 +1,10 @@
-"""Echoes that race the next change: a target's feed read just before calsync rewrote a block
-in it must not make that block look edited by hand (which would keep it forever).
+"""Syncs that race each other. Echoes that race the next change: a target's feed read just
+before calsync rewrote a block in it must not make that block look edited by hand (which
+would keep it forever). Settings that change during a sync: a calendar turned on, whose first
+sync has written its blocks, must not look off to a sync that read the settings before.
 
 The race is made deterministic by running the other sync at the one moment it matters: right
-after the target's feed came back from the provider (real HTTP, the real client library).
+after the feed came back from the provider (real HTTP, the real client library).
 """
 
 from __future__ import annotations
@@ -144,3 +146,28 @@ def test_a_hand_edit_seen_in_a_stale_feed_is_still_a_hand_edit(world: World, uni
     (kept,) = world.blocks(home)
     assert kept["start"]["dateTime"] == at(17)
     assert [r.user_modified for r in world.rows()] == [True]
+
+
+def test_a_calendar_turned_on_while_a_full_sync_fetched_keeps_its_blocks(
+    world: World, unique: str
+) -> None:
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    side = world.account(f"side-{unique}@example.com")["primary"]
+    world.configure(work, home)
+    world.insert(work, **timed("Standup", 9, 10))
+    world.sync_all(work, home)
+    engine, hook = _racing_engine(world)
+    hook.calendar = work.provider_id
+
+    def side_is_turned_on() -> None:
+        world.configure(side)
+        engine.sync_calendar(side.id)  # its first sync blocks work's standup in side
+
+    hook.meanwhile = side_is_turned_on
+    world.reset_stats()
+    engine.sync_calendar(work.id, full=True)  # read the calendars' settings before side was on
+    assert hook.meanwhile is None, "the race did not happen"
+
+    assert len(world.blocks(side)) == 1
+    assert world.stats()["calls"].get("events.delete", 0) == 0  # never taken away meanwhile
