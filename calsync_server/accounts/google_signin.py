@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -146,10 +145,15 @@ def client_config(settings: Settings) -> dict[str, Any]:
     return {"installed": section}
 
 
-def _flow(config: dict[str, Any], redirect_uri: str, verifier: str | None) -> Flow:
+def _flow(
+    config: dict[str, Any], redirect_uri: str, verifier: str | None, *, asking: bool = True
+) -> Flow:
+    # The exchange carries no scopes: oauthlib would then compare the granted scope string
+    # with the asked one and raise "Scope has changed" for a wider grant or a short form
+    # (`email`); `granted_gaps` judges what the grant covers instead.
     return Flow.from_client_config(
         config,
-        scopes=list(SCOPES),
+        scopes=list(SCOPES) if asking else None,
         redirect_uri=redirect_uri,
         code_verifier=verifier,
         autogenerate_code_verifier=verifier is None,
@@ -177,6 +181,59 @@ def _allow_loopback_http(url: str) -> Iterator[None]:
                 os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
             else:
                 os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = before
+
+
+# -- what a grant covers ----------------------------------------------------------------------
+
+GOOGLE_SCOPE_ROOT = "https://www.googleapis.com/auth/"
+# Google's short spellings (the token answer may use either).
+SHORT_SCOPES = {
+    "email": GOOGLE_SCOPE_ROOT + "userinfo.email",
+    "profile": GOOGLE_SCOPE_ROOT + "userinfo.profile",
+}
+# Each permission calsync needs, the granted scopes that include it, and what it is for
+# (the words of Google's consent screen, so the person recognises the box they unticked).
+# `openid` is asked for but not needed: the email comes from the userinfo endpoint.
+NEEDED: tuple[tuple[str, frozenset[str], str], ...] = (
+    (
+        GOOGLE_SCOPE_ROOT + "calendar.events",
+        frozenset({"calendar.events", "calendar"}),
+        "view and edit events on all your calendars",
+    ),
+    (
+        GOOGLE_SCOPE_ROOT + "calendar.calendarlist.readonly",
+        frozenset(
+            {
+                "calendar.calendarlist.readonly",
+                "calendar.calendarlist",
+                "calendar.readonly",
+                "calendar",
+            }
+        ),
+        "see the list of calendars you are subscribed to",
+    ),
+    (
+        GOOGLE_SCOPE_ROOT + "userinfo.email",
+        frozenset({"userinfo.email"}),
+        "see your primary Google Account email address",
+    ),
+)
+
+
+def _scope_name(scope: str) -> str:
+    """`https://www.googleapis.com/auth/calendar.events` and `email` as one vocabulary:
+    the part after Google's root (`calendar.events`, `userinfo.email`)."""
+    full = SHORT_SCOPES.get(scope, scope)
+    return full.removeprefix(GOOGLE_SCOPE_ROOT).rstrip("/")
+
+
+def granted_gaps(granted: str | list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """The permissions calsync needs that `granted` (the token answer's scope, a string or
+    oauthlib's list) does not cover, as (scope, what it allows). A wider scope covers the
+    narrower ones (`calendar` covers `calendar.events`); order and spelling do not matter."""
+    scopes = granted.split() if isinstance(granted, str) else list(granted)
+    have = {_scope_name(s) for s in scopes}
+    return [(scope, what) for scope, coverers, what in NEEDED if not have & coverers]
 
 
 def state_hash(state: str) -> str:
@@ -246,22 +303,23 @@ def _take_flow(runtime: Runtime, state: str) -> OAuthFlow:
 
 
 def _exchange(config: dict[str, Any], pending: OAuthFlow, code: str) -> StoredCredentials:
-    flow = _flow(config, pending.redirect_uri, pending.code_verifier)
+    flow = _flow(config, pending.redirect_uri, pending.code_verifier, asking=False)
     section = config["installed"]
     try:
-        with _allow_loopback_http(section["token_uri"]), warnings.catch_warnings():
-            warnings.simplefilter("error")
-            flow.fetch_token(code=code)
-    except Warning as exc:
-        # oauthlib raises a Warning when Google granted other scopes than asked for.
-        raise SignInRefused(
-            "Google granted fewer permissions than calsync needs "
-            f"({exc}); sign in again and allow calendar access"
-        ) from None
+        with _allow_loopback_http(section["token_uri"]):
+            token = flow.fetch_token(code=code)
     except OAuth2Error as exc:
         raise SignInRefused(f"Google refused the sign-in code ({exc.error})") from None
     except (OSError, ValueError) as exc:
         raise SignInRefused(f"Google's token endpoint failed: {type(exc).__name__}", 502) from None
+    # No `scope` in the answer means the grant is what was asked (RFC 6749, 5.1).
+    gaps = granted_gaps(token.get("scope") or SCOPES)
+    if gaps:
+        raise SignInRefused(
+            "Google did not grant calsync permission to "
+            + " or to ".join(f"{what} ({scope})" for scope, what in gaps)
+            + ": sign in again and leave that box ticked on Google's consent screen"
+        )
     return StoredCredentials.from_google(flow.credentials, str(section["client_id"]))
 
 

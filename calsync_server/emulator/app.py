@@ -8,7 +8,7 @@ import json
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
-from litestar import Litestar, Request, Response, delete, get, post, route
+from litestar import Litestar, Request, Response, delete, get, post, put, route
 from litestar.datastructures import State
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
@@ -164,6 +164,16 @@ async def admin_accounts(request: AnyRequest) -> Response[bytes]:
         return _json(exc.status, {"error": str(exc)})
 
 
+@put("/emulator/accounts/{email:str}/granted-scope", status_code=200)
+async def admin_granted_scope(request: AnyRequest) -> Response[bytes]:
+    try:
+        body = await _admin_body(request)
+    except admin.AdminError as exc:
+        return _json(exc.status, {"error": str(exc)})
+    email = str(request.path_params["email"])
+    return _oauth_response(oauth.grant_scope(_emulator(request).store, email, body))
+
+
 @get("/emulator/stats")
 async def admin_stats(request: AnyRequest) -> Response[bytes]:
     return _json(200, _emulator(request).stats.snapshot())
@@ -232,6 +242,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> Litestar:
             oauth_revoke,
             oauth_userinfo,
             admin_accounts,
+            admin_granted_scope,
             admin_stats,
             admin_stats_reset,
             admin_add_fault,

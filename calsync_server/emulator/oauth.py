@@ -57,17 +57,20 @@ def authorize(store: Store, params: dict[str, str], self_url: str) -> OAuthAnswe
             f"<h1>Choose an account</h1><ul>{body}</ul>"
         )
         return OAuthAnswer(200, html=page)
+    with store.lock:
+        granted = store.accounts[email].granted_scope
+    scope = granted if granted is not None else params.get("scope", DEFAULT_SCOPE)
     code = store.new_auth_code(
         AuthCode(
             email=email,
             client_id=params["client_id"],
             redirect_uri=redirect_uri,
-            scope=params.get("scope", DEFAULT_SCOPE),
+            scope=scope,
             code_challenge=params.get("code_challenge"),
             code_challenge_method=params.get("code_challenge_method"),
         )
     )
-    query = {"code": code, "scope": params.get("scope", DEFAULT_SCOPE)}
+    query = {"code": code, "scope": scope}
     if "state" in params:
         query = {"state": params["state"], **query}
     separator = "&" if "?" in redirect_uri else "?"
@@ -116,16 +119,36 @@ def token(store: Store, form: dict[str, str]) -> OAuthAnswer:
         if email is None:
             return _token_error("invalid_grant", "Token has been expired or revoked.")
         access = store.issue_access_token(email, refresh_token)
+        with store.lock:
+            known = store.accounts.get(email)
+            granted = known.granted_scope if known is not None else None
         return OAuthAnswer(
             200,
             {
                 "access_token": access,
                 "expires_in": lifetime,
-                "scope": DEFAULT_SCOPE,
+                "scope": granted or DEFAULT_SCOPE,
                 "token_type": "Bearer",
             },
         )
     return _token_error("unsupported_grant_type", f"Invalid grant_type: {grant}")
+
+
+def grant_scope(store: Store, email: str, body: Any) -> OAuthAnswer:
+    """`PUT /emulator/accounts/{email}/granted-scope` (admin): what the account's consent grants
+    from now on, `{"scope": "openid email ..."}` as Google's token answer spells it, or
+    `{"scope": null}` for exactly what each sign-in asks for (the default)."""
+    if not isinstance(body, dict) or set(body) != {"scope"}:
+        return OAuthAnswer(400, {"error": 'the body must be {"scope": "<scopes>" or null}'})
+    scope = body["scope"]
+    if scope is not None and (not isinstance(scope, str) or not scope.split()):
+        return OAuthAnswer(400, {"error": "'scope' must be space-separated scopes or null"})
+    with store.lock:
+        account = store.accounts.get(email)
+        if account is None:
+            return OAuthAnswer(404, {"error": f"no account {email}"})
+        account.granted_scope = " ".join(scope.split()) if scope is not None else None
+    return OAuthAnswer(200, {"email": email, "granted_scope": account.granted_scope})
 
 
 def revoke(store: Store, value: str) -> OAuthAnswer:

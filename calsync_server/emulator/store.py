@@ -59,6 +59,9 @@ class Account:
     email: str
     name: str
     time_zone: str
+    # What the consent grants, as Google's token answer spells it; None: what was asked for.
+    # Set through the admin API to play a user who unticks a permission, or a wider grant.
+    granted_scope: str | None = None
 
 
 @dataclass
