@@ -49,6 +49,8 @@ class CalendarView:
     read_only: bool
     # False when the account needs re-authorisation: nothing is read or written for it.
     account_active: bool
+    # The user's choice: when sync is turned off, the blocks this calendar holds stay.
+    keep_blocks_when_off: bool = False
 
     @property
     def is_writable_target(self) -> bool:
@@ -62,6 +64,11 @@ class CalendarView:
     @property
     def gives_blocks(self) -> bool:
         return self.sync_enabled and self.role.is_source and self.account_active
+
+    @property
+    def keeps_blocks_while_off(self) -> bool:
+        """Sync is off and the user chose to keep the blocks this calendar held."""
+        return not self.sync_enabled and self.keep_blocks_when_off
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +274,27 @@ def _has_ended(block: ExistingBlock, now: datetime) -> bool:
     return end is not None and end <= now
 
 
+def second_copies(calendars: Iterable[CalendarView]) -> dict[int, CalendarView]:
+    """Calendars that are another account's view of a calendar some other copy syncs, with the
+    copy that speaks for each (domain.md: one calendar through two accounts is one calendar).
+
+    The copy with sync on and the lowest id speaks; every other copy of it (on or off) neither
+    gives nor receives blocks, and the blocks seen in it are left alone: they are the same
+    provider events as the speaking copy's. With no copy on, there is nothing to share.
+    """
+    ordered = sorted(calendars, key=lambda c: c.id)
+    first: dict[tuple[int, str], CalendarView] = {}
+    for calendar in ordered:
+        if calendar.sync_enabled:
+            first.setdefault((calendar.user_id, calendar.provider_calendar_id), calendar)
+    return {
+        calendar.id: speaker
+        for calendar in ordered
+        if (speaker := first.get((calendar.user_id, calendar.provider_calendar_id))) is not None
+        and speaker.id != calendar.id
+    }
+
+
 def _calendar(calendars: Mapping[int, CalendarView], calendar_id: int) -> CalendarView:
     try:
         return calendars[calendar_id]
@@ -282,7 +310,6 @@ def plan_busy_blocks(
     now: datetime,
     time_zone: str,
     horizon_days: int,
-    keep_blocks_of_disabled_targets: bool = False,
 ) -> BusyBlockPlan:
     """Plan the writes that restore domain.md's invariant for the source keys passed.
 
@@ -292,20 +319,25 @@ def plan_busy_blocks(
     """
     window = sync_window(now, time_zone, horizon_days)
     by_id = {calendar.id: calendar for calendar in calendars}
+    copies = second_copies(by_id.values())
     targets_of_user: dict[int, list[CalendarView]] = defaultdict(list)
     for calendar in sorted(by_id.values(), key=lambda c: c.id):
-        if calendar.receives_blocks:
+        if calendar.receives_blocks and calendar.id not in copies:
             targets_of_user[calendar.user_id].append(calendar)
 
     desired: dict[tuple[int, str], DesiredBlock] = {}
-    seen_keys: set[str] = set()
+    seen: set[tuple[int, str]] = set()
     for event in events:
         source = _calendar(by_id, event.calendar_id)
+        if not source.gives_blocks or source.id in copies:
+            continue
         key = source_key(source, event.event.provider_event_id)
-        if key in seen_keys:
+        # One giving calendar per user and provider calendar (second_copies), and one row per
+        # calendar and event id (the event table's unique key): only a caller's bug repeats.
+        if (source.user_id, key) in seen:
             raise ValueError(f"event {event.event.provider_event_id!r} passed twice")
-        seen_keys.add(key)
-        if not source.gives_blocks or not is_blocking(event, source, window):
+        seen.add((source.user_id, key))
+        if not is_blocking(event, source, window):
             continue
         for target in targets_of_user[source.user_id]:
             if target.id != source.id:
@@ -326,17 +358,21 @@ def plan_busy_blocks(
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
         target = by_id[block.target_calendar_id]
         source = by_id[block.source_calendar_id]
-        if block.user_modified:
+        if not target.is_writable_target or target.id in copies:
+            # calsync cannot write there; or it is the same calendar as one synced through
+            # another account, whose blocks these are too (same provider events).
+            return
+        if target.keeps_blocks_while_off:
+            return
+        if not target.receives_blocks:
+            # No longer a target (sync off, role source): the user is tidying up, and every
+            # calsync block goes, past ones and hand-edited ones included (domain.md).
+            deletes.append(block)
+        elif block.user_modified:
             preserved.append(block)
-        elif (
-            # calsync cannot write there; or it ended (history); or the source's account lost
-            # its login (no block is deleted because of that); or the user keeps the blocks
-            # of a calendar they turned off.
-            not target.is_writable_target
-            or _has_ended(block, now)
-            or not source.account_active
-            or (keep_blocks_of_disabled_targets and not target.sync_enabled)
-        ):
+        elif _has_ended(block, now) or not source.account_active:
+            # History stays while the target stays a target; a source whose account lost its
+            # login deletes no block.
             return
         else:
             deletes.append(block)

@@ -22,17 +22,20 @@ def calendar(
     include_all_day: bool = False,
     read_only: bool = False,
     account_active: bool = True,
+    keep_blocks_when_off: bool = False,
+    provider_calendar_id: str | None = None,
 ) -> CalendarView:
     return CalendarView(
         id=calendar_id,
         user_id=user_id,
-        provider_calendar_id=f"calendar-{calendar_id}@example.com",
+        provider_calendar_id=provider_calendar_id or f"calendar-{calendar_id}@example.com",
         sync_enabled=sync_enabled,
         role=role,
         busy_title=busy_title,
         include_all_day=include_all_day,
         read_only=read_only,
         account_active=account_active,
+        keep_blocks_when_off=keep_blocks_when_off,
     )
 
 

@@ -521,10 +521,50 @@ def test_turning_a_source_off_removes_the_blocks_it_sourced() -> None:
 
 def test_turning_a_target_off_removes_its_blocks_unless_the_user_keeps_them() -> None:
     old = as_existing(wanted_block())
-    calendars = [calendar(1), calendar(2, sync_enabled=False)]
     events = [source_event(1, timed("e1", *SOON))]
-    assert plan(calendars, events, [old]).deletes == (old,)
-    assert plan(calendars, events, [old], keep_blocks_of_disabled_targets=True).is_empty
+    assert plan([calendar(1), calendar(2, sync_enabled=False)], events, [old]).deletes == (old,)
+    kept = [calendar(1), calendar(2, sync_enabled=False, keep_blocks_when_off=True)]
+    assert plan(kept, events, [old]).is_empty
+    # The choice is about turning sync off: a calendar made a source loses its blocks all the same.
+    made_source = [calendar(1), calendar(2, role=CalendarRole.SOURCE, keep_blocks_when_off=True)]
+    assert plan(made_source, events, [old]).deletes == (old,)
+
+
+def _ended_and_edited() -> list[ExistingBlock]:
+    """A block that ended an hour ago, and one the user moved by hand: both in calendar 2."""
+    past = timed("e1", "2024-06-10T06:00:00Z", "2024-06-10T07:00:00Z")
+    ended = as_existing(wanted_block(past))
+    edited = dataclasses.replace(as_existing(wanted_block(timed("e2", *SOON))), user_modified=True)
+    return [ended, edited]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [calendar(2, sync_enabled=False), calendar(2, role=CalendarRole.SOURCE)],
+    ids=["sync-off", "made-source"],
+)
+def test_a_calendar_that_stops_being_a_target_loses_every_block_past_ones_included(
+    target: CalendarView,
+) -> None:
+    blocks_in_it = _ended_and_edited()
+    events = [
+        source_event(1, timed("e1", "2024-06-10T06:00:00Z", "2024-06-10T07:00:00Z")),
+        source_event(1, timed("e2", *SOON)),
+    ]
+    for passed in (events, []):  # the sources still there, or gone
+        result = plan([calendar(1), target], passed, blocks_in_it)
+        assert sorted(result.deletes, key=lambda b: b.source_key) == sorted(
+            blocks_in_it, key=lambda b: b.source_key
+        )
+        assert not result.creates
+        assert not result.patches
+        assert not result.preserved
+
+
+def test_a_target_that_stays_one_keeps_history_and_hand_edits() -> None:
+    result = plan(CALENDARS, [], _ended_and_edited())
+    assert not result.deletes
+    assert [b.user_modified for b in result.preserved] == [True]
 
 
 def test_a_block_sourced_from_a_block_is_deleted() -> None:
@@ -578,3 +618,44 @@ def test_unknown_calendars_and_twice_passed_events_are_refused() -> None:
         plan(CALENDARS, [source_event(9, timed("e1", *SOON))])
     with pytest.raises(ValueError, match="twice"):
         plan(CALENDARS, [source_event(1, timed("e1", *SOON))] * 2)
+
+
+SHARED = "team@group.calendar.google.com"
+
+
+def test_one_calendar_through_two_accounts_is_one_calendar() -> None:
+    # Calendars 2 and 3 are one Google calendar seen through two logins, both turned on:
+    # calendar 2 (the lower id) speaks for it; the copy gives and receives nothing.
+    calendars = [
+        calendar(1),
+        calendar(2, provider_calendar_id=SHARED),
+        calendar(3, provider_calendar_id=SHARED),
+    ]
+    event = timed("e1", *SOON)
+    events = [source_event(1, event), source_event(2, event), source_event(3, event)]
+
+    result = plan(calendars, events)
+
+    assert sorted((d.source_calendar_id, d.target_calendar_id) for d in result.creates) == [
+        (1, 2),
+        (2, 1),
+    ]
+    # Blocks seen through the copy are the same provider events as the first copy's: untouched.
+    in_copy = as_existing(
+        plan(
+            [calendar(1), calendar(3, provider_calendar_id=SHARED)], [source_event(1, event)]
+        ).creates[0]
+    )
+    assert in_copy.target_calendar_id == 3
+    assert not plan(calendars, events, [in_copy]).deletes
+
+
+def test_the_copy_that_is_on_speaks_for_the_calendar() -> None:
+    calendars = [
+        calendar(1),
+        calendar(2, provider_calendar_id=SHARED, sync_enabled=False),
+        calendar(3, provider_calendar_id=SHARED),
+    ]
+    event = timed("e1", *SOON)
+    result = plan(calendars, [source_event(2, event), source_event(3, event)])
+    assert [(d.source_calendar_id, d.target_calendar_id) for d in result.creates] == [(3, 1)]

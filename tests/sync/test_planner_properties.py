@@ -98,7 +98,6 @@ class Scenario:
     now: datetime
     time_zone: str
     horizon_days: int
-    keep_blocks_of_disabled_targets: bool
     calendars: tuple[CalendarView, ...]
     calendar_zones: dict[int, str]
     specs: tuple[EventSpec, ...]
@@ -130,7 +129,6 @@ class Scenario:
             now=self.now,
             time_zone=self.time_zone,
             horizon_days=self.horizon_days,
-            keep_blocks_of_disabled_targets=self.keep_blocks_of_disabled_targets,
         )
 
 
@@ -212,19 +210,26 @@ def _timed_object(moment: datetime, style: str, zone: str) -> dict[str, Any]:
 def calendar_views(draw: st.DrawFn, users: int) -> list[CalendarView]:
     calendars: list[CalendarView] = []
     for user_id in range(1, users + 1):
+        own: list[str] = []
         for _ in range(draw(st.integers(1, 4))):
             calendar_id = len(calendars) + 1
+            provider_id = f"user{user_id}-cal{calendar_id}@example.com"
+            if own and draw(st.integers(0, 3)) == 0:
+                # The same calendar again, through another of the user's accounts.
+                provider_id = draw(st.sampled_from(own))
+            own.append(provider_id)
             calendars.append(
                 CalendarView(
                     id=calendar_id,
                     user_id=user_id,
-                    provider_calendar_id=f"user{user_id}-cal{calendar_id}@example.com",
+                    provider_calendar_id=provider_id,
                     sync_enabled=draw(st.integers(0, 4)) > 0,
                     role=draw(st.sampled_from(list(CalendarRole))),
                     busy_title=draw(st.sampled_from(list(BusyTitle))),
                     include_all_day=draw(st.booleans()),
                     read_only=draw(st.integers(0, 6)) == 0,
                     account_active=draw(st.integers(0, 6)) > 0,
+                    keep_blocks_when_off=draw(st.booleans()),
                 )
             )
     return calendars
@@ -362,7 +367,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         now=now,
         time_zone=time_zone,
         horizon_days=horizon_days,
-        keep_blocks_of_disabled_targets=draw(st.booleans()),
         calendars=tuple(calendars),
         calendar_zones=zones,
         specs=tuple(specs),
@@ -429,8 +433,24 @@ def spec_blocks(spec: EventSpec, source: CalendarView, window: tuple[datetime, d
     )
 
 
+def copies(scenario: Scenario) -> set[int]:
+    """Calendars another of the user's accounts syncs already (the same provider calendar):
+    some other copy is on and, if this one is on too, came first (the lower id)."""
+    return {
+        calendar.id
+        for calendar in scenario.calendars
+        for other in scenario.calendars
+        if other.id != calendar.id
+        and other.user_id == calendar.user_id
+        and other.provider_calendar_id == calendar.provider_calendar_id
+        and other.sync_enabled
+        and (not calendar.sync_enabled or other.id < calendar.id)
+    }
+
+
 def expected_blocks(scenario: Scenario) -> dict[tuple[int, str], Expected]:
-    """domain.md's invariant: one block per (writable target, blocking instance) of one user."""
+    """domain.md's invariant: one block per (writable target, blocking instance) of one user;
+    one calendar through two accounts counts once."""
     zone = ZoneInfo(scenario.time_zone)
     today = scenario.now.astimezone(zone).date()
     window = (
@@ -438,11 +458,13 @@ def expected_blocks(scenario: Scenario) -> dict[tuple[int, str], Expected]:
         _midnight(today + timedelta(days=scenario.horizon_days), scenario.time_zone),
     )
     calendars = scenario.by_id
+    second = copies(scenario)
     expected: dict[tuple[int, str], Expected] = {}
     for spec in scenario.specs:
         source = calendars[spec.calendar_id]
         if not (
-            source.sync_enabled
+            source.id not in second
+            and source.sync_enabled
             and source.role in (CalendarRole.SOURCE, CalendarRole.BOTH)
             and source.account_active
             and spec_blocks(spec, source, window)
@@ -453,6 +475,7 @@ def expected_blocks(scenario: Scenario) -> dict[tuple[int, str], Expected]:
         for target in scenario.calendars:
             if (
                 target.id != source.id
+                and target.id not in second
                 and target.user_id == source.user_id
                 and target.sync_enabled
                 and target.role in (CalendarRole.TARGET, CalendarRole.BOTH)
@@ -470,17 +493,17 @@ def has_ended(block: ExistingBlock, now: datetime) -> bool:
 
 
 def left_alone(block: ExistingBlock, scenario: Scenario) -> bool:
-    """The documented cases where an unwanted block stays: calsync must not or cannot touch it."""
+    """The documented cases where an unwanted block stays: calsync must not or cannot touch it,
+    the user keeps it, or it is history or a hand edit in a calendar that is still a target."""
     target = scenario.by_id[block.target_calendar_id]
     source = scenario.by_id[block.source_calendar_id]
-    return (
-        block.user_modified
-        or has_ended(block, scenario.now)
-        or target.read_only
-        or not target.account_active
-        or not source.account_active
-        or (scenario.keep_blocks_of_disabled_targets and not target.sync_enabled)
-    )
+    if target.read_only or not target.account_active or target.id in copies(scenario):
+        return True
+    if not target.sync_enabled:
+        return target.keep_blocks_when_off  # the user's choice when turning it off
+    if target.role not in (CalendarRole.TARGET, CalendarRole.BOTH):
+        return False  # no longer a target: every block goes, past ones included
+    return block.user_modified or has_ended(block, scenario.now) or not source.account_active
 
 
 def place(block: ExistingBlock | DesiredBlock) -> tuple[int, str]:
@@ -541,8 +564,11 @@ def test_never_two_blocks_per_target_and_source(scenario: Scenario) -> None:
 def test_never_a_block_from_a_block_nor_across_users(scenario: Scenario) -> None:
     plan = scenario.plan(list(scenario.existing))
     calendars = scenario.by_id
+    second = copies(scenario)
     spec_at = {
-        source_key(calendars[spec.calendar_id], spec.event_id): spec for spec in scenario.specs
+        source_key(calendars[spec.calendar_id], spec.event_id): spec
+        for spec in scenario.specs
+        if spec.calendar_id not in second
     }
 
     for desired in [*plan.creates, *(d for _, d in plan.patches)]:
