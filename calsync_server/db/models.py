@@ -119,6 +119,10 @@ class Calendar(SQLModel, table=True):
     role: CalendarRole = _enum(CalendarRole, CalendarRole.BOTH)
     busy_title: BusyTitle = _enum(BusyTitle, BusyTitle.PRIVATE)
     include_all_day: bool = False
+    # The user's choice: when sync is turned off, the blocks this calendar held stay in it.
+    keep_blocks_when_off: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     # Set when the provider refused a write: never a target again.
     read_only: bool = False
     sync_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
