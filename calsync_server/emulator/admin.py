@@ -80,9 +80,11 @@ def add_fault(emulator: Emulator, body: Any) -> dict[str, Any]:
     if not isinstance(drop, bool):
         raise AdminError("'drop_connection' must be a boolean")
     reason = _string(body.get("reason"), "reason", required=False)
-    fault = Fault(method, status, reason, times, delay_ms, drop)
+    calendar_id = _string(body.get("calendar_id"), "calendar_id", required=False)
+    fault = Fault(method, status, reason, times, delay_ms, drop, calendar_id)
     emulator.faults.add(fault)
     return {
+        "calendar_id": calendar_id,
         "method": method,
         "status": status,
         "reason": reason,

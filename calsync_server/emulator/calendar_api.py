@@ -152,7 +152,9 @@ class CalendarApi:
             return ApiResponse.error(errors.not_found())
         name, params = routed
         self.stats.call(name)
-        fault = self.faults.take(name)
+        # Calendar routes name the calendar first ("primary" stays as the client wrote it).
+        about = params[0] if params and name.startswith(("events.", "calendar")) else None
+        fault = self.faults.take(name, about)
         delay = fault.delay_ms / 1000 if fault else 0.0
         if fault is not None and fault.drop_connection:
             return ApiResponse(0, drop=True, delay_s=delay)

@@ -13,7 +13,8 @@ from calsync_server.emulator import errors
 @dataclass
 class Fault:
     """The next `times` calls of `method` answer `status` (with `reason`), after `delay_ms`;
-    or drop the connection without an answer. A status below 400 only adds the delay."""
+    or drop the connection without an answer. A status below 400 only adds the delay. With
+    `calendar_id`, only calls about that calendar (one calendar failing, the others not)."""
 
     method: str
     status: int
@@ -21,6 +22,7 @@ class Fault:
     times: int
     delay_ms: int
     drop_connection: bool
+    calendar_id: str | None = None
 
 
 class Faults:
@@ -36,11 +38,13 @@ class Faults:
         with self._lock:
             self._faults.clear()
 
-    def take(self, method: str) -> Fault | None:
-        """The fault this call of `method` gets, if any, using up one of its times. `*` matches
-        every method."""
+    def take(self, method: str, calendar_id: str | None = None) -> Fault | None:
+        """The fault this call of `method` (about `calendar_id`) gets, if any, using up one of
+        its times. `*` matches every method."""
         with self._lock:
             for fault in self._faults:
+                if fault.calendar_id is not None and fault.calendar_id != calendar_id:
+                    continue
                 if fault.method in (method, "*") and fault.times > 0:
                     fault.times -= 1
                     if fault.times == 0:

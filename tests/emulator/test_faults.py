@@ -32,6 +32,22 @@ def test_fault_answers_status_and_reason_the_given_number_of_times(emu: Emu) -> 
     assert emu.stats()["calls"]["events.list"] == 3
 
 
+def test_a_fault_can_hit_one_calendar_only(emu: Emu) -> None:
+    account = emu.account(calendars=[{"summary": "Team"}])
+    service = emu.service(account)
+    team = next(c["id"] for c in account.calendars if c["summary"] == "Team")
+    answer = emu.admin.post(
+        "/emulator/faults",
+        json={"method": "events.list", "status": 404, "times": 5, "calendar_id": team},
+    )
+    assert answer.json()["calendar_id"] == team
+    assert service.events().list(calendarId=account.email).execute()["items"] == []
+    with pytest.raises(HttpError) as caught:
+        service.events().list(calendarId=team).execute()
+    assert caught.value.resp.status == 404
+    assert emu.stats()["calls"]["events.list"] == 2
+
+
 def test_client_retries_through_injected_500s(emu: Emu) -> None:
     service = emu.service(emu.account())
     emu.admin.post("/emulator/faults", json={"method": "calendars.get", "status": 500, "times": 1})
