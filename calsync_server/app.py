@@ -12,6 +12,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from calsync_server.api.auth import require_user
+from calsync_server.api.bodies import CalsyncRequest
 from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.oauth import GoogleSignIn, google_callback
 from calsync_server.api.openapi import ClosedStructs
@@ -69,6 +70,7 @@ def create_app(
         guards=[require_user],  # 401 before any parameter or body of a user's route is read
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_REQUEST_BYTES,
+        request_class=CalsyncRequest,  # every JSON body is decoded with a depth limit
         plugins=[ClosedStructs()],  # the OpenAPI document's schemas of the wire types
         openapi_config=OpenAPIConfig(
             title="calsync",

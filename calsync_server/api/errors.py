@@ -15,6 +15,8 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
 )
 
+from calsync_server.api.bodies import BodyTooDeep
+
 log = logging.getLogger("calsync.server")
 
 _WHERE = {"query": "query parameter", "path": "path parameter", "body": "body field"}
@@ -44,6 +46,8 @@ def _message(request: Request[Any, Any, Any], exc: HTTPException) -> str:
     """The exception's own words, or, where Litestar only gave the status phrase, clearer ones
     (its validation messages repeat the whole URL instead of naming the problem)."""
     detail = str(exc.detail)
+    if isinstance(exc.__cause__, BodyTooDeep):
+        return f"the body is {detail}"
     if isinstance(exc.__cause__, SerializationException):
         return f"the body is not valid JSON: {detail.removeprefix('JSON is malformed: ')}"
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list) and exc.extra:
