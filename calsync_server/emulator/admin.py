@@ -81,10 +81,16 @@ def add_fault(emulator: Emulator, body: Any) -> dict[str, Any]:
         raise AdminError("'drop_connection' must be a boolean")
     reason = _string(body.get("reason"), "reason", required=False)
     calendar_id = _string(body.get("calendar_id"), "calendar_id", required=False)
-    fault = Fault(method, status, reason, times, delay_ms, drop, calendar_id)
+    retry_after = body.get("retry_after")
+    if retry_after is not None and (
+        not isinstance(retry_after, int) or isinstance(retry_after, bool) or retry_after < 0
+    ):
+        raise AdminError("'retry_after' must be a non-negative integer (seconds)")
+    fault = Fault(method, status, reason, times, delay_ms, drop, calendar_id, retry_after)
     emulator.faults.add(fault)
     return {
         "calendar_id": calendar_id,
+        "retry_after": retry_after,
         "method": method,
         "status": status,
         "reason": reason,

@@ -160,6 +160,8 @@ class CalendarApi:
             return ApiResponse(0, drop=True, delay_s=delay)
         if fault is not None and fault.status >= 400:
             response = ApiResponse.error(errors.injected(fault.status, fault.reason))
+            if fault.retry_after_s is not None:
+                response.headers["retry-after"] = str(fault.retry_after_s)
             response.delay_s = delay
             return response
         call = Call(name, params, request)

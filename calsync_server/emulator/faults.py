@@ -14,7 +14,8 @@ from calsync_server.emulator import errors
 class Fault:
     """The next `times` calls of `method` answer `status` (with `reason`), after `delay_ms`;
     or drop the connection without an answer. A status below 400 only adds the delay. With
-    `calendar_id`, only calls about that calendar (one calendar failing, the others not)."""
+    `calendar_id`, only calls about that calendar (one calendar failing, the others not); with
+    `retry_after_s`, the error says `Retry-After` (Google's 429 and 503 may)."""
 
     method: str
     status: int
@@ -23,6 +24,7 @@ class Fault:
     delay_ms: int
     drop_connection: bool
     calendar_id: str | None = None
+    retry_after_s: int | None = None
 
 
 class Faults:

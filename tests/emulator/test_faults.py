@@ -48,6 +48,20 @@ def test_a_fault_can_hit_one_calendar_only(emu: Emu) -> None:
     assert emu.stats()["calls"]["events.list"] == 2
 
 
+def test_a_fault_can_say_retry_after(emu: Emu) -> None:
+    account = emu.account()
+    emu.admin.post(
+        "/emulator/faults",
+        json={"method": "events.list", "status": 429, "times": 1, "retry_after": 2},
+    )
+    answer = httpx.get(
+        f"{emu.url}calendar/v3/calendars/primary/events",
+        headers={"Authorization": f"Bearer {account.access_token}"},
+    )
+    assert answer.status_code == 429
+    assert answer.headers["retry-after"] == "2"
+
+
 def test_client_retries_through_injected_500s(emu: Emu) -> None:
     service = emu.service(emu.account())
     emu.admin.post("/emulator/faults", json={"method": "calendars.get", "status": 500, "times": 1})
