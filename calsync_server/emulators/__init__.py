@@ -1,0 +1,1 @@
+"""Emulators of the calendar providers calsync syncs with, served over real HTTP."""

@@ -1,0 +1,120 @@
+"""The `/emulator/` admin API's logic for Graph: accounts, events as others send them, clock,
+throttling, cursor expiry, subscriptions and lifecycle notices."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from calsync_server.emulator import admin as google_admin
+from calsync_server.emulator.admin import AdminError
+from calsync_server.emulators.microsoft import errors
+from calsync_server.emulators.microsoft.state import GraphEmulator
+from calsync_server.emulators.microsoft.zones import UnknownZone, zone_info
+
+__all__ = ["AdminError", "add_event", "add_fault", "advance_clock", "create_account"]
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise AdminError("the body must be a JSON object")
+    return body
+
+
+def create_account(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
+    body = _object(body)
+    email = body.get("email")
+    if not isinstance(email, str) or "@" not in email or " " in email.strip():
+        raise AdminError("'email' must be an email address")
+    zone = body.get("time_zone") or "Pacific Standard Time"
+    try:
+        zone_info(str(zone))
+    except UnknownZone:
+        raise AdminError(f"unknown time zone {zone!r}") from None
+    calendars = body.get("calendars") or []
+    if not isinstance(calendars, list) or not all(isinstance(c, dict) for c in calendars):
+        raise AdminError("'calendars' must be a list of objects")
+    try:
+        mailbox, access, refresh = emulator.store.create_mailbox(
+            email.strip(), body.get("name"), str(zone), calendars
+        )
+    except errors.GraphError as exc:
+        raise AdminError(exc.message, exc.status) from exc
+    with emulator.store.lock:
+        made = [emulator.store.calendars[c] for c in mailbox.calendars]
+    return {
+        "email": mailbox.email,
+        "oid": mailbox.oid,
+        "tenant_id": mailbox.tenant_id,
+        "access_token": access,
+        "refresh_token": refresh,
+        "calendars": [
+            {"id": c.id, "name": c.name, "can_edit": c.can_edit, "is_default": c.is_default}
+            for c in made
+        ],
+    }
+
+
+class _FaultsOnly:
+    """What the Google admin's `add_fault` touches of an emulator: its fault rules."""
+
+    def __init__(self, emulator: GraphEmulator) -> None:
+        self.faults = emulator.faults
+
+
+def add_fault(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
+    """The Google emulator's fault rules and their validation; `method` is a Graph operation
+    name (`events.create`, `calendarView.delta`, ...) and `reason` an error code."""
+    return google_admin.add_fault(cast(Any, _FaultsOnly(emulator)), body)
+
+
+def add_event(emulator: GraphEmulator, email: str, body: Any) -> dict[str, Any]:
+    """An event as someone else puts it in the mailbox: an invitation (organizer, response,
+    attendees) or a meeting its organizer cancelled (`isCancelled`)."""
+    body = _object(body)
+    calendar_id = body.pop("calendar_id", None)
+    try:
+        mailbox = emulator.store.mailbox_of(email)
+        item, _ = emulator.store.create_event(mailbox, calendar_id, body, trusted=True)
+    except errors.GraphError as exc:
+        raise AdminError(exc.message, exc.status) from exc
+    return emulator.store.render(item)
+
+
+def advance_clock(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
+    body = _object(body)
+    seconds = body.get("seconds", 0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
+        raise AdminError("'seconds' must be a non-negative number")
+    now = emulator.clock.advance(float(seconds))
+    # Time jumped: lifecycle notices that are now due go out at once.
+    emulator.subscriptions.check_lifetimes()
+    return {"now": now.isoformat()}
+
+
+def expire_cursors(emulator: GraphEmulator, calendar_id: str, body: Any) -> dict[str, Any]:
+    body = _object(body)
+    status = body.get("status", 410)
+    if status not in (400, 404, 410):
+        raise AdminError("'status' must be 400, 404 or 410")
+    try:
+        emulator.store.expire_cursors(calendar_id, int(status))
+    except errors.GraphError as exc:
+        raise AdminError(f"no calendar {calendar_id}", 404) from exc
+    return {"calendar_id": calendar_id, "expired": True, "status": status}
+
+
+def lifecycle(emulator: GraphEmulator, subscription_id: str, body: Any) -> dict[str, Any]:
+    body = _object(body)
+    try:
+        return emulator.subscriptions.lifecycle(subscription_id, str(body.get("event")))
+    except errors.GraphError as exc:
+        raise AdminError(exc.message, exc.status) from exc
+
+
+def throttling(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
+    body = _object(body)
+    for key in ("requests_per_window", "concurrent_requests"):
+        value = body.get(key)
+        if key in body and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise AdminError(f"'{key}' must be a positive integer")
+    return emulator.throttle.update(body)

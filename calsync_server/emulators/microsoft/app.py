@@ -1,0 +1,217 @@
+"""The Graph emulator's Litestar app: identity v2.0, Graph v1.0 (with `$batch`) and the
+`/emulator/` admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, cast
+
+from litestar import Request, Response, delete, get, post, put, route
+from litestar.datastructures import State
+
+# The Google emulator's transport pieces (dropping a connection, raw paths, JSON and form
+# bodies) serve every emulator; they move to `emulators/common/` with it.
+from calsync_server.emulator.app import (
+    EmulatorApp,
+    _admin_body,
+    _answer,
+    _api_request,
+    _form,
+    _json,
+    _root_url,
+)
+from calsync_server.emulators.microsoft import admin, identity, scenario
+from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.state import GraphEmulator
+
+AnyRequest = Request[Any, Any, State]
+
+
+class GraphEmulatorApp(EmulatorApp):
+    graph: GraphEmulator
+
+
+def _graph(request: AnyRequest) -> GraphEmulator:
+    return cast(GraphEmulatorApp, request.app).graph
+
+
+@route("/v1.0/{path:path}", http_method=["GET", "POST", "PATCH", "PUT", "DELETE"], status_code=200)
+async def graph_v1(request: AnyRequest) -> Response[bytes]:
+    emulator = _graph(request)
+    emulator.stats.request()
+    return await _answer(request, await emulator.api.handle(await _api_request(request)))
+
+
+def _identity_response(answer: identity.IdentityAnswer) -> Response[bytes]:
+    if answer.location is not None:
+        return Response(b"", status_code=answer.status, headers={"location": answer.location})
+    if answer.html is not None:
+        return Response(answer.html.encode(), status_code=answer.status, media_type="text/html")
+    return _json(answer.status, answer.json)
+
+
+@get("/{tenant:str}/v2.0/.well-known/openid-configuration")
+async def openid_configuration(request: AnyRequest, tenant: str) -> Response[bytes]:
+    _graph(request).stats.request()
+    return _json(200, identity.openid_configuration(_root_url(request), tenant))
+
+
+@get("/{tenant:str}/discovery/v2.0/keys")
+async def keys(request: AnyRequest, tenant: str) -> Response[bytes]:
+    del tenant
+    return _json(200, {"keys": []})
+
+
+@get("/{tenant:str}/oauth2/v2.0/authorize")
+async def authorize(request: AnyRequest, tenant: str) -> Response[bytes]:
+    emulator = _graph(request)
+    emulator.stats.request()
+    params = {k: v for k, v in request.query_params.items()}
+    self_url = f"{_root_url(request)}{tenant}/oauth2/v2.0/authorize"
+    return _identity_response(identity.authorize(emulator.store, params, self_url))
+
+
+@post("/{tenant:str}/oauth2/v2.0/token", status_code=200)
+async def token(request: AnyRequest, tenant: str) -> Response[bytes]:
+    del tenant
+    emulator = _graph(request)
+    emulator.stats.request()
+    emulator.stats.call("token")
+    fault = emulator.faults.take("token")
+    if fault is not None and fault.delay_ms:
+        await asyncio.sleep(fault.delay_ms / 1000)
+    if fault is not None and fault.status >= 400:
+        return _json(fault.status, {"error": fault.reason or "temporarily_unavailable"})
+    answer = identity.token(emulator.store, await _form(request), _root_url(request))
+    return _identity_response(answer)
+
+
+def _admin(status: int, work: Any) -> Response[bytes]:
+    try:
+        return _json(status, work())
+    except admin.AdminError as exc:
+        return _json(exc.status, {"error": str(exc)})
+
+
+@post("/emulator/accounts", status_code=201)
+async def admin_accounts(request: AnyRequest) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(201, lambda: admin.create_account(_graph(request), body))
+
+
+@post("/emulator/accounts/{email:str}/events", status_code=201)
+async def admin_events(request: AnyRequest, email: str) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(201, lambda: admin.add_event(_graph(request), email, body))
+
+
+@get("/emulator/stats")
+async def admin_stats(request: AnyRequest) -> Response[bytes]:
+    return _json(200, _graph(request).stats.snapshot())
+
+
+@post("/emulator/stats/reset", status_code=200)
+async def admin_stats_reset(request: AnyRequest) -> Response[bytes]:
+    emulator = _graph(request)
+    emulator.stats.reset()
+    return _json(200, emulator.stats.snapshot())
+
+
+@post("/emulator/faults", status_code=201)
+async def admin_add_fault(request: AnyRequest) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(201, lambda: admin.add_fault(_graph(request), body))
+
+
+@delete("/emulator/faults", status_code=204)
+async def admin_clear_faults(request: AnyRequest) -> None:
+    _graph(request).faults.clear()
+
+
+@get("/emulator/clock")
+async def admin_clock(request: AnyRequest) -> Response[bytes]:
+    return _json(200, {"now": _graph(request).clock.now().isoformat()})
+
+
+@post("/emulator/clock/advance", status_code=200)
+async def admin_clock_advance(request: AnyRequest) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(200, lambda: admin.advance_clock(_graph(request), body))
+
+
+@get("/emulator/throttling")
+async def admin_throttling(request: AnyRequest) -> Response[bytes]:
+    return _json(200, _graph(request).throttle.settings())
+
+
+@put("/emulator/throttling", status_code=200)
+async def admin_set_throttling(request: AnyRequest) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(200, lambda: admin.throttling(_graph(request), body))
+
+
+@post("/emulator/calendars/{calendar_id:str}/expire-cursors", status_code=200)
+async def admin_expire(request: AnyRequest, calendar_id: str) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(200, lambda: admin.expire_cursors(_graph(request), calendar_id, body))
+
+
+@get("/emulator/subscriptions")
+async def admin_subscriptions(request: AnyRequest) -> Response[bytes]:
+    return _json(200, _graph(request).subscriptions.listing())
+
+
+@post("/emulator/subscriptions/{subscription_id:str}/lifecycle", status_code=200)
+async def admin_lifecycle(request: AnyRequest, subscription_id: str) -> Response[bytes]:
+    body = await _admin_body(request)
+    return _admin(200, lambda: admin.lifecycle(_graph(request), subscription_id, body))
+
+
+def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulatorApp:
+    """A fresh Graph emulator (its own memory) seeded with `config.scenario`."""
+    config = config or GraphEmulatorConfig()
+    emulator = GraphEmulator(config)
+    scenario.seed(emulator.store, config.scenario)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def startup() -> None:
+        await emulator.subscriptions.start()
+        if config.live:
+            changes = scenario.LiveChanges(emulator.store, config.live_interval_s)
+            tasks.append(asyncio.get_running_loop().create_task(changes.run()))
+
+    async def shutdown() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await emulator.subscriptions.close()
+
+    app = GraphEmulatorApp(
+        route_handlers=[
+            graph_v1,
+            openid_configuration,
+            keys,
+            authorize,
+            token,
+            admin_accounts,
+            admin_events,
+            admin_stats,
+            admin_stats_reset,
+            admin_add_fault,
+            admin_clear_faults,
+            admin_clock,
+            admin_clock_advance,
+            admin_throttling,
+            admin_set_throttling,
+            admin_expire,
+            admin_subscriptions,
+            admin_lifecycle,
+        ],
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        openapi_config=None,
+    )
+    app.graph = emulator
+    return app
