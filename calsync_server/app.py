@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from calsync_server.api.auth import require_user
 from calsync_server.api.bodies import CalsyncRequest
 from calsync_server.api.errors import EXCEPTION_HANDLERS
+from calsync_server.api.health import readyz
 from calsync_server.api.oauth import GoogleSignIn, google_callback
 from calsync_server.api.openapi import ClosedStructs
 from calsync_server.api.routes import ApiV1
@@ -58,6 +59,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             healthz,
+            readyz,
             metrics,
             google_webhook,
             ApiV1,

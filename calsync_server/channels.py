@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
@@ -35,6 +37,14 @@ UNANNOUNCED_BEFORE_FAILING = 2
 # Held by the process making channels; extended before every watch call.
 LEASE = "push-channels"
 LEASE_TTL = timedelta(minutes=2)
+# Stopping channels calsync does not know costs the user's quota, and anybody can send a
+# notification naming a channel id and a calendar: each unknown channel is stopped at most
+# once this often, at most UNKNOWN_STOPS_PER_ACCOUNT times a minute per account, and at most
+# UNKNOWN_REMEMBERED channel ids are remembered (the oldest are forgotten first).
+UNKNOWN_STOP_PERIOD = timedelta(hours=1)
+UNKNOWN_STOPS_PER_ACCOUNT = 5
+UNKNOWN_STOP_WINDOW = timedelta(minutes=1)
+UNKNOWN_REMEMBERED = 10_000
 
 
 def webhook_address(settings: Settings) -> str | None:
@@ -74,6 +84,10 @@ class ChannelKeeper:
         self.vault = vault
         self.provider_factory = provider_factory
         self.leases = Leases(db, clock)
+        # Unknown channels tried lately (id -> when), and each account's recent stop calls.
+        self._unknown_tried: OrderedDict[str, datetime] = OrderedDict()
+        self._stops_by_account: dict[int, deque[datetime]] = {}
+        self._unknown_lock = threading.Lock()
 
     def maintain(self) -> ChannelChanges:
         """One pass: make missing channels, renew expiring or failing ones, stop unwanted ones.
@@ -253,12 +267,50 @@ class ChannelKeeper:
             session.commit()
         return len(changes.stopped)
 
+    def stop_unknown_wanted(self, channel_id: str) -> bool:
+        """Whether a notification of this unknown channel should lead to a stop call: not when
+        the channel was tried within UNKNOWN_STOP_PERIOD (in memory: no database work)."""
+        now = self.clock.now()
+        with self._unknown_lock:
+            tried = self._unknown_tried.get(channel_id)
+            return tried is None or now - tried >= UNKNOWN_STOP_PERIOD
+
+    def _claim_unknown(self, channel_id: str) -> bool:
+        """Note that this unknown channel is tried now; False when it was tried lately."""
+        now = self.clock.now()
+        with self._unknown_lock:
+            tried = self._unknown_tried.get(channel_id)
+            if tried is not None and now - tried < UNKNOWN_STOP_PERIOD:
+                return False
+            self._unknown_tried[channel_id] = now
+            self._unknown_tried.move_to_end(channel_id)
+            while len(self._unknown_tried) > UNKNOWN_REMEMBERED:
+                self._unknown_tried.popitem(last=False)
+            return True
+
+    def _stop_allowed(self, account_id: int | None) -> bool:
+        """Count one stop call against the account, unless it made its share this minute."""
+        if account_id is None:
+            return False
+        now = self.clock.now()
+        with self._unknown_lock:
+            calls = self._stops_by_account.setdefault(account_id, deque())
+            while calls and now - calls[0] >= UNKNOWN_STOP_WINDOW:
+                calls.popleft()
+            if len(calls) >= UNKNOWN_STOPS_PER_ACCOUNT:
+                return False
+            calls.append(now)
+            return True
+
     def stop_unknown(self, channel_id: str, resource_id: str, resource_uri: str) -> bool:
         """Stop a channel calsync no longer wants (or never knew), so the provider stops sending.
 
         Stopping needs a login: the account of the calendar the channel watches (named in its
         resource URI), or, for a channel calsync still knows as stopped, that calendar's account.
+        Forged notifications must not spend the user's quota: see UNKNOWN_STOP_PERIOD.
         """
+        if not self._claim_unknown(channel_id):
+            return False
         pool = ProviderPool(self.vault, self.provider_factory)
         with Session(self.db, expire_on_commit=False) as session:
             known = session.exec(
@@ -274,6 +326,9 @@ class ChannelKeeper:
             ).all()
             stopped = False
             for account in accounts:
+                if not self._stop_allowed(account.id):
+                    log.info("not stopping unknown channel %s: too many such stops", channel_id)
+                    continue
                 try:
                     pool.get(account).stop_channel(channel_id, resource_id)
                 except (ProviderError, ValueError) as exc:

@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
@@ -34,6 +34,7 @@ from calsync_server.sync.providers import ProviderFactory, google_provider_facto
 from calsync_server.webhook_batch import WebhookBatcher
 from shared.clock import Clock, SystemClock
 from shared.domain import JobState, SyncKind
+from shared.schemas import Readiness, ReadinessCheck
 from shared.settings import Settings
 
 log = logging.getLogger("calsync.server")
@@ -44,6 +45,13 @@ STARTUP_LOCK_KEY = 0x63616C73796E63
 
 # Workers look for jobs other processes queued this often; local enqueues wake them at once.
 IDLE_POLL_SECONDS = 0.5
+# The longest pause of a worker or the scheduler after errors in a row.
+BACKOFF_MAX_SECONDS = 5.0
+# Readiness: the database must answer within this; the scheduler's loop must have gone round
+# within this (a tick making many channels takes a while); a due job may wait this long.
+READINESS_DB_TIMEOUT_SECONDS = 5.0
+SCHEDULER_LATE_SECONDS = 300.0
+QUEUE_STUCK_SECONDS = 120.0
 
 
 class Runtime:
@@ -74,16 +82,23 @@ class Runtime:
         self.channels = ChannelKeeper(
             self.db, settings, self.clock, self.vault, self.provider_factory
         )
-        self.scheduler = Scheduler(self.db, settings, self.clock, self.queue, self.channels)
+        self.host = socket.gethostname()
+        self.scheduler = Scheduler(
+            self.db, settings, self.clock, self.queue, self.channels, host=self.host
+        )
         self.bus = LiveBus()
         # Records push notifications in batches; its thread starts with the first one.
         self.webhooks = WebhookBatcher(self.db, self.clock, self.queue, self.wake)
         self.metrics = Metrics(self._gauges)
         # Workers and the scheduler run unless a caller (a test of one part) turns them off.
         self.background = background
-        self.worker_name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        # "<host>-<pid>-<tag>": a restarted process knows its dead predecessor's jobs by it
+        # (JobQueue.reclaim_orphans).
+        self.worker_name = f"{self.host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.default_token = ""
         self._tasks: list[asyncio.Task[None]] = []
+        # When the scheduler's loop last went round (the event loop's clock): readiness.
+        self._scheduler_beat: float | None = None
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -104,6 +119,9 @@ class Runtime:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.prepare)
+        if self.background:
+            # This host's dead processes can renew no lease: their jobs now, not in 300 s.
+            await asyncio.to_thread(self.queue.reclaim_orphans, self.host, self.scheduler.alive)
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.bus.bind(self._loop)
@@ -125,7 +143,10 @@ class Runtime:
         for task in self._tasks:
             if task.get_name() == SCHEDULER_TASK:
                 task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        ended = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task, outcome in zip(self._tasks, ended, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("%s had ended with an error", task.get_name(), exc_info=outcome)
         self._tasks.clear()
         await asyncio.to_thread(self.webhooks.close)
         self.db.dispose()
@@ -146,24 +167,45 @@ class Runtime:
             loop.call_soon_threadsafe(wake.set)
 
     async def _work(self, number: int) -> None:
+        """One worker: claim, run, repeat. It never ends of an error (the database away, a
+        bug): it logs it, backs off, and goes on; only `stop()` ends it."""
         name = f"{self.worker_name}-w{number}"
         assert self._wake is not None
+        failures = 0
         while not self._stopping:
             try:
                 job = await asyncio.to_thread(self.queue.claim, name)
+                if job is None:
+                    failures = 0
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
+                    self._wake.clear()
+                    continue
+                await self._run(job, name)
+                failures = 0
             except Exception:
-                log.exception("claiming a job failed")
-                self.metrics.errors.labels("claim").inc()
-                job = None
-            if job is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
-                self._wake.clear()
-                continue
-            await self._run(job)
+                failures += 1
+                log.exception("worker %s: an error (%d in a row); going on", name, failures)
+                self.metrics.errors.labels("worker").inc()
+                await self._pause(backoff(failures))
 
-    async def _run(self, job: SyncJob) -> None:
-        user_id, last_sync_at = await asyncio.to_thread(self._owner, job.calendar_id)
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but end early when the runtime stops."""
+        assert self._wake is not None
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not self._stopping:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, IDLE_POLL_SECONDS))
+
+    async def _run(self, job: SyncJob, worker: str) -> None:
+        try:
+            user_id, last_sync_at = await asyncio.to_thread(self._owner, job.calendar_id)
+        except Exception:
+            # Only for the live update and the poll's bookkeeping: the sync runs without.
+            log.exception("reading the owner of calendar %s failed", job.calendar_id)
+            user_id, last_sync_at = None, None
         kind = SyncKind(job.kind)
         self.bus.publish(
             LiveUpdate(
@@ -176,9 +218,12 @@ class Runtime:
         result: SyncResult | None = None
         try:
             result = await asyncio.to_thread(run_job, self.queue, self.engine, job)
-        except Exception:
+        except Exception as exc:
             log.exception("sync of calendar %s failed unexpectedly", job.calendar_id)
             self.metrics.errors.labels("sync").inc()
+            # run_job could not close the job (the database went away): the job stays this
+            # worker's, running, until it is put back; else it waits out its lease.
+            await self._put_back(job, worker, f"{type(exc).__name__}: {exc}"[:500])
         self.metrics.sync_seconds.observe(asyncio.get_running_loop().time() - started)
         if result is not None:
             report = result.report
@@ -195,6 +240,22 @@ class Runtime:
         self.metrics.jobs.labels(state).inc()
         self.bus.publish(LiveUpdate(user_id, "changed", {"calendar_id": job.calendar_id}))
 
+    async def _put_back(self, job: SyncJob, worker: str, error: str) -> None:
+        """Put a job this worker could not close back in the queue, trying until the database
+        answers (or the runtime stops: then its lease, or the next start, takes it back)."""
+        assert job.id is not None
+        failures = 0
+        while True:
+            try:
+                await asyncio.to_thread(self.queue.release, job.id, worker, error)
+                return
+            except Exception:
+                failures += 1
+                log.warning("putting back job %s failed (%d); trying again", job.id, failures)
+                if self._stopping:
+                    return
+                await self._pause(backoff(failures))
+
     def _owner(self, calendar_id: int) -> tuple[int | None, datetime | None]:
         with Session(self.db) as session:
             row = session.exec(
@@ -210,18 +271,106 @@ class Runtime:
             return JobState(job.state).value if job else "gone"
 
     async def _schedule(self) -> None:
+        """The scheduler's loop: it never ends of an error either (log, back off, go on)."""
+        failures = 0
         while not self._stopping:
+            self._scheduler_beat = asyncio.get_running_loop().time()
             try:
+                # First what the webhooks could not record while the database was away.
+                await asyncio.to_thread(self.webhooks.recover_lost)
                 result = await asyncio.to_thread(self.scheduler.tick)
             except Exception:
-                log.exception("scheduler tick failed")
+                failures += 1
+                log.exception("scheduler tick failed (%d in a row)", failures)
                 self.metrics.errors.labels("scheduler").inc()
-            else:
-                if result.polled or result.full or result.reclaimed:
+                await asyncio.sleep(max(self.scheduler.interval_seconds, backoff(failures)))
+                continue
+            failures = 0
+            try:
+                if result.polled or result.full or result.reclaimed or result.caught_up:
                     self.wake()
                 if result.channels:
                     self.bus.publish(LiveUpdate(None, "channels.changed"))
+            except Exception:
+                log.exception("after a scheduler tick")
             await asyncio.sleep(self.scheduler.interval_seconds)
+
+    # -- readiness ----------------------------------------------------------------------------
+
+    async def readiness(self) -> Readiness:
+        """Whether this process can do its work now: the database answers, every worker and the
+        scheduler run, the queue moves. For a process manager or load balancer (/readyz)."""
+        checks: list[ReadinessCheck] = []
+        try:
+            stuck = await asyncio.wait_for(
+                asyncio.to_thread(self._queue_stuck), READINESS_DB_TIMEOUT_SECONDS
+            )
+        except Exception as exc:  # TimeoutError included: a database that hangs is not ready
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            checks.append(ReadinessCheck(name="database", ok=False, detail=reason[:300]))
+            stuck = None
+        else:
+            checks.append(ReadinessCheck(name="database", ok=True, detail="reachable"))
+        if self.background:
+            workers = [t for t in self._tasks if t.get_name() != SCHEDULER_TASK]
+            alive = sum(not t.done() for t in workers)
+            checks.append(
+                ReadinessCheck(
+                    name="workers",
+                    ok=alive == self.settings.workers and not self._stopping,
+                    detail=f"{alive} of {self.settings.workers} running",
+                )
+            )
+            scheduler = next((t for t in self._tasks if t.get_name() == SCHEDULER_TASK), None)
+            beat = self._scheduler_beat
+            now = asyncio.get_running_loop().time()
+            late = beat is None or now - beat > SCHEDULER_LATE_SECONDS
+            scheduler_ok = scheduler is not None and not scheduler.done() and not late
+            checks.append(
+                ReadinessCheck(
+                    name="scheduler",
+                    ok=scheduler_ok and not self._stopping,
+                    detail="running" if scheduler_ok else "not running",
+                )
+            )
+        if stuck is not None:
+            checks.append(
+                ReadinessCheck(
+                    name="queue",
+                    ok=not stuck,
+                    detail=stuck or "moving",
+                )
+            )
+        return Readiness(ready=all(c.ok for c in checks), checks=checks)
+
+    def _queue_stuck(self) -> str:
+        """Blocking: why the queue looks stuck ("" when it does not). Stuck: a due job has
+        waited over QUEUE_STUCK_SECONDS while no job started in that time and none runs."""
+        now = self.clock.now()
+        limit = now - timedelta(seconds=QUEUE_STUCK_SECONDS)
+        with Session(self.db) as session:
+            oldest = session.exec(
+                select(func.min(SyncJob.run_after)).where(SyncJob.state == JobState.QUEUED)
+            ).one()
+            if oldest is None or _aware(oldest) > limit:
+                return ""
+            moving = session.exec(
+                select(func.count())
+                .select_from(SyncJob)
+                .where(
+                    sa.or_(
+                        sa.and_(
+                            col(SyncJob.state) == JobState.RUNNING,
+                            col(SyncJob.lease_expires_at) > now,
+                        ),
+                        col(SyncJob.started_at) > limit,
+                    )
+                )
+            ).one()
+        if moving:
+            return ""
+        waited = int((now - _aware(oldest)).total_seconds())
+        return f"a due job has waited {waited} s and no job started meanwhile"
 
     # -- metrics ------------------------------------------------------------------------------
 
@@ -234,6 +383,17 @@ class Runtime:
                 select(func.count()).select_from(SyncJob).where(SyncJob.state == JobState.RUNNING)
             ).one()
         return {"queue_depth": float(depth), "jobs_running": float(running)}
+
+
+def backoff(failures: int) -> float:
+    """Seconds to wait after `failures` errors in a row: 0.25 s doubling, at most 5 s, so a
+    database that returns is used again within seconds."""
+    return float(min(BACKOFF_MAX_SECONDS, 0.25 * 2 ** min(failures - 1, 10)))
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives back naive datetimes (stored in UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @contextlib.contextmanager

@@ -7,6 +7,8 @@ it: the job queue coalesces what they enqueue twice.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +34,21 @@ class TickResult:
     reclaimed: int = 0
     polled: list[int] = field(default_factory=list)
     full: list[int] = field(default_factory=list)
+    # Incremental syncs queued because changes may have gone unannounced: a new or renewed
+    # channel (it announces only later changes), a failed watch, this process's first tick.
+    caught_up: list[int] = field(default_factory=list)
     channels: ChannelChanges = field(default_factory=ChannelChanges)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (signal 0 checks, sends nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: alive
+    return True
 
 
 class Scheduler:
@@ -43,13 +59,20 @@ class Scheduler:
         clock: Clock,
         queue: JobQueue,
         channels: ChannelKeeper,
+        *,
+        host: str | None = None,
+        alive: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.queue = queue
         self.channels = channels
+        # With a host: running jobs of this host's dead processes are taken back each tick.
+        self.host = host
+        self.alive = alive or pid_alive
         self._pruned_at: datetime | None = None
+        self._first_tick = True
 
     @property
     def interval_seconds(self) -> float:
@@ -58,8 +81,11 @@ class Scheduler:
 
     def tick(self) -> TickResult:
         result = TickResult(reclaimed=self.queue.reclaim_expired())
+        if self.host is not None:
+            result.reclaimed += self.queue.reclaim_orphans(self.host, self.alive)
         # Also without a public URL: channels left from when there was one are stopped.
         result.channels = self.channels.maintain()
+        catch_up = set(result.channels.created)
         now = self.clock.now()
         poll_every = timedelta(seconds=self.settings.poll_interval_seconds)
         full_every = timedelta(hours=self.settings.full_reconcile_interval_hours)
@@ -94,6 +120,23 @@ class Scheduler:
                 ).all()
             )
             self._prune(session, now)
+        if self._first_tick:
+            # While no process ran, notifications were answered by nobody and the provider's
+            # retries may have run out: a covered calendar would wait for its safety poll.
+            catch_up |= covered
+        self._first_tick = False
+        enabled = {c.id for c in calendars if c.id is not None}
+        for calendar_id in sorted(catch_up & enabled):
+            # Also when a sync is running: it may have listed before the channel existed.
+            self.queue.enqueue(calendar_id, SyncKind.WEBHOOK)
+            result.caught_up.append(calendar_id)
+            busy.add(calendar_id)
+        for calendar_id in sorted(set(result.channels.failed) & enabled - busy - covered):
+            # No channel: the calendar falls back to polling, and its first poll is now (not a
+            # poll interval after its last sync, with nobody announcing changes meanwhile).
+            self.queue.enqueue(calendar_id, SyncKind.POLLING)
+            result.caught_up.append(calendar_id)
+            busy.add(calendar_id)
         for calendar in calendars:
             assert calendar.id is not None
             if calendar.id in busy:

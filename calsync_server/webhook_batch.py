@@ -37,6 +37,10 @@ T = TypeVar("T")
 DEBOUNCE_SECONDS = 0.3
 # Notifications recorded in one transaction at most.
 MAX_BATCH = 256
+# Channels whose notifications could not be recorded, remembered until the database is back
+# (then their calendars are synced); beyond this many, the oldest are forgotten (the safety
+# poll still covers them).
+MAX_LOST = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,8 @@ class WebhookBatcher:
         self.wake = wake
         self.max_batch = max_batch
         self._inbox: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        # Channel ids of notifications that failed to be recorded (dict: insertion order).
+        self._lost: dict[str, None] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -267,6 +273,46 @@ class WebhookBatcher:
         if closed:  # shutting down: a late notification is still recorded before its answer
             return (await asyncio.to_thread(self.record, [push]))[0]
         return await waiting.future
+
+    def remember_lost(self, channel_ids: Sequence[str]) -> None:
+        """These channels' notifications were not recorded (the answer told the provider to
+        retry, but its retries may run out): their calendars get a sync once recording works."""
+        with self._lock:
+            for channel_id in channel_ids:
+                self._lost[channel_id] = None
+            while len(self._lost) > MAX_LOST:
+                del self._lost[next(iter(self._lost))]
+
+    @property
+    def lost(self) -> int:
+        with self._lock:
+            return len(self._lost)
+
+    def recover_lost(self) -> list[int]:
+        """Blocking: queue a sync of every calendar whose notification could not be recorded,
+        and forget them; the calendar ids. Raises (remembering them still) while the database
+        is away."""
+        with self._lock:
+            lost = list(self._lost)
+        if not lost:
+            return []
+        with self.db.begin() as connection:
+            calendars = sorted(
+                {
+                    row.calendar_id
+                    for row in connection.execute(_CHANNELS, {"ids": lost})
+                    if row.state != ChannelState.STOPPED
+                }
+            )
+            if calendars:
+                self.jobs.enqueue_in(connection, calendars, SyncKind.WEBHOOK, now=self.clock.now())
+        with self._lock:
+            for channel_id in lost:
+                self._lost.pop(channel_id, None)
+        if calendars:
+            log.info("syncing %d calendar(s) whose notifications were not recorded", len(calendars))
+            self.wake()
+        return calendars
 
     def close(self) -> None:
         """Blocking: record what was handed in so far, then end the thread."""
@@ -336,6 +382,9 @@ class WebhookBatcher:
             else:
                 log.exception("recording %d notifications failed; one at a time", len(batch))
                 results = [self._alone(w.push) for w in batch]
+        failed = [w.push.channel_id for w, r in zip(batch, results, strict=True) if _failed(r)]
+        if failed:
+            self.remember_lost(failed)
         for loop in {w.loop for w in batch}:
             mine = [(w.future, r) for w, r in zip(batch, results, strict=True) if w.loop is loop]
             # A closed loop (RuntimeError) has nobody waiting any more.
@@ -349,6 +398,10 @@ class WebhookBatcher:
         except Exception as exc:
             log.exception("recording a notification on channel %s failed", push.channel_id)
             return exc
+
+
+def _failed(result: Handled | BaseException) -> bool:
+    return isinstance(result, BaseException)
 
 
 def _close(connection: sa.Connection) -> None:

@@ -23,9 +23,11 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_403_FORBIDDEN,
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
 from calsync_server.api.openapi import errors
+from calsync_server.db.engine import is_outage
 from calsync_server.runtime import Runtime
 from calsync_server.webhook_batch import PushHeaders
 from shared.domain import NotificationOutcome
@@ -33,6 +35,8 @@ from shared.domain import NotificationOutcome
 # Google's notifications have an empty body; anything bigger than this is not one of them.
 MAX_BODY_BYTES = 1024
 STATES = ("sync", "exists", "not_exists")
+# What a 503 asks the sender to wait before trying again.
+RETRY_AFTER_SECONDS = 5
 # Message numbers of up to 18 digits: they fit the database's BIGINT (Google's count from 1).
 MESSAGE_NUMBER_DIGITS = 18
 
@@ -135,7 +139,7 @@ def _answer(
     status_code=HTTP_200_OK,
     tags=["webhooks"],
     operation_class=PushOperation,
-    responses=errors(400, 403, 413),
+    responses=errors(400, 403, 413, 503),
 )
 async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
     """Receive a Google Calendar push notification (headers only; the body is empty)."""
@@ -154,13 +158,26 @@ async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
     except BadHeaders as exc:
         runtime.metrics.notifications.labels("bad_headers").inc()
         return _answer(HTTP_400_BAD_REQUEST, {"error": str(exc)})
-    handled = await runtime.webhooks.submit(push)
+    try:
+        handled = await runtime.webhooks.submit(push)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        # The database is away: the provider retries a 503 later, and the batcher remembered
+        # the channel, so its calendar is synced once the database is back (Google's retries
+        # can run out first).
+        runtime.metrics.notifications.labels("unrecorded").inc()
+        return Response(
+            {"error": "the database is unavailable; try again later"},
+            status_code=HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     runtime.metrics.notifications.labels(handled.outcome.value).inc()
     runtime.metrics.webhook_seconds.observe(time.perf_counter() - started)
     if handled.outcome is NotificationOutcome.FORGED:
         return _answer(HTTP_403_FORBIDDEN, {"error": "channel token does not match"})
     background = None
-    if handled.stop:
+    if handled.stop and runtime.channels.stop_unknown_wanted(push.channel_id):
         background = BackgroundTask(
             asyncio.to_thread,
             runtime.channels.stop_unknown,

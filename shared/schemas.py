@@ -222,3 +222,18 @@ class GoogleAuthorization(Schema):
     state: str
     redirect_uri: str
     expires_at: datetime
+
+
+class ReadinessCheck(Schema):
+    """One thing a ready server needs: `database`, `workers`, `scheduler` or `queue`."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+class Readiness(Schema):
+    """`GET /readyz`: 200 when every check is ok, else 503 with the same body."""
+
+    ready: bool
+    checks: list[ReadinessCheck]

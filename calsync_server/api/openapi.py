@@ -61,6 +61,7 @@ _MEANING = {
     403: "The notification's channel token does not match the channel's (a forgery)",
     409: "The request cannot be done in the server's current configuration",
     413: "Request body too large",
+    503: "Not ready, or the database is unavailable: try again later (`Retry-After`)",
 }
 
 

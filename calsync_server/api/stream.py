@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +24,8 @@ from calsync_server.api.openapi import AUTHENTICATED, errors
 from calsync_server.live import CLOSING, LiveUpdate
 from calsync_server.runtime import Runtime
 from shared.schemas import ChannelOut, Status, SyncLogOut
+
+logger = logging.getLogger("calsync.stream")
 
 # At most one database read per subscriber this often, however many updates arrive.
 COALESCE_SECONDS = 0.25
@@ -80,7 +83,13 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
                     return
                 if extra.type == "sync.started" and extra.user_id in (None, user_id):
                     yield _message("sync.started", extra.data)
-            logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
+            try:
+                logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
+            except Exception:
+                # The database away a moment must not end the dashboard's stream: it reads
+                # again at the next update or idle interval.
+                logger.exception("reading the stream's updates failed; trying again")
+                continue
             sent = False
             for log in logs:
                 last_log = max(last_log, log.id)

@@ -40,7 +40,23 @@ def create_db_engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A connect timeout: an unreachable database fails a request in seconds instead of
+    # holding it (and a worker thread) for the operating system's TCP timeout.
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached or used now (down, restarting, a
+    connection cut, SQLite's file locked), not that a statement is wrong."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError))
 
 
 def lock_beside(engine: sa.Engine, name: str) -> AbstractContextManager[object]:

@@ -8,8 +8,9 @@ the CLI and a server) can never sync the same calendar at once.
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -230,16 +231,72 @@ class JobQueue:
                 )
             ).all()
             for job in stale:
-                if self._waiting(session, job.calendar_id) is None:
-                    job.state, job.run_after = JobState.QUEUED, now
-                else:
-                    job.state, job.finished_at = JobState.DONE, now
-                    job.last_error = "lease expired; coalesced into the waiting job"
-                job.lease_expires_at, job.worker = None, None
-                session.add(job)
+                self._put_back(session, job, now, "lease expired")
                 reclaimed += 1
             session.commit()
         return reclaimed
+
+    def reclaim_orphans(self, host: str, alive: Callable[[int], bool]) -> int:
+        """Jobs left running by a dead process of this host go back at once, without waiting
+        out their lease: a worker's name says its host and pid (runtime.Runtime.worker_name),
+        and a pid that is gone here can renew no lease. A pid reused since is taken for alive
+        (its jobs wait for their lease, as before)."""
+        now = self.clock.now()
+        pattern = re.compile(re.escape(host) + r"-(\d+)-[0-9a-f]+-w\d+")
+        reclaimed = 0
+        with Session(self.db) as session:
+            running = session.exec(
+                select(SyncJob).where(
+                    SyncJob.state == JobState.RUNNING,
+                    col(SyncJob.worker).startswith(f"{host}-", autoescape=True),
+                )
+            ).all()
+            for job in running:
+                match = pattern.fullmatch(job.worker or "")
+                if match is None or alive(int(match.group(1))):
+                    continue
+                self._put_back(session, job, now, "its process died")
+                reclaimed += 1
+            session.commit()
+        return reclaimed
+
+    def release(self, job_id: int, worker: str, error: str) -> bool:
+        """Put back a job `worker` still holds but could not close (the database went away
+        while it ran): queued again after a short backoff, or failed after MAX_ATTEMPTS. A job
+        already closed, or taken back by another process, is left alone."""
+        now = self.clock.now()
+        with Session(self.db) as session:
+            job = session.get(SyncJob, job_id)
+            if job is None or job.state != JobState.RUNNING or job.worker != worker:
+                return False
+            if job.attempts >= MAX_ATTEMPTS:
+                job.state, job.finished_at, job.last_error = JobState.FAILED, now, error
+                job.lease_expires_at = None
+            else:
+                # Not at once: a failure that is not the database's would otherwise loop.
+                delay = timedelta(seconds=min(60.0, 2.0**job.attempts / 2))
+                self._put_back(session, job, now, error, delay=delay)
+            session.add(job)
+            session.commit()
+        return True
+
+    def _put_back(
+        self,
+        session: Session,
+        job: SyncJob,
+        now: datetime,
+        why: str,
+        *,
+        delay: timedelta = timedelta(0),
+    ) -> None:
+        """A running job nobody runs any more: queued again, or done when another waits."""
+        if self._waiting(session, job.calendar_id) is None:
+            job.state, job.run_after = JobState.QUEUED, now + delay
+        else:
+            job.state, job.finished_at = JobState.DONE, now
+            job.last_error = f"{why}; coalesced into the waiting job"
+        job.lease_expires_at, job.worker = None, None
+        session.add(job)
 
     def claim(self, worker: str, *, calendar_ids: set[int] | None = None) -> SyncJob | None:
         """Take the oldest due job whose calendar has no running job; None when there is none."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.sync.engine import CalendarNotFound, SyncEngine, SyncResult
 from shared.domain import SyncKind
+
+log = logging.getLogger("calsync.jobs")
 
 
 @contextmanager
@@ -20,7 +23,12 @@ def lease_kept(queue: JobQueue, job_id: int) -> Iterator[None]:
 
     def renew() -> None:
         while not stop.wait(interval):
-            queue.heartbeat(job_id)
+            # A failed renewal (the database away a moment) must not end the renewals: the
+            # next one may work, and without them another process takes the job mid-sync.
+            try:
+                queue.heartbeat(job_id)
+            except Exception:
+                log.exception("renewing the lease of job %s failed", job_id)
 
     thread = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
     thread.start()

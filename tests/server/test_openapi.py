@@ -10,11 +10,12 @@ import httpx
 import msgspec
 import pytest
 
-from shared.schemas import MAX_ID, ApiError
+from shared.schemas import MAX_ID, ApiError, Readiness
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 
 ERROR_REF = {"$ref": "#/components/schemas/ApiError"}
+READINESS_REF = {"$ref": "#/components/schemas/Readiness"}
 BODIES = {
     ("patch", "/api/v1/calendars/{calendar_id}"): "CalendarPatch",
     ("post", "/api/v1/sync"): "SyncRequest",
@@ -79,7 +80,16 @@ def test_the_document_says_what_the_api_does(server_world: ServerWorld, unique: 
             for status, response in operation["responses"].items():
                 if int(status) >= 400:
                     content = response["content"]["application/json"]
-                    assert content["schema"] == ERROR_REF, (method, path, status)
+                    # Readiness answers "not ready" with its checks, not an error sentence.
+                    expected = READINESS_REF if (method, path) == ("get", "/readyz") else ERROR_REF
+                    assert content["schema"] == expected, (method, path, status)
+        readiness = ops["get", "/readyz"]["responses"]
+        assert set(readiness) == {"200", "503"}
+        assert readiness["200"]["content"]["application/json"]["schema"] == READINESS_REF
+        assert "security" not in ops["get", "/readyz"]  # no token: a load balancer asks it
+        ready = anonymous.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert msgspec.json.decode(ready.content, type=Readiness).ready is True
         assert "status_code" not in str(document), "Litestar's default error shape is documented"
 
         # The statuses the API answers are the ones documented.
