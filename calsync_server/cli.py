@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
 import click
 
 from calsync_server.accounts.cli import accounts
+from calsync_server.accounts.users_cli import users
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -123,13 +126,21 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 
 @cli.command("emulator")
+@click.option(
+    "--provider",
+    type=click.Choice(["google", "microsoft"]),
+    default="google",
+    show_default=True,
+    help="Which provider to emulate: Google Calendar or Microsoft Graph (Outlook).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
     default=8766,
     show_default=True,
     type=int,
-    help="Port to listen on (8765 is left for the calsync server).",
+    help="Port to listen on (8765 is left for the calsync server); Microsoft's sign-in is "
+    "served over HTTPS on the next port.",
 )
 @click.option(
     "--scenario",
@@ -139,10 +150,14 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     help="What the emulator starts with.",
 )
 @click.option("--live", is_flag=True, help="Change something every few seconds (demo).")
-def emulator(host: str, port: int, scenario: str, live: bool) -> None:
-    """Run the Google Calendar emulator alone: try calsync without a Google account."""
+def emulator(provider: str, host: str, port: int, scenario: str, live: bool) -> None:
+    """Run a provider emulator alone: try calsync without a Google or Microsoft account."""
     # Imported here so `calsync --help` does not pay for Litestar and the emulator.
     import uvicorn
+
+    if provider == "microsoft":
+        _microsoft_emulator(host, port, scenario, live)
+        return
 
     from calsync_server.emulator.app import create_emulator_app
     from calsync_server.emulator.config import EmulatorConfig
@@ -152,7 +167,26 @@ def emulator(host: str, port: int, scenario: str, live: bool) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+def _microsoft_emulator(host: str, port: int, scenario: str, live: bool) -> None:
+    from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+    from calsync_server.emulators.microsoft.runner import run_graph_emulator
+
+    config = GraphEmulatorConfig(scenario=scenario, live=live)
+    tls_port = port + 1 if port else 0
+    with run_graph_emulator(config, host=host, port=port, tls_port=tls_port) as running:
+        click.echo(
+            f"Microsoft Graph emulator at {running.url}v1.0/ (scenario {scenario})\n"
+            f"Sign-in (MSAL authority): {running.tls_url}common\n"
+            f"Its TLS certificate's CA: {running.ca_path}\n"
+            "Ctrl-C stops it."
+        )
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            threading.Event().wait()
+
+
 cli.add_command(accounts)
+cli.add_command(users)
 
 
 def main(argv: list[str] | None = None) -> None:
