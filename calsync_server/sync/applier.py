@@ -11,7 +11,13 @@ from typing import Any
 from sqlmodel import Session
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
-from calsync_server.providers.base import BlockWrite, BlockWriteKind, WriteResult
+from calsync_server.providers.base import (
+    BlockWrite,
+    BlockWriteKind,
+    ProviderError,
+    ReauthRequired,
+    WriteResult,
+)
 from calsync_server.sync.events import EventSnapshot
 from calsync_server.sync.planner import BusyBlockPlan, DesiredBlock, ExistingBlock, block_matches
 from calsync_server.sync.providers import ProviderPool
@@ -116,8 +122,14 @@ class BlockApplier:
             by_account[self._calendars[intent.target_calendar_id].account_id].append(intent)
         follow_ups: list[_Intent] = []
         for account_id, group in by_account.items():
-            provider = self._providers.get(self._accounts[account_id])
-            results = provider.write([intent.write for intent in group])
+            try:
+                provider = self._providers.get(self._accounts[account_id])
+                results = provider.write([intent.write for intent in group])
+            except ReauthRequired:
+                raise  # the engine marks that account; its calendars stop syncing
+            except ProviderError as error:
+                # One account the provider refuses outright fails no other account's writes.
+                results = [WriteResult(intent.write, error=error) for intent in group]
             for intent, result in zip(group, results, strict=True):
                 follow_ups.extend(self._record(intent, result))
         return follow_ups

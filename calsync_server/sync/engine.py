@@ -7,6 +7,7 @@ event loop. One sync per calendar at a time is the caller's promise (the job que
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,9 +36,11 @@ from calsync_server.sync.events import EventSnapshot
 from calsync_server.sync.planner import (
     BusyBlockPlan,
     CalendarView,
+    DesiredBlock,
     ExistingBlock,
     SourceEvent,
     plan_busy_blocks,
+    second_copies,
     source_key,
     sync_window,
 )
@@ -86,7 +89,41 @@ def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
         include_all_day=calendar.include_all_day,
         read_only=calendar.read_only,
         account_active=account.state == AccountState.ACTIVE,
+        keep_blocks_when_off=calendar.keep_blocks_when_off,
     )
+
+
+def frozen_view(calendar: Calendar, account: Account) -> CalendarView:
+    """A calendar whose settings calsync cannot read (a value it does not know): nothing is
+    read from or written to it, and no block is deleted because of it, as for a lost login."""
+    assert calendar.id is not None
+    return CalendarView(
+        id=calendar.id,
+        user_id=account.user_id,
+        provider_calendar_id=calendar.provider_calendar_id,
+        sync_enabled=False,
+        role=CalendarRole.BOTH,
+        busy_title=BusyTitle.PRIVATE,
+        include_all_day=False,
+        read_only=True,
+        account_active=False,
+    )
+
+
+def user_views(
+    calendars: dict[int, Calendar], accounts: dict[int, Account], report: SyncReport
+) -> dict[int, CalendarView]:
+    """The planner's view of each of the user's calendars; one with settings calsync cannot
+    read is frozen, never a reason to fail the others' syncs."""
+    views: dict[int, CalendarView] = {}
+    for cid, calendar in calendars.items():
+        account = accounts[calendar.account_id]
+        try:
+            views[cid] = calendar_view(calendar, account)
+        except ValueError as exc:
+            views[cid] = frozen_view(calendar, account)
+            report.note(f"{calendar.name} is left alone: its settings cannot be read ({exc})")
+    return views
 
 
 def snapshot_of(event: Event) -> EventSnapshot:
@@ -266,7 +303,25 @@ class SyncEngine:
         if account.state != AccountState.ACTIVE:
             report.error = "the account needs re-authorisation: nothing synced"
             return
-        _, calendars = self._user_calendars(session, account.user_id)
+        accounts, calendars = self._user_calendars(session, account.user_id)
+        if calendar.sync_enabled:
+            try:
+                calendar_view(calendar, account)
+            except ValueError as exc:
+                report.error = f"this calendar's settings cannot be read: {exc}"
+                return
+            copy_of = second_copies(user_views(calendars, accounts, SyncReport()).values()).get(
+                calendar.id
+            )
+            if copy_of is not None:
+                # One calendar through two accounts is one calendar: the copy that came first
+                # syncs it, and this one would only write its blocks a second time.
+                first = calendars[copy_of.id]
+                report.error = (
+                    f"this calendar is also reached through {accounts[first.account_id].email} "
+                    f'("{first.name}", calendar {first.id}), which syncs it: turn sync off here'
+                )
+                return
         zone = self._user_time_zone(calendars.values())
         now = self.clock.now()
         window = sync_window(now, zone, self.settings.horizon_days)
@@ -306,7 +361,7 @@ class SyncEngine:
             # And the user's settings read again: a calendar turned on meanwhile, whose first
             # sync has written its blocks, must not look off (its blocks would be deleted).
             accounts, calendars = self._user_calendars(session, account.user_id)
-            views = {cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()}
+            views = user_views(calendars, accounts, report)
             if stored.block_items:
                 self._settle_block_items(
                     session, calendar, account, stored.block_items, pool, report
@@ -339,25 +394,20 @@ class SyncEngine:
             else:
                 events = self._events_by_id(session, calendar.id, changed)
                 keys = [source_key(views[calendar.id], pid) for pid in changed]
+                # By key in any of the user's calendars, whichever calendar wrote the row: the
+                # same calendar seen through another account has the same keys.
                 rows = [
                     row
                     for chunk in _chunks(keys)
                     for row in session.exec(
                         select(BusyBlock).where(
-                            BusyBlock.source_calendar_id == calendar.id,
+                            col(BusyBlock.target_calendar_id).in_(list(calendars)),
                             col(BusyBlock.source_key).in_(chunk),
                         )
                     )
                 ]
 
-            plan = plan_busy_blocks(
-                views.values(),
-                [SourceEvent(e.calendar_id, snapshot_of(e), e.is_deleted) for e in events],
-                [existing_of(row) for row in rows],
-                now=now,
-                time_zone=zone,
-                horizon_days=self.settings.horizon_days,
-            )
+            plan = self._plan(views, events, rows, calendars, now, zone, report)
             row_index: dict[BlockKey, BusyBlock] = {
                 (row.target_calendar_id, row.source_key): row for row in rows
             }
@@ -368,7 +418,7 @@ class SyncEngine:
             self._free_the_file(session)
             applier.apply(plan, orphans)
 
-            if feed is not None and not report.failed_writes:
+            if feed is not None and not (report.failed_writes or report.unplanned):
                 # Stored only now, with the blocks it led to: a crash before this re-reads.
                 calendar.sync_token = feed.next_sync_token
             calendar.last_sync_at = now
@@ -376,6 +426,75 @@ class SyncEngine:
                 calendar.last_full_sync_at = now
             session.add(calendar)
             session.commit()
+
+    def _plan(
+        self,
+        views: dict[int, CalendarView],
+        events: Sequence[Event],
+        rows: Sequence[BusyBlock],
+        calendars: dict[int, Calendar],
+        now: datetime,
+        zone: str,
+        report: SyncReport,
+    ) -> BusyBlockPlan:
+        """The plan for everything in scope; if one calendar's data breaks the planner, the
+        plan of every other calendar's blocks, and a note naming the one left out."""
+        sources = [SourceEvent(e.calendar_id, snapshot_of(e), e.is_deleted) for e in events]
+        existing = [existing_of(row) for row in rows]
+
+        def plan(part_events: list[SourceEvent], part_blocks: list[ExistingBlock]) -> BusyBlockPlan:
+            return plan_busy_blocks(
+                views.values(),
+                part_events,
+                part_blocks,
+                now=now,
+                time_zone=zone,
+                horizon_days=self.settings.horizon_days,
+            )
+
+        try:
+            return plan(sources, existing)
+        except (ValueError, KeyError, TypeError) as whole_failed:
+            failure = whole_failed
+        # Planning per source key gives the plan of the whole (the planner's property tests):
+        # so plan each source calendar's keys apart, and leave out only those that fail.
+        copies = second_copies(views.values())
+        owner: dict[str, int] = {}
+        events_of: dict[int, list[SourceEvent]] = defaultdict(list)
+        for event in sources:
+            speaker = copies[event.calendar_id].id if event.calendar_id in copies else None
+            cid = speaker or event.calendar_id
+            key = source_key(views[event.calendar_id], event.event.provider_event_id)
+            owner.setdefault(key, cid)
+            events_of[owner[key]].append(event)
+        blocks_of: dict[int, list[ExistingBlock]] = defaultdict(list)
+        for block in existing:
+            blocks_of[owner.get(block.source_key, block.source_calendar_id)].append(block)
+        creates: list[DesiredBlock] = []
+        patches: list[tuple[ExistingBlock, DesiredBlock]] = []
+        deletes: list[ExistingBlock] = []
+        preserved: list[ExistingBlock] = []
+        for cid in sorted(events_of.keys() | blocks_of.keys()):
+            try:
+                part = plan(events_of[cid], blocks_of[cid])
+            except (ValueError, KeyError, TypeError) as exc:
+                name = calendars[cid].name if cid in calendars else f"calendar {cid}"
+                report.unplanned += 1
+                report.note(f"the blocks of {name} were left as they are: {exc}")
+                continue
+            creates += part.creates
+            patches += part.patches
+            deletes += part.deletes
+            preserved += part.preserved
+        if not report.unplanned:  # the whole failed, yet no part: say why all the same
+            report.unplanned += 1
+            report.note(f"planning failed: {failure}")
+        return BusyBlockPlan(
+            creates=tuple(creates),
+            patches=tuple(patches),
+            deletes=tuple(deletes),
+            preserved=tuple(preserved),
+        )
 
     # -- release ------------------------------------------------------------------------------
 
@@ -394,9 +513,7 @@ class SyncEngine:
             with self.user_lock(session, leaving.user_id):
                 accounts, calendars = self._user_calendars(session, leaving.user_id)
                 own = {cid for cid, c in calendars.items() if c.account_id == account_id}
-                views = {
-                    cid: calendar_view(c, accounts[c.account_id]) for cid, c in calendars.items()
-                }
+                views = user_views(calendars, accounts, report)
                 rows = [
                     row
                     for chunk in _chunks(sorted(own))
@@ -409,14 +526,31 @@ class SyncEngine:
                         )
                     )
                 ]
+                # The account's calendars are off by now: one that another account reaches too
+                # and syncs is a second copy, and its blocks are that account's to keep.
+                copies = second_copies(views.values())
+                staying: list[BusyBlock] = []
+                for row in rows:
+                    if row.target_calendar_id in copies:
+                        staying.append(row)  # the same provider event as the first copy's
+                    elif row.source_calendar_id in copies:
+                        # Sourced by the same calendar the other account still syncs: kept,
+                        # and now the other copy's (this account's rows go with it).
+                        row.source_calendar_id = copies[row.source_calendar_id].id
+                        session.add(row)
+                        staying.append(row)
+                kept = {id(row) for row in staying}
+                leaving_rows = [r for r in rows if id(r) not in kept]
                 deletes = tuple(
-                    existing_of(r) for r in rows if views[r.target_calendar_id].is_writable_target
+                    existing_of(r)
+                    for r in leaving_rows
+                    if views[r.target_calendar_id].is_writable_target
                 )
                 known = {(r.target_calendar_id, r.provider_event_id) for r in rows}
                 orphans: list[tuple[int, str]] = []
                 try:
                     for cid in sorted(own):
-                        if not views[cid].is_writable_target:
+                        if not views[cid].is_writable_target or cid in copies:
                             continue
                         # Blocks whose row was lost (a crash) are found by calsync's private mark.
                         listed = pool.get(leaving).list_busy_blocks(
@@ -430,7 +564,7 @@ class SyncEngine:
                         pool,
                         calendars,
                         accounts,
-                        {(r.target_calendar_id, r.source_key): r for r in rows},
+                        {(r.target_calendar_id, r.source_key): r for r in leaving_rows},
                         {},
                         report,
                         now,
@@ -634,8 +768,13 @@ class SyncEngine:
         adopted when its source is known, deleted when not; a block the table has but the
         provider lost was deleted by hand and is not recreated while its source is unchanged.
         """
+        copies = second_copies(views.values())
+
+        def speaker(calendar_id: int) -> int:
+            return copies[calendar_id].id if calendar_id in copies else calendar_id
+
         known_sources = {
-            source_key(views[e.calendar_id], e.provider_event_id): e.calendar_id
+            source_key(views[e.calendar_id], e.provider_event_id): speaker(e.calendar_id)
             for e in session.exec(select(Event).where(col(Event.calendar_id).in_(list(calendars))))
         }
         orphans: list[tuple[int, str]] = []
@@ -645,11 +784,19 @@ class SyncEngine:
         with session.no_autoflush:
             for cid, target in calendars.items():
                 view = views[cid]
-                if not view.is_writable_target:
+                # A second copy lists the first copy's blocks: they are squared there.
+                if not view.is_writable_target or cid in copies:
                     continue
-                listed = pool.get(accounts[target.account_id]).list_busy_blocks(
-                    target.provider_calendar_id, time_min=window[0]
-                )
+                try:
+                    listed = pool.get(accounts[target.account_id]).list_busy_blocks(
+                        target.provider_calendar_id, time_min=window[0]
+                    )
+                except ReauthRequired:
+                    raise
+                except ProviderError as exc:
+                    # One calendar the provider will not list fails no other's reconcile.
+                    report.note(f"the blocks in {target.name} could not be listed: {exc}")
+                    continue
                 rows = {
                     b.source_key: b
                     for b in session.exec(

@@ -31,6 +31,8 @@ class SyncReport:
     provider_calls: int = 0
     retries: int = 0
     failed_writes: int = 0
+    # Source calendars whose blocks could not be planned (their data broke the planner).
+    unplanned: int = 0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     # Whether trying again later may succeed (the job queue retries with backoff).
@@ -48,7 +50,7 @@ class SyncReport:
     def status(self) -> SyncStatus:
         if self.error is not None:
             return SyncStatus.ERROR
-        return SyncStatus.PARTIAL if self.failed_writes else SyncStatus.SUCCESS
+        return SyncStatus.PARTIAL if self.failed_writes or self.unplanned else SyncStatus.SUCCESS
 
     @property
     def changes(self) -> int:
