@@ -1,0 +1,95 @@
+"""The scheduler polls a calendar with a healthy push channel at the safety interval (ten poll
+intervals) and one without at the poll interval: decided on a fixed clock, tick by tick."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from sqlmodel import Session, delete
+
+from calsync_server.channels import LEASE, ChannelKeeper
+from calsync_server.db.lease import Leases
+from calsync_server.db.models import Calendar, PushChannel, SyncJob
+from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.jobs.queue import JobQueue
+from calsync_server.scheduler import Scheduler
+from calsync_server.sync.providers import google_provider_factory
+from shared.clock import FixedClock
+from shared.domain import ChannelState
+from tests.support.world import FAST_RETRY, World
+
+POLL = timedelta(seconds=60)
+# The domain's safety interval for calendars with push (domain.md, "Push channels"; the
+# scheduler's SAFETY_POLL_FACTOR): a change of the factor must fail this test.
+SAFETY = 10 * POLL
+T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST change day in Europe, past midnight
+
+
+@pytest.fixture
+def world(emulator: RunningEmulator, database_url: str, tmp_path: Path) -> Iterator[World]:
+    built = World(emulator, database_url, tmp_path / "home")
+    yield built
+    built.close()
+
+
+def test_push_covered_calendars_are_polled_ten_times_less_often(world: World, unique: str) -> None:
+    pushed = world.account(f"pushed-{unique}@example.com")["primary"]
+    polled = world.account(f"polled-{unique}@example.com")["primary"]
+    world.configure(pushed, polled)
+    clock = FixedClock(T0)
+    settings = msgspec.structs.replace(
+        world.settings,
+        poll_interval_seconds=POLL.total_seconds(),
+        public_url="https://calsync.example/",
+    )
+    with Session(world.db) as session:
+        for cal in (pushed, polled):
+            calendar = session.get(Calendar, cal.id)
+            assert calendar is not None
+            calendar.last_sync_at = calendar.last_full_sync_at = T0
+            session.add(calendar)
+        session.add(
+            PushChannel(
+                calendar_id=pushed.id,
+                channel_id="calsync-healthy",
+                token="secret",
+                address="https://calsync.example/webhooks/google",
+                resource_id="resource",
+                created_at=T0,
+                expires_at=T0 + timedelta(days=7),
+                state=ChannelState.ACTIVE,
+            )
+        )
+        session.commit()
+    # Another process keeps the channels (it holds their lease): this scheduler only polls,
+    # and the healthy channel above stays as it is.
+    assert Leases(world.db, clock, holder="the other process").take(LEASE, timedelta(days=30))
+    queue = JobQueue(world.db, clock)
+    keeper = ChannelKeeper(
+        world.db,
+        settings,
+        clock,
+        world.vault,
+        google_provider_factory(settings.google_api_url, FAST_RETRY),
+    )
+    scheduler = Scheduler(world.db, settings, clock, queue, keeper)
+
+    def polled_at(moment: datetime) -> list[int]:
+        clock.advance(moment - clock.now())
+        return scheduler.tick().polled
+
+    first = scheduler.tick()  # a process's first tick catches up on the covered calendar
+    assert first.caught_up == [pushed.id]
+    assert first.polled == []
+    world.execute(delete(SyncJob))
+
+    assert polled_at(T0 + POLL - timedelta(seconds=1)) == []
+    assert polled_at(T0 + POLL) == [polled.id]
+    world.execute(delete(SyncJob))  # as if that poll ran; its calendar's last sync is older
+    assert polled_at(T0 + SAFETY - timedelta(seconds=1)) == [polled.id]
+    world.execute(delete(SyncJob))
+    assert polled_at(T0 + SAFETY) == [pushed.id, polled.id]
