@@ -52,19 +52,22 @@ def _identity_response(answer: identity.IdentityAnswer) -> Response[bytes]:
 
 
 @get("/{tenant:str}/v2.0/.well-known/openid-configuration")
-async def openid_configuration(request: AnyRequest, tenant: str) -> Response[bytes]:
+async def openid_configuration(request: AnyRequest) -> Response[bytes]:
+    tenant = str(request.path_params["tenant"])
     _graph(request).stats.request()
     return _json(200, identity.openid_configuration(_root_url(request), tenant))
 
 
 @get("/{tenant:str}/discovery/v2.0/keys")
-async def keys(request: AnyRequest, tenant: str) -> Response[bytes]:
+async def keys(request: AnyRequest) -> Response[bytes]:
+    tenant = str(request.path_params["tenant"])
     del tenant
     return _json(200, {"keys": []})
 
 
 @get("/{tenant:str}/oauth2/v2.0/authorize")
-async def authorize(request: AnyRequest, tenant: str) -> Response[bytes]:
+async def authorize(request: AnyRequest) -> Response[bytes]:
+    tenant = str(request.path_params["tenant"])
     emulator = _graph(request)
     emulator.stats.request()
     params = {k: v for k, v in request.query_params.items()}
@@ -73,7 +76,8 @@ async def authorize(request: AnyRequest, tenant: str) -> Response[bytes]:
 
 
 @post("/{tenant:str}/oauth2/v2.0/token", status_code=200)
-async def token(request: AnyRequest, tenant: str) -> Response[bytes]:
+async def token(request: AnyRequest) -> Response[bytes]:
+    tenant = str(request.path_params["tenant"])
     del tenant
     emulator = _graph(request)
     emulator.stats.request()
@@ -101,7 +105,8 @@ async def admin_accounts(request: AnyRequest) -> Response[bytes]:
 
 
 @post("/emulator/accounts/{email:str}/events", status_code=201)
-async def admin_events(request: AnyRequest, email: str) -> Response[bytes]:
+async def admin_events(request: AnyRequest) -> Response[bytes]:
+    email = str(request.path_params["email"])
     body = await _admin_body(request)
     return _admin(201, lambda: admin.add_event(_graph(request), email, body))
 
@@ -152,7 +157,8 @@ async def admin_set_throttling(request: AnyRequest) -> Response[bytes]:
 
 
 @post("/emulator/calendars/{calendar_id:str}/expire-cursors", status_code=200)
-async def admin_expire(request: AnyRequest, calendar_id: str) -> Response[bytes]:
+async def admin_expire(request: AnyRequest) -> Response[bytes]:
+    calendar_id = str(request.path_params["calendar_id"])
     body = await _admin_body(request)
     return _admin(200, lambda: admin.expire_cursors(_graph(request), calendar_id, body))
 
@@ -163,7 +169,8 @@ async def admin_subscriptions(request: AnyRequest) -> Response[bytes]:
 
 
 @post("/emulator/subscriptions/{subscription_id:str}/lifecycle", status_code=200)
-async def admin_lifecycle(request: AnyRequest, subscription_id: str) -> Response[bytes]:
+async def admin_lifecycle(request: AnyRequest) -> Response[bytes]:
+    subscription_id = str(request.path_params["subscription_id"])
     body = await _admin_body(request)
     return _admin(200, lambda: admin.lifecycle(_graph(request), subscription_id, body))
 

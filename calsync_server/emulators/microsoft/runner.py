@@ -17,7 +17,13 @@ import uvicorn
 from calsync_server.emulators.microsoft.app import GraphEmulatorApp, create_graph_app
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.state import GraphEmulator
-from calsync_server.serving import START_TIMEOUT_S, Server, bound_socket, serve_in_thread
+from calsync_server.serving import (
+    GRACEFUL_SHUTDOWN_S,
+    START_TIMEOUT_S,
+    Server,
+    bound_socket,
+    serve_in_thread,
+)
 
 
 @dataclass
@@ -49,8 +55,18 @@ def _serve_tls(app: GraphEmulatorApp, host: str, port: int, folder: Path) -> Ite
         access_log=False,
         lifespan="off",
         ssl_certfile=str(folder / "server.pem"),
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    server = Server(config)
+
+    def abort_connections() -> None:
+        # A TLS close waits for the peer's close_notify (30 s in asyncio) and an idle client
+        # never sends it: cut the connections instead.
+        for connection in list(server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
+
+    server = Server(config, before_shutdown=abort_connections)
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="calsync-graph-tls", daemon=True
     )
