@@ -107,13 +107,18 @@ class CalendarOut(Schema):
     channel_state: ChannelState | None
     color: str | None = None
     account_email: str = ""
+    # The user's choice: when sync is turned off, the blocks this calendar holds stay.
+    keep_blocks_when_off: bool = False
 
 
 class CalendarPatch(Schema):
+    """Only the fields given change; `null` or absent leaves a setting as it is."""
+
     sync_enabled: bool | None = None
     role: CalendarRole | None = None
     busy_title: BusyTitle | None = None
     include_all_day: bool | None = None
+    keep_blocks_when_off: bool | None = None
 
 
 class BusyBlockOut(Schema):

@@ -84,6 +84,25 @@ def owned_calendar(session: Session, user_id: int, calendar_id: int) -> Calendar
     return row
 
 
+def synced_copy(
+    session: Session, user_id: int, calendar: Calendar
+) -> tuple[Calendar, str] | None:
+    """The same provider calendar, reached through another of the user's accounts, with sync
+    on, and that account's email: one calendar through two accounts is one calendar."""
+    row = session.exec(
+        select(Calendar, Account)
+        .join(Account, col(Calendar.account_id) == Account.id)
+        .where(
+            Account.user_id == user_id,
+            Calendar.provider_calendar_id == calendar.provider_calendar_id,
+            Calendar.id != calendar.id,
+            col(Calendar.sync_enabled).is_(True),
+        )
+        .order_by(col(Calendar.id))
+    ).first()
+    return None if row is None else (row[0], row[1].email)
+
+
 def owned_account(session: Session, user_id: int, account_id: int) -> Account | None:
     return session.exec(
         select(Account).where(Account.id == account_id, Account.user_id == user_id)
@@ -241,6 +260,7 @@ def calendars(
                 role=calendar.role,
                 busy_title=calendar.busy_title,
                 include_all_day=calendar.include_all_day,
+                keep_blocks_when_off=calendar.keep_blocks_when_off,
                 read_only=calendar.read_only,
                 events=events.get(calendar.id, 0),
                 busy_blocks=blocks.get(calendar.id, 0),

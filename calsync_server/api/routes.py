@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlmodel import Session, col, select
@@ -136,7 +136,8 @@ class ApiV1(Controller):
     @patch(
         "/calendars/{calendar_id:int}",
         sync_to_thread=True,
-        responses=errors(*WITH_BODY, 404),
+        # 409: sync on for a calendar the user already syncs through another account.
+        responses=errors(*WITH_BODY, 404, 409),
         dependencies={"strict": Provide(_strict(CalendarPatch))},
     )
     def change_calendar(
@@ -147,8 +148,10 @@ class ApiV1(Controller):
         data: JSONBody[CalendarPatch],
         strict: NamedDependency[CalendarPatch | None],
     ) -> CalendarOut:
-        """Change sync, role, privacy or all-day; the blocks follow (turning sync on runs the
-        initial sync, off removes the calendar's blocks)."""
+        """Change sync, role, privacy, all-day or whether its blocks stay when sync is turned
+        off; the blocks follow (turning sync on runs the initial sync, off removes the blocks
+        it sourced and, unless kept, those it holds). Turning sync on for a calendar the user
+        already syncs through another account is refused (409), naming that copy."""
         data = strict or data  # `data` documents the body; `strict` is what it really says
         runtime = _runtime(request)
         with Session(runtime.db) as session:
@@ -161,17 +164,36 @@ class ApiV1(Controller):
                 raise ValidationException(
                     "this calendar is read-only: it can be a source, never a target"
                 )
+            if data.sync_enabled and not calendar.sync_enabled:
+                first = queries.synced_copy(session, user_id, calendar)
+                if first is not None:
+                    copy, through = first
+                    raise HTTPException(
+                        f'"{calendar.name}" is already synced through {through} as '
+                        f'"{copy.name}" (calendar {copy.id}): it is the same calendar, so '
+                        "calsync syncs it once; turn sync off there first to sync it here",
+                        status_code=409,
+                    )
             before = (
                 calendar.sync_enabled,
                 calendar.role,
                 calendar.busy_title,
                 calendar.include_all_day,
             )
-            for name in ("sync_enabled", "role", "busy_title", "include_all_day"):
+            kept_before = calendar.keep_blocks_when_off
+            for name in (
+                "sync_enabled",
+                "role",
+                "busy_title",
+                "include_all_day",
+                "keep_blocks_when_off",
+            ):
                 value = getattr(data, name)
                 if value is not None:
                     setattr(calendar, name, value)
             turned_off = before[0] and not calendar.sync_enabled
+            # Off already, with its blocks kept: no longer kept, they go now.
+            let_go = not calendar.sync_enabled and kept_before and not calendar.keep_blocks_when_off
             if turned_off:
                 # Its events go stale while off: turning it on again starts from a full sync.
                 calendar.sync_token = None
@@ -186,12 +208,14 @@ class ApiV1(Controller):
             # A calendar with sync off holds and sources no blocks: its settings wait for sync on.
             resync = changed and account.state == AccountState.ACTIVE
             resync = resync and (calendar.sync_enabled or turned_off)
+            resync = resync or (let_go and account.state == AccountState.ACTIVE)
+            full = calendar.sync_enabled
         if turned_off:
             runtime.channels.stop_calendar_channels([calendar_id])
         if resync:
             # Settings change which blocks should exist everywhere: a full pass for this
             # calendar (a first sync, or a turned-off calendar's removal, is one anyway).
-            runtime.enqueue(calendar_id, SyncKind.MANUAL, full=not turned_off)
+            runtime.enqueue(calendar_id, SyncKind.MANUAL, full=full)
         with Session(runtime.db) as session:
             (result,) = queries.calendars(session, user_id, runtime.clock.now(), only=calendar_id)
         return result

@@ -4,7 +4,6 @@ through two accounts, one calendar failing among the others, retries and what th
 from __future__ import annotations
 
 import time
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,6 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from calsync_server.accounts.service import connect_account, import_calendars
 from calsync_server.accounts.vault import StoredCredentials
 from calsync_server.api import queries
 from calsync_server.db.models import Calendar, Event, SyncLog
@@ -21,6 +19,7 @@ from calsync_server.providers.google import GoogleCalendarProvider, RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.clock import FixedClock
 from shared.domain import SyncKind, SyncStatus
+from tests.support.shared_calendar import connect_with
 from tests.support.world import FAST_RETRY, Cal, World
 
 # The engine's clock stands still here; every event is placed relative to it, never to the
@@ -49,41 +48,6 @@ def sync_all(engine: SyncEngine, *cals: Cal, full: bool = False) -> list[SyncRes
     """Each calendar, then each again (the second pass consumes the echoes)."""
     kind = SyncKind.FULL if full else SyncKind.MANUAL
     return [engine.sync_calendar(c.id, kind=kind) for c in cals for _ in range(2)]
-
-
-def connect_with(world: World, email: str, calendars: list[dict[str, Any]]) -> dict[str, Cal]:
-    """Like World.account, with the emulator's calendar specs as given: a spec with the `id`
-    of an existing calendar shares that calendar into this account."""
-    answer = world.admin.post(
-        "/emulator/accounts",
-        json={"email": email, "time_zone": "Europe/Berlin", "calendars": calendars},
-    )
-    assert answer.status_code == 201, answer.text
-    data = answer.json()
-    world.tokens[email] = data
-    credentials = StoredCredentials(
-        access_token=data["access_token"], refresh_token=data["refresh_token"]
-    )
-    with Session(world.db) as session:
-        account = connect_account(
-            session,
-            world.vault,
-            user_id=world.user(),
-            email=email,
-            credentials=credentials,
-            now=NOW,
-        )
-        with closing(world.engine.provider_factory(credentials)) as provider:
-            imported = import_calendars(session, account, provider)
-        session.commit()
-        by_provider_id = {c.provider_calendar_id: c for c in imported}
-    made = {c["summary"] if c["id"] != email else "primary": c["id"] for c in data["calendars"]}
-    result = {}
-    for summary, provider_id in made.items():
-        calendar = by_provider_id[provider_id]
-        assert calendar.id is not None
-        result[summary] = Cal(calendar.id, provider_id, email)
-    return result
 
 
 def summaries(world: World, cal: Cal) -> list[str]:

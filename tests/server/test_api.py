@@ -13,6 +13,7 @@ from httpx_sse import connect_sse
 
 from shared.schemas import MAX_ID
 from tests.server.conftest import ServerWorld
+from tests.support.shared_calendar import connect_with
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, at, timed
 
@@ -568,3 +569,72 @@ def test_the_api_drives_the_blocks_in_every_calendar(
         )
         assert re.search(r'^calsync_jobs_total\{state="done"\} [1-9]', text, re.M)
         assert re.search(r"^calsync_queue_depth 0\.0$", text, re.M)
+
+
+def test_a_calendar_shared_into_a_second_account_is_turned_on_once(
+    server_world: ServerWorld, unique: str
+) -> None:
+    world = server_world
+    first = world.account(f"work-{unique}@example.com", "Team")
+    work, team = first["primary"], first["Team"]
+    second = connect_with(
+        world, f"home-{unique}@example.com", [{"id": team.provider_id, "summary": "Team"}]
+    )
+    home, team_again = second["primary"], second["Team"]
+    world.insert(team, **timed("Offsite", 9, 10))
+    world.start(push=False)
+    with world.api() as api:
+        world.enable(api, work, team, home)
+
+        message = error_of(
+            api.patch(f"/api/v1/calendars/{team_again.id}", json={"sync_enabled": True}), 409
+        )
+
+        assert f"through work-{unique}@example.com" in message
+        assert f'"Team" (calendar {team.id})' in message
+        assert calendar(api, team_again)["sync_enabled"] is False
+        # Its other settings may change all the same: they wait for sync on.
+        assert ok(api.patch(f"/api/v1/calendars/{team_again.id}", json={"role": "source"}))
+        # Once the first copy is off, the second may take over.
+        ok(api.patch(f"/api/v1/calendars/{team.id}", json={"sync_enabled": False}))
+        wait_until(lambda: world.settled(api), what="Team off")
+        assert ok(api.patch(f"/api/v1/calendars/{team_again.id}", json={"sync_enabled": True}))
+        wait_until(
+            lambda: shown(world, home) == [("Busy", at(9))] == shown(world, work),
+            what="Team's block, now through the second copy, once in each other calendar",
+        )
+
+
+def test_keep_blocks_when_off_is_a_calendar_setting(server_world: ServerWorld, unique: str) -> None:
+    world = server_world
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.insert(work, **timed("Board", 9, 10))
+    world.start(push=False)
+    with world.api() as api:
+        assert calendar(api, home)["keep_blocks_when_off"] is False  # the default
+        world.enable(api, work, home)
+        wait_until(lambda: shown(world, home) == [("Busy", at(9))], what="the block in home")
+
+        changed = ok(api.patch(f"/api/v1/calendars/{home.id}", json={"keep_blocks_when_off": True}))
+        assert changed["keep_blocks_when_off"] is True
+        assert calendar(api, home)["keep_blocks_when_off"] is True
+        for wrong in ("yes", 1, [True]):
+            error_of(
+                api.patch(f"/api/v1/calendars/{home.id}", json={"keep_blocks_when_off": wrong}),
+                400,
+            )
+        ok(api.patch(f"/api/v1/calendars/{home.id}", json={"sync_enabled": False}))
+        wait_until(lambda: world.settled(api), what="home turned off")
+        assert shown(world, home) == [("Busy", at(9))]  # kept, as chosen
+
+        # No longer kept: the blocks of a calendar that is off go now.
+        ok(api.patch(f"/api/v1/calendars/{home.id}", json={"keep_blocks_when_off": False}))
+        wait_until(lambda: shown(world, home) == [], what="home's kept blocks to go")
+
+        schema = ok(api.get("/schema/openapi.json"))
+        patch = schema["paths"]["/api/v1/calendars/{calendar_id}"]["patch"]
+        assert "409" in patch["responses"]
+        assert (
+            "keep_blocks_when_off" in schema["components"]["schemas"]["CalendarPatch"]["properties"]
+        )

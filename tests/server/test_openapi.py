@@ -94,11 +94,13 @@ def test_the_document_says_what_the_api_does(server_world: ServerWorld, unique: 
 
         # The statuses the API answers are the ones documented.
         assert set(ops["post", "/api/v1/sync"]["responses"]) == {"202", "400", "401", "404", "413"}
+        # 409: sync on for a calendar already synced through another of the user's accounts.
         assert set(ops["patch", "/api/v1/calendars/{calendar_id}"]["responses"]) == {
             "200",
             "400",
             "401",
             "404",
+            "409",
             "413",
         }
         assert set(ops["delete", "/api/v1/accounts/{account_id}"]["responses"]) == {
