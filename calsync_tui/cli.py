@@ -42,7 +42,11 @@ def _default_to_tui(result: Any, /, **flags: Any) -> None:
     default=None,
     help="URL of a running calsync server (default: embedded).",
 )
-@click.option("--token", default=None, help="API token for --server (default: CALSYNC_API_TOKEN).")
+@click.option(
+    "--token",
+    default=None,
+    help="Your API token (`calsync users add`); default: CALSYNC_API_TOKEN, the default user's.",
+)
 @pass_calsync
 def tui(calsync: CalsyncContext, server_url: str | None, token: str | None) -> None:
     """The dashboard: with a server embedded on the default database, or against --server."""
@@ -60,7 +64,8 @@ def tui(calsync: CalsyncContext, server_url: str | None, token: str | None) -> N
 
     log_to_file(settings.home)
     with embedded_server(settings) as server:
-        run_dashboard(server.url, server.token, settings.home)
+        # Any user of the database: the embedded server answers each token as its own user.
+        run_dashboard(server.url, token or server.token, settings.home)
 
 
 def _stored_token(home: Path) -> str | None:

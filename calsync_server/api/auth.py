@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from litestar import Request
@@ -15,6 +16,10 @@ from calsync_server.accounts.service import token_hash, user_for_token
 from calsync_server.runtime import Runtime
 
 MAX_TOKEN_LENGTH = 512
+# How long a token once found is trusted without asking the database again. Users are added,
+# removed and re-keyed by `calsync users` straight on the database, possibly beside several
+# server processes: a rotated or removed token stops working everywhere within this time.
+TOKEN_CACHE_SECONDS = 2.0
 
 
 def _user_id(runtime: Runtime, token: str) -> int | None:
@@ -52,14 +57,20 @@ async def _authenticate(request: ASGIConnection[Any, Any, Any, Any]) -> int:
             headers={"WWW-Authenticate": 'Bearer realm="calsync"'},
         )
     runtime: Runtime = request.app.state.runtime
-    cache: dict[str, int] = request.app.state.token_cache
+    cache: dict[str, tuple[int, float]] = request.app.state.token_cache
     digest = token_hash(token)
-    user_id = cache.get(digest)
+    now = time.monotonic()
+    cached = cache.get(digest)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    user_id = await asyncio.to_thread(_user_id, runtime, token)
     if user_id is None:
-        user_id = await asyncio.to_thread(_user_id, runtime, token)
-        if user_id is None:
-            raise NotAuthorizedException(
-                "unknown token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            )
-        cache[digest] = user_id
+        cache.pop(digest, None)
+        raise NotAuthorizedException(
+            "unknown token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )
+    if len(cache) > 1000:  # expired entries of tokens nobody sends any more
+        for stale in [d for d, (_, until) in cache.items() if until <= now]:
+            del cache[stale]
+    cache[digest] = (user_id, now + TOKEN_CACHE_SECONDS)
     return user_id

@@ -78,7 +78,8 @@ class User(SQLModel, table=True):
     __tablename__ = "user"
 
     id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=200)
+    # Unique: `calsync users remove NAME` and `rotate-token NAME` must name one person.
+    name: str = Field(max_length=200, unique=True)
     # sha256 of the API bearer token; the token itself is never stored.
     api_token_hash: str = Field(max_length=64, unique=True)
     created_at: datetime = _when(nullable=False)
