@@ -1,5 +1,6 @@
-"""One calendar's settings as a form: sync, role, what its blocks show, all-day; one PATCH saves
-them, a refusal is shown in the form with every choice kept, and cancel changes nothing."""
+"""One calendar's settings as a form: sync, role, what its blocks show, all-day, whether its
+blocks stay when sync is turned off; one PATCH saves them, a refusal is shown in the form with
+every choice kept, and cancel changes nothing."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def described(before: CalendarOut, after: CalendarOut) -> str:
         said.append(f"its blocks say {TITLE_LABEL[after.busy_title]}")
     if before.include_all_day != after.include_all_day:
         said.append("all-day events block" if after.include_all_day else "all-day events do not")
+    if before.keep_blocks_when_off != after.keep_blocks_when_off:
+        said.append(
+            "its blocks stay when sync is off"
+            if after.keep_blocks_when_off
+            else "its blocks go when sync is off"
+        )
     return "; ".join(said) or "saved"
 
 
@@ -102,6 +109,13 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
                 id="all-day",
                 compact=True,
             )
+            # Last, so the other settings keep their places in the tab order.
+            yield Checkbox(
+                "Keep the blocks it holds when sync is turned off",
+                calendar.keep_blocks_when_off,
+                id="keep-blocks",
+                compact=True,
+            )
             error = Static("", id="settings-error", classes="setting-error")
             error.display = False
             yield error
@@ -134,12 +148,14 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
         calendar = self.calendar
         sync = self.query_one("#sync", Checkbox).value
         all_day = self.query_one("#all-day", Checkbox).value
+        keep = self.query_one("#keep-blocks", Checkbox).value
         role, title = self.chosen_role(), self.chosen_title()
         return CalendarPatch(
             sync_enabled=sync if sync != calendar.sync_enabled else None,
             role=role if role != calendar.role else None,
             busy_title=title if title != calendar.busy_title else None,
             include_all_day=all_day if all_day != calendar.include_all_day else None,
+            keep_blocks_when_off=keep if keep != calendar.keep_blocks_when_off else None,
         )
 
     def _explain_role(self) -> None:

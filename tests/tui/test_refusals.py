@@ -3,16 +3,18 @@ the Python repr of its details."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import msgspec
 from textual.widgets import Static
 
 from calsync_tui.client import _message
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
-from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.launch.demo import DemoWorld, enable_calendar
 from calsync_tui.screens.calendars import CalendarsScreen
 from shared.schemas import CalendarOut, CalendarPatch
-from tests.tui.conftest import SIZE, dashboard, live, until
+from tests.tui.conftest import SIZE, dashboard, live, sign_in, until
 
 
 async def test_a_refusal_reads_as_the_servers_sentence(fresh_demo: DemoWorld) -> None:
@@ -71,3 +73,69 @@ def test_details_are_added_only_when_the_sentence_lacks_them() -> None:
     # A sentence with fields this dashboard does not know yet is still the sentence.
     assert message(409, {"error": "busy", "retry_in": 3}) == "busy"
     assert message(502, b"Bad gateway\n<html>") == "the server answered 502: Bad gateway"
+
+
+def projects_through_a_second_login(world: DemoWorld) -> tuple[dict[str, Any], CalendarOut]:
+    """Projects synced, then shared into a second Google login of the same person, who signs
+    it in: the first copy (as the API lists it), and the second."""
+    with world.api() as client:
+        projects = next(c for c in client.get("api/v1/calendars").json() if c["name"] == "Projects")
+        enable_calendar(client, projects)
+    # Projects shared into a second Google login of the same person, who signs it in.
+    side = "alex.morgan@side.example.com"
+    made = httpx.post(
+        f"{world.emulator.url}emulator/accounts",
+        json={
+            "email": side,
+            "calendars": [{"id": projects["provider_calendar_id"], "summary": "Projects"}],
+        },
+        timeout=10,
+    )
+    assert made.status_code == 201, made.text
+    sign_in(world, side)
+    with world.api() as client:
+        copy = next(
+            c
+            for c in client.get("api/v1/calendars").json()
+            if c["account_email"] == side and c["name"] == "Projects"
+        )
+    return projects, msgspec.convert(copy, CalendarOut)
+
+
+async def test_sync_on_for_a_calendar_already_synced_through_another_account_says_where(
+    fresh_demo: DemoWorld,
+) -> None:
+    """One calendar through two logins is one calendar: the dashboard shows the server's 409,
+    which names the copy that syncs it."""
+    projects, second = projects_through_a_second_login(fresh_demo)
+    expected = (
+        f'"Projects" is already synced through {projects["account_email"]} as "Projects" '
+        f"(calendar {projects['id']})"
+    )
+    app = dashboard(fresh_demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await live(pilot)
+        dialog = CalendarSettingsDialog(app.api, second)
+        await app.push_screen(dialog)
+        await pilot.press("space", "ctrl+s")  # sync on, save
+        error = dialog.query_one("#settings-error", Static)
+        await until(pilot, lambda: error.display, what="the refusal in the form")
+        first_line = str(error.render()).splitlines()[0]
+        assert first_line.startswith(f"The server did not save this: {expected}"), first_line
+        await pilot.press("escape")
+        await pilot.press("3")
+        await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="calendars")
+        screen = app.screen
+        assert isinstance(screen, CalendarsScreen)
+        screen.change(second, CalendarPatch(sync_enabled=True), "sync on")
+        await until(
+            pilot,
+            lambda: any(n.title == "Request failed" for n in app._notifications),
+            what="the refusal as a notification",
+        )
+        said = [n.message for n in app._notifications if n.title == "Request failed"]
+        assert len(said) == 1
+        assert said[0].startswith(expected), said
+    with fresh_demo.api() as client:
+        calendars = client.get("api/v1/calendars").json()
+    assert next(c for c in calendars if c["id"] == second.id)["sync_enabled"] is False
