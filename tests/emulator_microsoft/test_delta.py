@@ -44,7 +44,9 @@ def test_first_round_pages_with_empty_pages_and_repeats(graph: Graph) -> None:
     account = graph.account()
     client = graph.client(account)
     ids = [
-        client.post("/me/events", json=event(f"e{n}", **timed(f"2026-03-{n + 2:02d}", "10:00", "11:00"))).json()["id"]
+        client.post(
+            "/me/events", json=event(f"e{n}", **timed(f"2026-03-{n + 2:02d}", "10:00", "11:00"))
+        ).json()["id"]
         for n in range(5)
     ]
     client.post("/me/events", json=event("outside", **timed("2026-06-01", "10:00", "11:00")))
@@ -54,7 +56,8 @@ def test_first_round_pages_with_empty_pages_and_repeats(graph: Graph) -> None:
     assert first.headers["preference-applied"] == "odata.maxpagesize=2"
     assert first.json()["value"] == []  # an empty page, with a nextLink: keep following
     next_link = first.json()["@odata.nextLink"]
-    assert "$skiptoken=" in next_link and "startDateTime" not in next_link
+    assert "$skiptoken=" in next_link
+    assert "startDateTime" not in next_link
     pages, delta_link = _round(client, _delta_url(account), WINDOW)
     assert "$deltatoken=" in delta_link
     assert pages[0] == []
@@ -69,15 +72,25 @@ def test_first_round_pages_with_empty_pages_and_repeats(graph: Graph) -> None:
 def test_changes_removals_and_changes_outside_the_window(graph: Graph) -> None:
     account = graph.account()
     client = graph.client(account)
-    kept = client.post("/me/events", json=event("kept", **timed("2026-03-05", "10:00", "11:00"))).json()
-    changed = client.post("/me/events", json=event("changed", **timed("2026-03-06", "10:00", "11:00"))).json()
-    deleted = client.post("/me/events", json=event("deleted", **timed("2026-03-07", "10:00", "11:00"))).json()
-    moved = client.post("/me/events", json=event("moved", **timed("2026-03-08", "10:00", "11:00"))).json()
+    kept = client.post(
+        "/me/events", json=event("kept", **timed("2026-03-05", "10:00", "11:00"))
+    ).json()
+    changed = client.post(
+        "/me/events", json=event("changed", **timed("2026-03-06", "10:00", "11:00"))
+    ).json()
+    deleted = client.post(
+        "/me/events", json=event("deleted", **timed("2026-03-07", "10:00", "11:00"))
+    ).json()
+    moved = client.post(
+        "/me/events", json=event("moved", **timed("2026-03-08", "10:00", "11:00"))
+    ).json()
     _, delta_link = _round(client, _delta_url(account), WINDOW, size=10)
     client.patch(f"/me/events/{changed['id']}", json={"subject": "changed again"})
     client.delete(f"/me/events/{deleted['id']}")
     client.patch(f"/me/events/{moved['id']}", json=timed("2026-05-08", "10:00", "11:00"))
-    outside = client.post("/me/events", json=event("outside", **timed("2026-06-01", "10:00", "11:00"))).json()
+    outside = client.post(
+        "/me/events", json=event("outside", **timed("2026-06-01", "10:00", "11:00"))
+    ).json()
     pages, _ = _round(client, delta_link, size=10)
     items = {i["id"]: i for page in pages for i in page}
     assert kept["id"] not in items
@@ -114,7 +127,9 @@ def test_expired_cursors_answer_410(graph: Graph) -> None:
     client = graph.client(account)
     client.post("/me/events", json=event(**timed("2026-03-05", "10:00", "11:00")))
     _, delta_link = _round(client, _delta_url(account), WINDOW)
-    answer = graph.admin.post(f"/emulator/calendars/{account.default_calendar}/expire-cursors", json={})
+    answer = graph.admin.post(
+        f"/emulator/calendars/{account.default_calendar}/expire-cursors", json={}
+    )
     assert answer.status_code == 200
     gone = client.get(delta_link)
     assert gone.status_code == 410

@@ -8,12 +8,16 @@ import uuid
 from tests.emulator_microsoft.conftest import Graph, event, timed
 
 MARK = "String {66f5a359-4659-4830-9070-00047ec6ac6e} Name calsync_source"
+ONE_SOURCE = f"ep/id eq '{MARK}' and ep/value eq 'source-b'"
 
 
 def test_me_and_calendars(graph: Graph) -> None:
     account = graph.account(
         name="Alex Morgan",
-        calendars=[{"name": "Projects", "color": "lightGreen"}, {"name": "Holidays", "can_edit": False}],
+        calendars=[
+            {"name": "Projects", "color": "lightGreen"},
+            {"name": "Holidays", "can_edit": False},
+        ],
     )
     client = graph.client(account)
     me = client.get("/me").json()
@@ -106,7 +110,8 @@ def test_extended_properties_are_stored_filtered_and_expanded(graph: Graph) -> N
     one = client.get(
         f"/me/calendars/{calendar}/events",
         params={
-            "$filter": f"singleValueExtendedProperties/Any(ep: ep/id eq '{MARK}' and ep/value eq 'source-b')"
+            "$filter": "singleValueExtendedProperties/Any(ep: "
+            f"ep/id eq '{MARK}' and ep/value eq 'source-b')"
         },
     ).json()["value"]
     assert [e["subject"] for e in one] == ["source-b"]
@@ -130,7 +135,8 @@ def test_extended_properties_are_stored_filtered_and_expanded(graph: Graph) -> N
 def test_all_day_must_be_midnight_to_midnight_in_one_zone(graph: Graph) -> None:
     client = graph.client(graph.account())
     wrong = client.post(
-        "/me/events", json={"subject": "Off", "isAllDay": True, **timed("2026-03-03", "09:00", "17:00")}
+        "/me/events",
+        json={"subject": "Off", "isAllDay": True, **timed("2026-03-03", "09:00", "17:00")},
     )
     assert wrong.status_code == 400
     assert "midnight" in wrong.json()["error"]["message"]
@@ -151,14 +157,24 @@ def test_all_day_must_be_midnight_to_midnight_in_one_zone(graph: Graph) -> None:
 def test_windows_and_iana_zones_and_outlook_timezone_preference(graph: Graph) -> None:
     account = graph.account()
     utc = graph.client(account)
-    windows = utc.post("/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "Pacific Standard Time"))).json()
-    iana = utc.post("/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "America/Los_Angeles"))).json()
-    assert windows["start"] == iana["start"] == {
-        "dateTime": "2026-07-01T16:00:00.0000000",
-        "timeZone": "UTC",
-    }
+    windows = utc.post(
+        "/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "Pacific Standard Time"))
+    ).json()
+    iana = utc.post(
+        "/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "America/Los_Angeles"))
+    ).json()
+    assert (
+        windows["start"]
+        == iana["start"]
+        == {
+            "dateTime": "2026-07-01T16:00:00.0000000",
+            "timeZone": "UTC",
+        }
+    )
     assert windows["originalStartTimeZone"] == "Pacific Standard Time"
-    unknown = utc.post("/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "Mars/Olympus")))
+    unknown = utc.post(
+        "/me/events", json=event(**timed("2026-07-01", "09:00", "10:00", "Mars/Olympus"))
+    )
     assert unknown.status_code == 400
     london = graph.client(account, prefer='outlook.timezone="GMT Standard Time"')
     answer = london.get(f"/me/events/{windows['id']}")
@@ -203,7 +219,9 @@ def test_invitations_responses_attendees_and_cancelled_meetings(graph: Graph) ->
     assert got["attendees"][0]["emailAddress"]["address"] == "jordan@contoso.example"
     assert got["attendees"][0]["status"]["response"] == "none"
     assert client.post(f"/me/events/{invite['id']}/decline", json={}).status_code == 202
-    assert client.get(f"/me/events/{invite['id']}").json()["responseStatus"]["response"] == "declined"
+    assert (
+        client.get(f"/me/events/{invite['id']}").json()["responseStatus"]["response"] == "declined"
+    )
     assert client.get(f"/me/events/{cancelled['id']}").json()["isCancelled"] is True
     # isCancelled is the organizer's to set: a client's value is ignored.
     mine = client.post("/me/events", json=event(isCancelled=True)).json()

@@ -53,7 +53,9 @@ def _sign_in(graph: Graph, app: msal.PublicClientApplication, account: Account) 
 
 def _claims(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    decoded: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
     return decoded
 
 
@@ -96,11 +98,13 @@ def test_silent_refresh_rotates_the_refresh_token(graph: Graph) -> None:
     refreshed = app.acquire_token_silent_with_error(
         SCOPES, app.get_accounts()[0], force_refresh=True
     )
-    assert refreshed is not None and "access_token" in refreshed, refreshed
+    assert refreshed is not None
+    assert "access_token" in refreshed, refreshed
     assert refreshed["access_token"] != first["access_token"]
     stored = json.loads(cache.serialize())["RefreshToken"]
     new_refresh = [entry["secret"] for entry in stored.values()]
-    assert new_refresh and old_refresh not in new_refresh
+    assert new_refresh
+    assert old_refresh not in new_refresh
 
 
 def _code(graph: Graph, account: Account, challenge: str, method: str = "S256") -> httpx.Response:

@@ -1,0 +1,76 @@
+"""Outlook's per-mailbox limits (switchable) and injected faults, through the admin API."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.emulator_microsoft.conftest import Graph
+
+
+def test_defaults_are_outlooks(graph: Graph) -> None:
+    settings = graph.admin.get("/emulator/throttling").json()
+    assert settings == {
+        "enabled": True,
+        "requests_per_window": 10_000,
+        "window_s": 600.0,
+        "concurrent_requests": 4,
+    }
+
+
+def test_a_fifth_concurrent_request_is_throttled(graph: Graph) -> None:
+    account = graph.account()
+    graph.fault(method="me.get", status=200, times=5, delay_ms=400)
+    start = threading.Barrier(5)
+
+    def call(_: int) -> httpx.Response:
+        with httpx.Client(base_url=f"{graph.url}v1.0", timeout=10) as client:
+            start.wait()
+            return client.get("/me", headers={"authorization": f"Bearer {account.access_token}"})
+
+    with ThreadPoolExecutor(5) as pool:
+        answers = list(pool.map(call, range(5)))
+    graph.admin.delete("/emulator/faults")
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 200, 200, 200, 429]
+    throttled = next(a for a in answers if a.status_code == 429)
+    assert throttled.json()["error"]["code"] == "ApplicationThrottled"
+    assert "retry-after" in throttled.headers
+
+
+def test_faults_answer_graph_errors_and_drop_connections(graph: Graph) -> None:
+    client = graph.client(graph.account())
+    graph.fault(method="calendars.list", status=503, times=1)
+    failed = client.get("/me/calendars")
+    assert failed.status_code == 503
+    assert failed.json()["error"]["code"] == "ServiceUnavailable"
+    assert "retry-after" in failed.headers
+    assert client.get("/me/calendars").status_code == 200
+    graph.fault(method="calendars.list", status=500, reason="ErrorMailboxStoreUnavailable", times=1)
+    assert client.get("/me/calendars").json()["error"]["code"] == "ErrorMailboxStoreUnavailable"
+    graph.fault(method="calendars.list", status=0, times=1, drop_connection=True)
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.get("/me/calendars")
+    stats = graph.admin.get("/emulator/stats").json()
+    assert stats["calls"]["calendars.list"] >= 4
+
+
+def test_the_request_budget_refills_after_the_window(graph: Graph) -> None:
+    """Last in this module: it changes the limits and moves the clock."""
+    client = graph.client(graph.account())
+    graph.admin.put("/emulator/throttling", json={"requests_per_window": 3})
+    try:
+        assert [client.get("/me").status_code for _ in range(4)] == [200, 200, 200, 429]
+        throttled = client.get("/me")
+        assert 1 <= int(throttled.headers["retry-after"]) <= 600
+        graph.advance(601)
+        assert client.get("/me").status_code == 200
+        graph.admin.put("/emulator/throttling", json={"enabled": False})
+        assert {client.get("/me").status_code for _ in range(5)} == {200}
+    finally:
+        graph.admin.put(
+            "/emulator/throttling", json={"enabled": True, "requests_per_window": 10_000}
+        )
