@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from calsync_server.accounts.calendars_cli import calendars
 from calsync_server.accounts.cli import accounts
 from calsync_server.accounts.users_cli import users
 from shared.settings import Settings, SettingsError, load_settings
@@ -186,6 +187,7 @@ def _microsoft_emulator(host: str, port: int, scenario: str, live: bool) -> None
 
 
 cli.add_command(accounts)
+cli.add_command(calendars)
 cli.add_command(users)
 
 

@@ -1,0 +1,58 @@
+"""`calsync calendars` against a running server: list, settings changed, a refusal's sentence."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner, Result
+
+from calsync_server.cli import cli
+from tests.server.conftest import ServerWorld
+from tests.server.test_api import calendar, shown
+from tests.support.shared_calendar import connect_with
+from tests.support.waiting import wait_until
+from tests.support.world import at, timed
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_calendars_list_and_set_against_a_running_server(
+    server_world: ServerWorld, unique: str
+) -> None:
+    world = server_world
+    first = world.account(f"work-{unique}@example.com", "Team")
+    work, team = first["primary"], first["Team"]
+    second = connect_with(
+        world, f"home-{unique}@example.com", [{"id": team.provider_id, "summary": "Team"}]
+    )
+    home, team_again = second["primary"], second["Team"]
+    world.insert(work, **timed("Board", 9, 10))
+    world.start(push=False)
+    server = ["--server", world.url, "--token", "token-ada"]
+
+    listed = run("calendars", "list", *server)
+    assert listed.exit_code == 0, listed.output
+    assert f"{team_again.id:>5}  Team  <home-{unique}@example.com>  (sync off, both;" in (
+        listed.output
+    )
+
+    for cal in (work, team, home):
+        done = run("calendars", "set", str(cal.id), "--sync", *server)
+        assert done.exit_code == 0, done.output
+        assert "(sync on, both" in done.output
+    kept = run("calendars", "set", str(home.id), "--keep-blocks-when-off", *server)
+    assert kept.exit_code == 0, kept.output
+    assert "keeps blocks when off" in kept.output
+    wait_until(lambda: shown(world, home) == [("Busy", at(9))], what="the block in home")
+    with world.api() as api:
+        assert calendar(api, home)["keep_blocks_when_off"] is True
+
+    # The same calendar through the second account: refused, in the server's words.
+    refused = run("calendars", "set", str(team_again.id), "--sync", *server)
+    assert refused.exit_code == 1
+    assert "the server answered 409" in refused.output
+    assert f"already synced through work-{unique}@example.com" in refused.output
+
+    nothing = run("calendars", "set", str(home.id), *server)
+    assert nothing.exit_code == 2
+    assert "say what to change" in nothing.output
