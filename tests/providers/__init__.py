@@ -1,0 +1,1 @@
+"""The provider contract suite: one class of behaviours, run once per provider."""
