@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,48 @@ import sqlalchemy as sa
 from calsync_server.db.engine import create_db_engine, normalise_url
 from calsync_server.emulator.config import EmulatorConfig
 from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from tests.support import world as world_support
+from tests.support.clock import WALL_CLOCK_ENV, travel_from_env
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
+
+# Tests using these build on "today" (events at `at(9)`, the demo's fortnight around a day):
+# they are the `wall_clock` tests, run again by `make test` with the wall clock moved.
+WALL_CLOCK_FIXTURES = frozenset({"world", "server_world", "fresh_demo", "demo", "push_demo"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before any test module is imported: xdist workers inherit the variable and travel too.
+    traveller = travel_from_env()
+    if traveller is not None:
+        config.add_cleanup(traveller.stop)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    moved = os.environ.get(WALL_CLOCK_ENV)
+    return f"wall clock moved to {moved} (ticking)" if moved else None
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects by the marks added here
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    travelling = bool(os.environ.get(WALL_CLOCK_ENV))
+    for item in items:
+        if WALL_CLOCK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.wall_clock)
+        if travelling and item.get_closest_marker("real_clock"):
+            item.add_marker(
+                pytest.mark.skip(
+                    reason=f"starts a process that keeps the real wall clock ({WALL_CLOCK_ENV})"
+                )
+            )
+
+
+@pytest.fixture(autouse=True)
+def _one_day_per_test() -> Iterator[None]:
+    """`at(9)` means one instant for the whole test, even one that runs across midnight."""
+    world_support.pin_test_day(datetime.now(UTC))
+    yield
+    world_support.pin_test_day(None)
 
 
 @pytest.fixture(

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlmodel import Session, select
 
 from calsync_server.db.models import SyncJob
@@ -13,6 +14,9 @@ from calsync_server.jobs.queue import JobQueue
 from shared.clock import SystemClock
 from shared.domain import JobState, SyncKind
 from tests.support.world import World, timed
+
+# `calsync sync` runs in a process of its own, on the real clock whatever this one's says.
+pytestmark = pytest.mark.real_clock
 
 
 def _calsync(world: World, *args: str) -> subprocess.CompletedProcess[str]:

@@ -35,6 +35,10 @@ REPO = Path(__file__).resolve().parents[2]
 TOKEN = "token-ada"  # World's user "ada"
 
 
+# `calsync serve` runs in processes of its own, on the real clock whatever this one's says.
+pytestmark = pytest.mark.real_clock
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

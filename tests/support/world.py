@@ -194,10 +194,27 @@ class World:
             connection.execute(statement)
 
 
+_test_day: datetime | None = None
+
+
+def pin_test_day(now: datetime | None) -> None:
+    """Fix the day `at` counts from to the UTC day of `now` (None: the day of each call).
+    tests/conftest.py pins it as each test starts: a test running across midnight still means
+    one instant by `at(9)` from its first line to its last."""
+    global _test_day
+    _test_day = None if now is None else _midnight(now)
+
+
+def _midnight(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 def at(hours: float, days: int = 1) -> str:
-    """An instant `days` from today at `hours` o'clock UTC, as Google writes it."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return (today + timedelta(days=days, hours=hours)).isoformat().replace("+00:00", "Z")
+    """An instant `days` after the day the test started on, at `hours` o'clock UTC, as Google
+    writes it. Tomorrow (the default) lies in the future and in the sync window (which starts
+    at the past local midnight of the user's zone) whatever the hour and the zone."""
+    day = _test_day or _midnight(datetime.now(UTC))
+    return (day + timedelta(days=days, hours=hours)).isoformat().replace("+00:00", "Z")
 
 
 def timed(summary: str, start: float, end: float, days: int = 1, **extra: Any) -> dict[str, Any]:

@@ -22,9 +22,10 @@ from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
 from calsync_tui.launch.demo import DemoWorld, demo_world, enable_calendar
 from calsync_tui.stream import ConnectionState
-from shared.clock import FixedClock
+from shared.clock import Clock, FixedClock
 from shared.domain import ChannelState
 from shared.schemas import CalendarOut
+from tests.support.clock import SteadyClock
 from tests.support.waiting import wait_until
 
 # The demo scenario seeded around a fixed Wednesday, the server's clock standing still on it,
@@ -154,13 +155,18 @@ def settled_all(client: httpx.Client) -> bool:
 
 @pytest.fixture
 def fresh_demo(tmp_path: Path) -> Iterator[DemoWorld]:
-    """A demo of this test's own, on the real clock, nothing enabled yet: for actions."""
-    yield from build_world(tmp_path / "home", datetime.now(UTC).date())
+    """A demo of this test's own, nothing enabled yet: for actions. The demo's fortnight lies
+    around DAY and the server's clock starts at SERVER_NOW, moving at the real pace (leases,
+    retries and ages behave as in production): by then the day's first events (the 09:30
+    stand-up in Berlin) have ended, so every run sees a day with a past and a future, whatever
+    the hour it runs at."""
+    yield from build_world(tmp_path / "home", DAY, clock=SteadyClock(SERVER_NOW))
 
 
-def dashboard(world: DemoWorld, *, clock: FixedClock | None = None) -> CalsyncApp:
+def dashboard(world: DemoWorld, *, clock: Clock | None = None) -> CalsyncApp:
+    """The dashboard on `world`'s server, on the server's clock unless told otherwise."""
     api = CalsyncApi(world.server.url, world.server.token)
-    return CalsyncApp(api, clock=clock)
+    return CalsyncApp(api, clock=clock or world.server.runtime.clock)
 
 
 def snapshot_app(world: DemoWorld) -> CalsyncApp:

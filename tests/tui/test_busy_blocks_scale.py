@@ -22,7 +22,7 @@ def seed_blocks(world: DemoWorld, count: int) -> None:
     with world.api() as client:
         ids = [c["id"] for c in client.get("api/v1/calendars").json()]
     start = datetime(2030, 1, 1, tzinfo=UTC)
-    now = datetime.now(UTC)
+    now = world.server.runtime.clock.now()
     rows = [
         {
             "target_calendar_id": ids[n % 2],

@@ -15,7 +15,11 @@ import pytest
 from tests.support.waiting import wait_until
 
 TMUX = shutil.which("tmux")
-pytestmark = pytest.mark.skipif(TMUX is None, reason="tmux is not installed")
+pytestmark = [
+    pytest.mark.skipif(TMUX is None, reason="tmux is not installed"),
+    # `calsync demo` runs in a process of its own, on the real clock whatever this one's says.
+    pytest.mark.real_clock,
+]
 
 
 def _calsync() -> list[str]:

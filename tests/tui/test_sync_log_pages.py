@@ -4,7 +4,7 @@ the oldest entry; `o` goes straight there; live syncs join the top without losin
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -28,7 +28,7 @@ def seed_logs(world: DemoWorld, count: int) -> None:
     minutes of the engine's time and test nothing more of the dashboard."""
     with world.api() as client:
         ids = [c["id"] for c in client.get("api/v1/calendars").json()]
-    start = datetime.now(UTC) - timedelta(minutes=count)
+    start = world.server.runtime.clock.now() - timedelta(minutes=count)
     rows = [
         {
             "calendar_id": ids[n % len(ids)],
@@ -153,7 +153,7 @@ async def test_o_goes_to_the_oldest_entry_while_the_app_keeps_answering(
 
 async def test_the_ages_of_older_entries_move_with_the_clock(fresh_demo: DemoWorld) -> None:
     seed_logs(fresh_demo, ENTRIES)
-    clock = FixedClock(datetime.now(UTC))
+    clock = FixedClock(fresh_demo.server.runtime.clock.now())
     app = dashboard(fresh_demo, clock=clock)
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_sync_log(pilot, app)

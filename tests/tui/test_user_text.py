@@ -4,7 +4,7 @@ never a crash."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -68,7 +68,8 @@ def robins_world(world: DemoWorld) -> dict[str, dict[str, Any]]:
     ids = {c["summary"]: c["id"] for c in made["calendars"]}
     sign_in(world, ROBIN)
     access, _ = world.emulator.emulator.store.new_grant(ROBIN)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    now = world.server.runtime.clock.now()  # the demo world's clock, not the wall's
+    start = now.replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
     with calendar_service(world.emulator.url, access) as service:
         service.events().insert(
             calendarId=ids[TEAM],
