@@ -376,12 +376,11 @@ class WebhookBatcher:
             if connection is not None:
                 _close(connection)
                 connection = None
-            if len(batch) == 1:
-                log.exception("recording a notification failed")
-                results = [exc]
-            else:
-                log.exception("recording %d notifications failed; one at a time", len(batch))
-                results = [self._alone(w.push) for w in batch]
+            # One at a time, each on a connection of the pool (checked before use): the kept
+            # connection may just have died with a database restart, and a lone notification
+            # deserves that second try as much as a batch of them.
+            log.warning("recording %d notification(s) failed (%s); one at a time", len(batch), exc)
+            results = [self._alone(w.push) for w in batch]
         failed = [w.push.channel_id for w, r in zip(batch, results, strict=True) if _failed(r)]
         if failed:
             self.remember_lost(failed)
