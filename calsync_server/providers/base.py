@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from calsync_server.providers.model import CallStats as CallStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,8 @@ class BlockWrite:
     calendar_id: str
     event_id: str
     body: dict[str, Any] | None = None
+    # The version the write expects to find (If-Match): a newer one fails it as stale.
+    if_match: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +69,6 @@ class ChannelInfo:
     channel_id: str
     resource_id: str
     expires_at: datetime | None
-
-
-@dataclass(slots=True)
-class CallStats:
-    """What a provider did for one sync: counted calls (batch parts one each) and retries."""
-
-    calls: int = 0
-    requests: int = 0
-    retries: int = 0
-    notes: list[str] = field(default_factory=list)
-
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
 
 
 class ProviderError(Exception):

@@ -1,11 +1,10 @@
-"""The Google Calendar provider, on google-api-python-client, pointed at Google or the emulator."""
+"""Google Calendar over google-api-python-client, pointed at Google or the emulator: the calls,
+their retries and batches, in Google's JSON (the mapping turns it into calsync's types)."""
 
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from calsync_server.providers.base import (
     SyncTokenExpired,
     WriteResult,
 )
+from calsync_server.providers.retry import RetryPolicy
 
 T = TypeVar("T")
 
@@ -44,20 +44,6 @@ SCOPES = (
     "openid",
     "https://www.googleapis.com/auth/userinfo.email",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter, honouring Retry-After, bounded."""
-
-    attempts: int = 5
-    base_seconds: float = 0.5
-    max_seconds: float = 30.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_seconds)
-        return random.uniform(0, min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)))
 
 
 @cache
@@ -278,6 +264,12 @@ class GoogleCalendarProvider:
     # -- writes -----------------------------------------------------------------------------
 
     def _request(self, write: BlockWrite) -> Any:
+        request = self._method(write)
+        if write.if_match:
+            request.headers["If-Match"] = write.if_match
+        return request
+
+    def _method(self, write: BlockWrite) -> Any:
         events = self._events
         if write.kind is BlockWriteKind.INSERT:
             return events.insert(calendarId=write.calendar_id, body=write.body, sendUpdates="none")
