@@ -84,9 +84,7 @@ def owned_calendar(session: Session, user_id: int, calendar_id: int) -> Calendar
     return row
 
 
-def synced_copy(
-    session: Session, user_id: int, calendar: Calendar
-) -> tuple[Calendar, str] | None:
+def synced_copy(session: Session, user_id: int, calendar: Calendar) -> tuple[Calendar, str] | None:
     """The same provider calendar, reached through another of the user's accounts, with sync
     on, and that account's email: one calendar through two accounts is one calendar."""
     row = session.exec(
