@@ -15,6 +15,7 @@ from shared.schemas import (
     ChannelOut,
     DisconnectReport,
     Problem,
+    Readiness,
     Status,
     SyncAccepted,
     SyncLogPage,
@@ -113,6 +114,20 @@ class CalsyncApi:
             return msgspec.json.decode(response.content, type=answer)
         except msgspec.DecodeError as exc:
             raise ApiError(f"the server's answer to {path} was not understood: {exc}") from None
+
+    async def readiness(self) -> Readiness:
+        """`GET /readyz`: its checks whether ready (200) or not (503)."""
+        try:
+            response = await self._client().get("readyz")
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise ApiError(f"cannot reach the server at {self.base_url}: {reason}") from None
+        if response.status_code not in (200, 503):
+            raise ApiError(_message(response), response.status_code)
+        try:
+            return msgspec.json.decode(response.content, type=Readiness)
+        except msgspec.DecodeError as exc:
+            raise ApiError(f"the server's readiness was not understood: {exc}") from None
 
     async def status(self) -> Status:
         return await self._call("GET", "api/v1/status", Status)

@@ -12,6 +12,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.content import Content
 from textual.widgets import DataTable, Sparkline, Static
 
+from calsync_tui.client import ApiError
 from calsync_tui.formatting import (
     STATUS_STYLE,
     ago,
@@ -25,7 +26,7 @@ from calsync_tui.formatting import (
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
 from shared.domain import AccountState, ChannelState
-from shared.schemas import AccountOut, CalendarOut, ChannelOut, Status, SyncLogOut
+from shared.schemas import AccountOut, CalendarOut, ChannelOut, Readiness, Status, SyncLogOut
 
 # Warn this long before a login of a Google app in "Testing" ends (Google gives it 7 days).
 TESTING_WARNING = timedelta(days=2)
@@ -48,6 +49,8 @@ class OverviewData:
     calendars: list[CalendarOut]
     channels: list[ChannelOut]
     logs: list[SyncLogOut]
+    # The server's /readyz; None when it could not be read.
+    readiness: Readiness | None = None
 
 
 class Card(Static):
@@ -121,13 +124,21 @@ class OverviewScreen(CalsyncScreen):
     @work(exclusive=True, group="overview", exit_on_error=False)
     async def load(self) -> None:
         api = self.host.api
+        try:
+            readiness: Readiness | None = await api.readiness()
+        except ApiError:
+            readiness = None
+        if readiness is not None and not readiness.ready and self.data is not None:
+            # Shown before the rest is read: with the database away, the rest fails.
+            self.data.readiness = readiness
+            self.show(self.data)
         status = await api.status()
         accounts = await api.accounts()
         calendars = await api.calendars()
         channels = await api.channels()
         logs = await api.sync_logs(limit=500)
         self.host.remember_calendars(calendars)
-        self.data = OverviewData(status, accounts, calendars, channels, logs.items)
+        self.data = OverviewData(status, accounts, calendars, channels, logs.items, readiness)
         self.show(self.data)
 
     def show(self, data: OverviewData) -> None:
@@ -176,6 +187,12 @@ class OverviewScreen(CalsyncScreen):
         lines: list[Content] = []
         now = self.host.now()
         bold_a = ("a", "bold")
+        readiness = data.readiness
+        if readiness is not None and not readiness.ready:
+            failing = "; ".join(f"{c.name}: {c.detail}" for c in readiness.checks if not c.ok)
+            lines.append(
+                _bullet("red", f"the server is not ready ({failing}): syncing waits for it.")
+            )
         for account in data.accounts:
             if account.state == AccountState.NEEDS_REAUTH:
                 lines.append(
