@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import re
 import threading
-from urllib.parse import unquote
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
