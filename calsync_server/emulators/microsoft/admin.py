@@ -118,3 +118,31 @@ def throttling(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
         if key in body and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise AdminError(f"'{key}' must be a positive integer")
     return emulator.throttle.update(body)
+
+
+def add_calendar(emulator: GraphEmulator, email: str, body: Any) -> dict[str, Any]:
+    """A calendar someone shares into the mailbox (read-only unless `can_edit`), or one more of
+    the owner's own."""
+    body = _object(body)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise AdminError("'name' must be a non-empty string")
+    can_edit = body.get("can_edit", True)
+    if not isinstance(can_edit, bool):
+        raise AdminError("'can_edit' must be a boolean")
+    try:
+        mailbox = emulator.store.mailbox_of(email)
+    except errors.GraphError as exc:
+        raise AdminError(f"no account {email}", 404) from exc
+    calendar = emulator.store.add_calendar(mailbox, name.strip(), can_edit=can_edit)
+    return {"id": calendar.id, "name": calendar.name, "can_edit": calendar.can_edit}
+
+
+def refuse_login(emulator: GraphEmulator, email: str) -> dict[str, Any]:
+    """The account's login stops working: its refresh and access tokens are refused."""
+    try:
+        mailbox = emulator.store.mailbox_of(email)
+    except errors.GraphError as exc:
+        raise AdminError(f"no account {email}", 404) from exc
+    emulator.store.refuse_login(mailbox.oid)
+    return {"email": mailbox.email, "refused": True}

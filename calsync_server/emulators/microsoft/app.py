@@ -111,6 +111,19 @@ async def admin_events(request: AnyRequest) -> Response[bytes]:
     return _admin(201, lambda: admin.add_event(_graph(request), email, body))
 
 
+@post("/emulator/accounts/{email:str}/calendars", status_code=201)
+async def admin_calendars(request: AnyRequest) -> Response[bytes]:
+    email = str(request.path_params["email"])
+    body = await _admin_body(request)
+    return _admin(201, lambda: admin.add_calendar(_graph(request), email, body))
+
+
+@post("/emulator/accounts/{email:str}/refuse-login", status_code=200)
+async def admin_refuse_login(request: AnyRequest) -> Response[bytes]:
+    email = str(request.path_params["email"])
+    return _admin(200, lambda: admin.refuse_login(_graph(request), email))
+
+
 @get("/emulator/stats")
 async def admin_stats(request: AnyRequest) -> Response[bytes]:
     return _json(200, _graph(request).stats.snapshot())
@@ -204,6 +217,8 @@ def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulator
             token,
             admin_accounts,
             admin_events,
+            admin_calendars,
+            admin_refuse_login,
             admin_stats,
             admin_stats_reset,
             admin_add_fault,

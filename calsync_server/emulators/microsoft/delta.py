@@ -124,6 +124,8 @@ class DeltaRounds:
                     if item is not None and item.kind == "seriesMaster":
                         continue  # a master is never in a view; its occurrences speak for it
                     entries.append((immutable_id, DELETED if item is None else MOVED))
+        if store.config.delta_series_masters:
+            entries = self._as_masters(calendar, entries)
         size = max(1, prefs.page_size or store.config.delta_page_size)
         chunks = [entries[i : i + size] for i in range(0, len(entries), size)] or [[]]
         if store.config.delta_repeat_items:
@@ -145,6 +147,20 @@ class DeltaRounds:
             0,
         )
         return self._page(cursor, calendar, prefs, link_base)
+
+    def _as_masters(self, calendar: CalendarRecord, entries: list[Entry]) -> list[Entry]:
+        """Changed occurrences and exceptions sent as their series' master row, once."""
+        found: list[Entry] = []
+        for immutable_id, what in entries:
+            key = immutable_id
+            item = self.store.item_by_immutable(calendar, immutable_id) if what == ITEM else None
+            if item is not None and item.kind == "occurrence":
+                key = item.record.id
+            elif item is not None and item.kind == "exception" and item.record.series_master_id:
+                key = item.record.series_master_id
+            if (key, what) not in found:
+                found.append((key, what))
+        return found
 
     def _page(
         self, cursor: Cursor, calendar: CalendarRecord, prefs: Prefs, link_base: str

@@ -100,8 +100,9 @@ def unauthenticated(message: str = "Access token is empty.") -> GraphError:
     )
 
 
-def injected(status: int, code: str | None) -> GraphError:
-    """A fault asked for through the admin API, shaped like Graph's error of that status."""
+def injected(status: int, code: str | None, retry_after_s: int | None = None) -> GraphError:
+    """A fault asked for through the admin API, shaped like Graph's error of that status; a
+    429 or 503 says Retry-After (the fault's own, else 1 s), as Graph's do."""
     defaults = {
         400: ("BadRequest", "Bad request."),
         401: ("InvalidAuthenticationToken", "Access token has expired or is not yet valid."),
@@ -117,5 +118,7 @@ def injected(status: int, code: str | None) -> GraphError:
         504: ("GatewayTimeout", "Gateway timeout."),
     }
     default_code, message = defaults.get(status, ("UnknownError", "Error."))
-    headers = {"retry-after": "1"} if status in (429, 503) else {}
+    headers: dict[str, str] = {}
+    if status in (429, 503) or retry_after_s is not None:
+        headers["retry-after"] = str(1 if retry_after_s is None else retry_after_s)
     return GraphError(status, code or default_code, message, headers)

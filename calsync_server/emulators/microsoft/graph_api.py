@@ -41,6 +41,7 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("GET", re.compile(r"^/me/mailboxSettings$"), "me.mailboxSettings"),
     ("POST", re.compile(r"^/me/revokeSignInSessions$"), "me.revokeSignInSessions"),
     ("GET", re.compile(r"^/me/calendars$"), "calendars.list"),
+    ("POST", re.compile(r"^/me/calendars$"), "calendars.create"),
     ("GET", re.compile(r"^/me/calendar$"), "calendars.get"),
     ("GET", re.compile(r"^/me/calendars/(?P<cal>[^/]+)$"), "calendars.get"),
     ("GET", re.compile(rf"^{_EVENTS}$"), "events.list"),
@@ -206,7 +207,9 @@ class GraphApi:
                 return ApiResponse(0, drop=True)
             if fault is not None and fault.status >= 400:
                 return self._error(
-                    errors.injected(fault.status, fault.reason), request_id, client_id
+                    errors.injected(fault.status, fault.reason, fault.retry_after_s),
+                    request_id,
+                    client_id,
                 )
             groups = match.groupdict()
             ids = [g for g in match.groups() if g is not None and g != groups.get("cal")]
@@ -283,6 +286,13 @@ class GraphApi:
             calendars = [self.store.calendars[c] for c in call.mailbox.calendars]
             value = [self.store.calendar_resource(call.mailbox, c) for c in calendars]
         return self._json(200, {"value": value})
+
+    async def _calendars_create(self, call: Call) -> ApiResponse:
+        name = call.body().get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise errors.bad_request("The calendar needs a name.", "ErrorInvalidRequest")
+        calendar = self.store.add_calendar(call.mailbox, name.strip(), can_edit=True)
+        return self._json(201, self.store.calendar_resource(call.mailbox, calendar))
 
     async def _calendars_get(self, call: Call) -> ApiResponse:
         calendar = self.store.calendar(call.mailbox, call.calendar_id)

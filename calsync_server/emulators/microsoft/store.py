@@ -367,6 +367,12 @@ class Store:
         mailbox.calendars.append(calendar.id)
         return calendar
 
+    def add_calendar(self, mailbox: Mailbox, name: str, *, can_edit: bool) -> CalendarRecord:
+        """One more calendar of the mailbox: made by its owner (POST /me/calendars), or shared
+        into it by someone else, read-only when `can_edit` is false (admin API)."""
+        with self.lock:
+            return self._new_calendar(mailbox, name, False, can_edit, None)
+
     def mailbox_of(self, email: str) -> Mailbox:
         with self.lock:
             oid = self.by_email.get(email.lower())
@@ -409,6 +415,14 @@ class Store:
             for key in [k for k, v in self.refresh_tokens.items() if v.oid == oid]:
                 del self.refresh_tokens[key]
                 self.revoked_refresh_tokens.add(key)
+
+    def refuse_login(self, oid: str) -> None:
+        """A changed password or a revoked consent: every token of the account dies at once,
+        access tokens included (Graph enforces this through continuous access evaluation)."""
+        with self.lock:
+            self.revoke_sessions(oid)
+            for key in [k for k, v in self.access_tokens.items() if v.oid == oid]:
+                del self.access_tokens[key]
 
     def authenticate(self, authorization: str | None) -> Mailbox:
         if not authorization:
