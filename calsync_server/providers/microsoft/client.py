@@ -73,6 +73,12 @@ class BatchItem:
     headers: Mapping[str, str] | None = None
 
 
+def with_prefer(headers: Mapping[str, str]) -> str:
+    """calsync's Prefer (UTC, immutable ids) with whatever a call prefers besides."""
+    extra = next((v for k, v in headers.items() if k.lower() == "prefer"), None)
+    return f"{PREFER}, {extra}" if extra else PREFER
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """Retry-After in seconds, or as an HTTP date."""
     if value is None or not value.strip():
@@ -170,7 +176,8 @@ class GraphClient:
         self, method: str, url: str, *, params: Any, json: Any, headers: Mapping[str, str]
     ) -> Answer:
         token = self.tokens.token()
-        sent = {"authorization": f"Bearer {token}", "prefer": PREFER, **headers}
+        sent = {k: v for k, v in headers.items() if k.lower() != "prefer"}
+        sent.update(authorization=f"Bearer {token}", prefer=with_prefer(headers))
         with self.gate:
             self.count(requests=1)
             try:
@@ -253,7 +260,10 @@ class GraphClient:
                 "method": item.method,
                 "url": item.url,
                 # Graph does not pass the outer request's headers on to its items.
-                "headers": {"prefer": PREFER, **(item.headers or {})},
+                "headers": {
+                    **{k: v for k, v in (item.headers or {}).items() if k.lower() != "prefer"},
+                    "prefer": with_prefer(item.headers or {}),
+                },
             }
             if item.body is not None:
                 entry["body"] = item.body

@@ -4,6 +4,7 @@ a real MSAL sign-in so `provider()` is calsync's MicrosoftProvider on a real tok
 
 from __future__ import annotations
 
+import math
 import ssl
 import uuid
 from dataclasses import dataclass
@@ -318,7 +319,8 @@ class MicrosoftDriver:
         fault: dict[str, Any] = {"method": method, "status": status, "reason": reason}
         fault["times"] = times
         if kind is ErrorKind.TRANSIENT:
-            fault["retry_after"] = round(retry_after)
+            # Graph says Retry-After in whole seconds.
+            fault["retry_after"] = math.ceil(retry_after)
         answer = self.admin.post("/emulator/faults", json=fault)
         assert answer.status_code == 201, answer.text
 
