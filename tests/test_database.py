@@ -11,11 +11,11 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from calsync_server.db.engine import current_revision, upgrade_database
 from calsync_server.db.lease import Leases
-from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob
+from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncJob
 from shared.clock import FixedClock
 from shared.domain import JobState
 from tests.support.rows import add_calendars
@@ -150,3 +150,42 @@ def test_a_lease_has_one_holder_until_released_or_expired(db_engine: sa.Engine) 
     with second.held("job", ttl) as held:  # released on the way out
         assert held
     assert first.take("job", ttl)
+
+
+def test_an_upgrade_keeps_every_row_and_new_calendar_settings_start_off(
+    db_engine: sa.Engine,
+) -> None:
+    """Migrations that rebuild a table (SQLite's batch mode) must not cascade-delete its
+    children: a calendar column added emptied `event`, a `user` constraint every account."""
+    upgrade_database(db_engine, "0005")
+    with db_engine.begin() as connection:
+        for statement in (
+            "INSERT INTO \"user\" (name, api_token_hash, created_at) VALUES ('ada', 'h', :now)",
+            "INSERT INTO account (user_id, provider, email, state, created_at) "
+            "VALUES (1, 'google', 'ada@example.com', 'active', :now)",
+            "INSERT INTO calendar (account_id, provider_calendar_id, name, access_role, "
+            "sync_enabled, role, busy_title, include_all_day, read_only) "
+            "VALUES (1, 'ada@example.com', 'Ada', 'owner', true, 'target', 'title', true, false)",
+            "INSERT INTO event (calendar_id, provider_event_id, status, all_day, transparency, "
+            "event_type, is_deleted) VALUES (1, 'e1', 'confirmed', false, 'opaque', 'default', "
+            "false)",
+        ):
+            connection.execute(sa.text(statement), {"now": NOW})
+
+    upgrade_database(db_engine)
+
+    with Session(db_engine) as session:
+        (calendar,) = session.exec(select(Calendar)).all()
+        (event,) = session.exec(select(Event)).all()
+        (account,) = session.exec(select(Account)).all()
+    assert (calendar.name, calendar.sync_enabled, calendar.role, calendar.busy_title) == (
+        "Ada",
+        True,
+        "target",
+        "title",
+    )
+    assert calendar.keep_blocks_when_off is False
+    assert (event.provider_event_id, account.email) == ("e1", "ada@example.com")
+    if db_engine.dialect.name == "sqlite":
+        with db_engine.connect() as connection:  # cascades are real again afterwards
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
