@@ -126,7 +126,7 @@ def to_event(
         busy=str(component.get("TRANSP", "OPAQUE")).upper() != "TRANSPARENT",
         response=response,
         attendees=tuple(attendees),
-        block_source=str(mark) if mark is not None else None,
+        block_source=_mark_text(mark) if mark is not None else None,
         updated=_aware(updated_at, None) if updated_at is not None else None,
     )
 
@@ -182,6 +182,25 @@ def _zone_name(value: datetime, tzid: Any) -> str | None:
     return None
 
 
+def _mark_text(value: Any) -> str:
+    """The mark's value: icalendar leaves an X- property's text escaped (vUnknown)."""
+    if isinstance(value, list):  # a repeated mark: the first one counts
+        value = value[0]
+    if isinstance(value, icalendar.vText):
+        return str(value)
+    raw = value.to_ical().decode() if hasattr(value, "to_ical") else str(value)
+    out, i = [], 0
+    while i < len(raw):
+        if raw[i] == "\\" and i + 1 < len(raw):
+            nxt = raw[i + 1]
+            out.append("\n" if nxt in "nN" else nxt)
+            i += 2
+        else:
+            out.append(raw[i])
+            i += 1
+    return "".join(out)
+
+
 def _instant_id(value: date | datetime) -> str:
     if isinstance(value, datetime):
         return _aware(value, None).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -213,7 +232,8 @@ def block_text(digest: str, content: BlockContent, *, stamp: datetime) -> str:
     event.add("SUMMARY", content.title)
     event.add("CLASS", "PRIVATE")
     event.add("TRANSP", "OPAQUE")
-    event.add(MARK, content.source_key)
+    # As TEXT, escaped: servers re-serialise unknown properties and would cut at a comma.
+    event.add(MARK, icalendar.vText(content.source_key))
     cal = icalendar.Calendar()
     cal.add("VERSION", "2.0")
     cal.add("PRODID", PRODID)
