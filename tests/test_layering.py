@@ -75,3 +75,29 @@ def test_the_command_line_loads_textual_only_for_the_dashboard() -> None:
     loaded = {name.split(".")[0] for name in json.loads(out.stdout)}
     assert "click" in loaded
     assert "textual" not in loaded
+
+
+# A provider turns its wire format into calsync's types and nothing more: it never reaches the
+# database, the engine, the API, push or the accounts code (architecture.md, "Providers").
+PROVIDER_FORBIDDEN = tuple(
+    f"calsync_server.{name}" for name in ("db", "sync", "api", "push", "accounts")
+)
+
+
+def _calsync_modules_after_import(package: str) -> set[str]:
+    code = (
+        "import importlib, json, pkgutil, sys\n"
+        f"root = importlib.import_module({package!r})\n"
+        "for info in pkgutil.walk_packages(root.__path__, root.__name__ + '.'):\n"
+        "    importlib.import_module(info.name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('calsync_server'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout))
+
+
+def test_the_caldav_provider_reaches_nothing_past_the_boundary() -> None:
+    loaded = _calsync_modules_after_import("calsync_server.providers.caldav")
+    assert "calsync_server.providers.caldav.mapping" in loaded  # the check sees the package
+    reached = sorted(m for m in loaded if m.startswith(PROVIDER_FORBIDDEN))
+    assert reached == []
