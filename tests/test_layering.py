@@ -101,3 +101,12 @@ def test_the_caldav_provider_reaches_nothing_past_the_boundary() -> None:
     assert "calsync_server.providers.caldav.mapping" in loaded  # the check sees the package
     reached = sorted(m for m in loaded if m.startswith(PROVIDER_FORBIDDEN))
     assert reached == []
+
+
+def test_the_microsoft_provider_reaches_nothing_past_the_boundary() -> None:
+    loaded = _calsync_modules_after_import("calsync_server.providers.microsoft")
+    assert "calsync_server.providers.microsoft.delta" in loaded  # the check sees the package
+    # Nor the Graph emulator it is tested against (nor the Google one).
+    forbidden = (*PROVIDER_FORBIDDEN, "calsync_server.emulators", "calsync_server.emulator")
+    reached = sorted(m for m in loaded if m.startswith(forbidden))
+    assert reached == []
