@@ -33,7 +33,7 @@ from calsync_server.providers.model import (
     Subscription,
 )
 from tests.providers.contract import ProviderContract
-from tests.support.drivers.base import PersonEvent
+from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
 from tests.support.push_receiver import PushReceiver, push_receiver
 from tests.support.waiting import wait_until
@@ -98,6 +98,10 @@ def stats(driver: MicrosoftDriver) -> dict[str, Any]:
 
 class TestMicrosoftContract(ProviderContract):
     pass
+
+
+def _is_a_driver(made: MicrosoftDriver) -> Driver:
+    return made  # mypy checks the driver keeps the protocol
 
 
 def test_capabilities_are_graphs() -> None:
@@ -258,3 +262,313 @@ def test_a_series_master_in_delta_is_expanded_through_instances() -> None:
         finally:
             provider.close()
             person.close()
+
+
+# -- blocks -------------------------------------------------------------------------------------
+
+
+def test_a_create_retried_with_its_transaction_id_gives_one_event(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    cal = driver.default_calendar
+    op = create(cal, "retried")
+    # The first try's answer is lost (a crash, a timeout): the engine sends the same op again.
+    [first] = provider.apply([op])
+    [second] = provider.apply([op])
+    assert first.block is not None
+    assert second.block is not None
+    assert second.block.id == first.block.id
+    assert first.block.block_source == "retried"
+    held = [e for e in driver.events(cal) if e["mark"]]
+    assert len(held) == 1
+    assert held[0]["mark"] == "retried"
+    assert held[0]["transaction_id"] == transaction_id("digest-retried")
+    assert held[0]["private"]
+    assert held[0]["reminder"] is False
+    assert held[0]["attendees"] == []
+    # A GUID, the shape Graph documents, whatever the digest looks like; the same each time.
+    assert len(transaction_id("x" * 300)) == 36
+    assert transaction_id("digest-retried") == transaction_id("digest-retried")
+
+
+def test_a_duplicate_that_slipped_through_is_found_by_the_mark(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    cal = driver.default_calendar
+    driver.add(cal, PersonEvent("Busy", *at(0, 9)))  # the person's own, titled like a block
+    # Two creates of one source with different digests (a lost row, a new transaction window).
+    one = provider.apply([create(cal, "dup", hour=9)])[0].block
+    two = provider.apply([BlockOp(BlockAction.CREATE, cal, content=content("dup", hour=9))])[
+        0
+    ].block
+    assert one is not None
+    assert two is not None
+    assert one.id != two.id
+    driver.retitle(cal, one.id, "Renamed by hand")
+    found = provider.list_blocks(cal, window=WINDOW)
+    assert sorted(b.id for b in found) == sorted([one.id, two.id])
+    assert {b.block_source for b in found} == {"dup"}
+    assert {b.title for b in found} == {"Busy", "Renamed by hand"}
+    # Outside the window: not listed.
+    assert (
+        provider.list_blocks(cal, window=(MONDAY + timedelta(days=60), MONDAY + timedelta(90)))
+        == []
+    )
+
+
+def test_over_20_ops_go_in_batches_and_a_throttled_item_waits_its_retry_after(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    cal = driver.default_calendar
+    ops = [create(cal, f"b{n}", day=n % 7, hour=n % 12) for n in range(45)]
+    driver.admin.post("/emulator/stats/reset")
+    driver.admin.post(
+        "/emulator/faults",
+        json={"method": "events.create", "status": 429, "times": 2, "retry_after": 1},
+    )
+    started = time.monotonic()
+    results = provider.apply(ops)
+    waited = time.monotonic() - started
+    assert [r.op for r in results] == ops
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    counted = stats(driver)["calls"]
+    # 45 = 20 + 20 + 5, and the two throttled items once more (in one batch or two).
+    assert 4 <= counted["$batch"] <= 5
+    assert counted["events.create"] == 47
+    assert waited >= 1.0, f"the item's Retry-After was not honoured: {waited:.2f} s"
+    assert provider.stats.retries == 2
+    assert "retried after 429" in provider.stats.notes
+    marks = sorted(str(e["mark"]) for e in driver.events(cal) if e["mark"])
+    assert marks == sorted(f"b{n}" for n in range(45))
+
+
+def test_update_if_match_delete_gone_and_read(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    cal = driver.default_calendar
+    made = provider.apply([create(cal, "u")])[0].block
+    assert made is not None
+    moved = content("u", day=1, hour=15, title="Busy - Review")
+    [updated] = provider.apply(
+        [BlockOp(BlockAction.UPDATE, cal, made.id, moved, version=made.version)]
+    )
+    assert updated.block is not None
+    assert updated.block.start.instant == at(1, 15)[0]
+    [stale] = provider.apply(
+        [BlockOp(BlockAction.UPDATE, cal, made.id, moved, version=made.version)]
+    )
+    assert stale.error is not None
+    assert stale.error.kind is ErrorKind.STALE
+    [read] = provider.apply([BlockOp(BlockAction.READ, cal, made.id)])
+    assert read.block is not None
+    assert read.block.block_source == "u"
+    assert read.block.title == "Busy - Review"
+    assert read.block.version == updated.block.version
+    delete = BlockOp(BlockAction.DELETE, cal, made.id)
+    assert provider.apply([delete])[0].ok
+    [gone, gone_read] = provider.apply([delete, BlockOp(BlockAction.READ, cal, made.id)])
+    assert gone.error is not None
+    assert gone.error.kind is ErrorKind.GONE
+    assert gone_read.error is not None
+    assert gone_read.error.kind is ErrorKind.GONE
+    [invalid] = provider.apply([BlockOp(BlockAction.UPDATE, cal, None, moved)])
+    assert invalid.error is not None
+    assert invalid.error.kind is ErrorKind.INVALID
+
+
+def test_at_most_four_requests_in_flight_for_a_mailbox(driver: MicrosoftDriver) -> None:
+    """Slow answers hold Graph's concurrency slots: a burst of 12 calls from two providers of
+    one account never meets the mailbox's limit of 4 (the emulator would answer 429)."""
+    providers = [driver.provider(), driver.provider()]
+    driver.admin.post(
+        "/emulator/faults",
+        json={"method": "calendars.list", "status": 200, "times": 12, "delay_ms": 300},
+    )
+    start = threading.Barrier(12)
+
+    def burst(n: int) -> int:
+        start.wait()
+        return len(providers[n % 2].list_calendars())
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            assert list(pool.map(burst, range(12))) == [1] * 12
+        assert [p.stats.retries for p in providers] == [0, 0]
+        assert sum(p.stats.requests for p in providers) == 12
+    finally:
+        for p in providers:
+            p.close()
+
+
+def test_transient_failures_and_dropped_connections_are_retried(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    driver.fail_next(ErrorKind.TRANSIENT, times=1)
+    driver.admin.post(
+        "/emulator/faults",
+        json={"method": "calendars.list", "status": 503, "times": 1, "retry_after": 0},
+    )
+    driver.admin.post(
+        "/emulator/faults",
+        json={"method": "calendars.list", "status": 0, "times": 1, "drop_connection": True},
+    )
+    assert len(provider.list_calendars()) == 1
+    assert provider.stats.retries == 3
+    assert {"retried after 429", "retried after 503", "retried after a dropped connection"} <= set(
+        provider.stats.notes
+    )
+    driver.admin.post(
+        "/emulator/faults",
+        json={"method": "calendars.list", "status": 503, "times": 9, "retry_after": 0},
+    )
+    with pytest.raises(ProviderError) as exhausted:
+        provider.list_calendars()
+    assert exhausted.value.kind is ErrorKind.TRANSIENT
+    assert exhausted.value.retry_after == 0
+
+
+def test_a_rotated_token_cache_is_handed_back(driver: MicrosoftDriver) -> None:
+    before = driver.token_cache
+    provider = driver.provider()
+    try:
+        assert isinstance(provider.tokens, object)
+        provider.tokens.token(force_refresh=True)
+        assert driver.token_cache != before  # the new refresh token, to seal away
+        assert provider.list_calendars()
+    finally:
+        provider.close()
+    driver.refuse_login()
+    refused = driver.provider()
+    try:
+        with pytest.raises(ProviderError) as auth:
+            refused.list_calendars()
+    finally:
+        refused.close()
+    assert auth.value.kind is ErrorKind.AUTH
+
+
+# -- push ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[PushReceiver]:
+    with push_receiver() as running:
+        yield running
+
+
+def _subscriptions(driver: MicrosoftDriver) -> dict[str, dict[str, Any]]:
+    return {s["id"]: s for s in driver.admin.get("/emulator/subscriptions").json()}
+
+
+def test_subscribe_notify_renew_and_unsubscribe(
+    driver: MicrosoftDriver, provider: MicrosoftProvider, receiver: PushReceiver
+) -> None:
+    cal = driver.new_calendar("Pushed")
+    before = datetime.now(UTC)
+    made = provider.subscribe(
+        cal, address=receiver.url, secret="s3cret", lifetime=timedelta(days=7)
+    )
+    # Graph's most for Outlook events, not the 7 days asked for.
+    assert made.expires_at is not None
+    assert timedelta(minutes=4199) <= made.expires_at - before <= timedelta(minutes=4201)
+    assert made.resource == f"me/calendars/{cal}/events"
+    held = _subscriptions(driver)[made.remote_id]
+    assert held["calendar_id"] == cal
+    assert held["lifecycle_url"] == receiver.url
+    # Graph validated the address before answering; the parser answers such a request.
+    [token] = receiver.validations[:1]
+    assert parse_notification({"validationToken": token}, b"") == Handshake(token)
+
+    driver.add(cal, PersonEvent("Planning", *at(0, 10)))
+    wait_until(receiver.graph_values, what="a change notification")
+    notices = [
+        n
+        for body in (r.body for r in receiver.received)
+        for n in parse_notification({}, body)  # type: ignore[union-attr]
+    ]
+    assert notices
+    assert {(n.remote_id, n.kind, n.secret) for n in notices} == {
+        (made.remote_id, NoticeKind.CHANGED, "s3cret")
+    }
+
+    driver.admin.post(
+        f"/emulator/subscriptions/{made.remote_id}/lifecycle",
+        json={"event": "reauthorizationRequired"},
+    )
+    lifecycle = wait_until(
+        lambda: [v for v in receiver.graph_values() if "lifecycleEvent" in v], what="lifecycle"
+    )
+    [reauthorize] = parse_notification({}, json.dumps({"value": lifecycle}).encode())  # type: ignore[misc]
+    assert reauthorize.kind is NoticeKind.REAUTHORIZE
+    renewed = provider.renew(made, lifetime=timedelta(hours=1))
+    assert renewed.remote_id == made.remote_id
+    assert renewed.expires_at is not None
+    assert renewed.expires_at < made.expires_at
+
+    provider.unsubscribe(made)
+    assert made.remote_id not in _subscriptions(driver)
+    provider.unsubscribe(made)  # gone already: fine
+    with pytest.raises(ProviderError) as gone:
+        provider.renew(made, lifetime=timedelta(hours=1))
+    assert gone.value.kind is ErrorKind.GONE
+    stranger = Subscription("no-such-subscription", None)
+    with pytest.raises(ProviderError) as missing:
+        provider.renew(stranger, lifetime=timedelta(hours=1))
+    assert missing.value.kind is ErrorKind.GONE
+
+
+def test_a_subscription_whose_address_does_not_validate_is_refused(
+    driver: MicrosoftDriver, provider: MicrosoftProvider, receiver: PushReceiver
+) -> None:
+    receiver.validation = "wrong"
+    with pytest.raises(ProviderError) as refused:
+        provider.subscribe(
+            driver.default_calendar, address=receiver.url, secret="s", lifetime=timedelta(hours=1)
+        )
+    assert refused.value.kind is ErrorKind.INVALID
+    assert _subscriptions(driver) == {} or all(
+        s["notification_url"] != receiver.url for s in _subscriptions(driver).values()
+    )
+
+
+def test_the_parser_reads_every_lifecycle_notice() -> None:
+    body = {
+        "value": [
+            {
+                "subscriptionId": "a",
+                "lifecycleEvent": "reauthorizationRequired",
+                "clientState": "k",
+            },
+            {"subscriptionId": "b", "lifecycleEvent": "subscriptionRemoved", "clientState": "k"},
+            {"subscriptionId": "c", "lifecycleEvent": "missed"},
+            {"subscriptionId": "d", "changeType": "deleted", "clientState": "other"},
+        ]
+    }
+    notices = parse_notification({}, json.dumps(body).encode())
+    assert isinstance(notices, list)
+    assert [(n.remote_id, n.kind, n.secret) for n in notices] == [
+        ("a", NoticeKind.REAUTHORIZE, "k"),
+        ("b", NoticeKind.REMOVED, "k"),
+        ("c", NoticeKind.MISSED, None),
+        ("d", NoticeKind.CHANGED, "other"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"", "empty"),
+        (b"not json", "not JSON"),
+        (b"[]", "not a Graph notification"),
+        (b'{"value": {}}', "not a Graph notification"),
+        (b'{"value": [{}]}', "not a Graph notification"),
+        (b'{"value": [{"subscriptionId": ""}]}', "empty subscriptionId"),
+        (b'{"value": [{"subscriptionId": "x"}]}', "neither changeType nor lifecycleEvent"),
+        (b'{"value": [{"subscriptionId": "x", "changeType": "exploded"}]}', "unknown changeType"),
+    ],
+)
+def test_the_parser_refuses_what_is_not_graphs(body: bytes, words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        parse_notification({}, body)
+    with pytest.raises(ValueError, match="empty validationToken"):
+        parse_notification({"validationToken": ""}, b"")
