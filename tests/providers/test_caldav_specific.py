@@ -427,3 +427,57 @@ def test_window_is_respected_for_first_reads(
     changes = provider.read_changes(calendar_id, cursor=None, window=WINDOW)
     assert [e.title for e in changes.events] == ["Inside"]
     assert changes.full
+
+
+BERLIN = """BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:x
+BEGIN:VTIMEZONE
+TZID:Europe/Berlin
+BEGIN:STANDARD
+DTSTART:19701025T030000
+TZOFFSETFROM:+0200
+TZOFFSETTO:+0100
+END:STANDARD
+END:VTIMEZONE
+END:VCALENDAR
+"""
+
+
+def test_calendars_say_their_colour_zone_and_kind(
+    driver: CalDAVDriver, provider: CalDAVProvider
+) -> None:
+    calendar_id = driver.new_calendar("Coloured")
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" '
+        'xmlns:A="http://apple.com/ns/ical/"><D:set><D:prop>'
+        "<A:calendar-color>#ff8800ff</A:calendar-color>"
+        f"<C:calendar-timezone>{BERLIN}</C:calendar-timezone>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    reply = driver.http.request(
+        "PROPPATCH",
+        driver.path_of(calendar_id),
+        content=body,
+        headers={"Content-Type": "application/xml"},
+    )
+    assert reply.status_code == 207, reply.text
+    tasks = driver.server.home_path + "tasks/"
+    made = driver.http.request(
+        "MKCALENDAR",
+        tasks,
+        content=(
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<C:mkcalendar xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"><D:set><D:prop>'
+            '<C:supported-calendar-component-set><C:comp name="VTODO"/>'
+            "</C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"
+        ),
+        headers={"Content-Type": "application/xml"},
+    )
+    assert made.status_code in (201, 405), made.text  # 405: made by an earlier test
+    listed = {c.id: c for c in provider.list_calendars()}
+    assert listed[calendar_id].color == "#FF8800"
+    assert listed[calendar_id].time_zone == "Europe/Berlin"
+    # A task list is no calendar of events.
+    assert driver.calendar_url(tasks) not in listed

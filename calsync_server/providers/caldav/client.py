@@ -58,7 +58,8 @@ WRITE_PRIVILEGES = frozenset({"all", "write", "write-content", "bind"})
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """One answer: its status, headers and body, and the parsed XML where there is some."""
+    """One answer: its status, headers (names in lower case) and body, and the parsed XML
+    where there is some."""
 
     status: int
     headers: Mapping[str, str]
@@ -67,7 +68,7 @@ class Reply:
 
     @property
     def etag(self) -> str | None:
-        return self.headers.get("ETag") or self.headers.get("etag")
+        return self.headers.get("etag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,8 @@ class CalDAVClient:
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.url = url if url.endswith("/") or urlsplit(url).path not in ("",) else url + "/"
+        # A bare host ("https://caldav.icloud.com") is its root.
+        self.url = url if urlsplit(url).path else url + "/"
         self.username = username
         self.stats = stats
         self.max_tries = max_tries
@@ -170,7 +172,7 @@ class CalDAVClient:
                     raise ProviderError(ErrorKind.CURSOR_EXPIRED, "the sync token is invalid")
                 if reply.status not in TRANSIENT_STATUSES:
                     return reply
-                wait = _retry_after(reply.headers.get("Retry-After"))
+                wait = _retry_after(reply.headers.get("retry-after"))
                 failure = ProviderError(
                     ErrorKind.TRANSIENT, f"{method} answered {reply.status}", retry_after=wait
                 )
@@ -189,7 +191,7 @@ class CalDAVClient:
         )
         return Reply(
             status=response.status,
-            headers=dict(response.headers or {}),
+            headers={k.lower(): v for k, v in (response.headers or {}).items()},
             body=raw,
             dav=response if response.tree is not None else None,
         )

@@ -118,11 +118,11 @@ class CalDAVServer:
         from xandikos.web import SingleUserFilesystemBackend, XandikosApp
 
         backend = SingleUserFilesystemBackend(str(self.root), default_email=self.username)
-        backend.create_principal("/alice/", create_defaults=False)
+        backend.create_principal("/alice/", create_defaults=False)  # type: ignore[no-untyped-call]
         app = XandikosApp(backend, current_user_principal="/alice/", strict=True)
 
         async def handle(request: web.Request) -> web.StreamResponse:
-            return await app.aiohttp_handler(request, "/")  # type: ignore[no-any-return]
+            return await app.aiohttp_handler(request, "/")  # type: ignore[no-untyped-call,no-any-return]
 
         loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -263,7 +263,7 @@ class CalDAVDriver:
             headers={"Content-Type": "text/calendar; charset=utf-8"},
         )
         assert reply.status_code in (200, 201, 204), (reply.status_code, reply.text)
-        return reply.headers.get("ETag", "")
+        return str(reply.headers.get("ETag", ""))
 
     def move(self, calendar_id: str, event_id: str, start: datetime, end: datetime) -> None:
         name, cal = self._get(calendar_id, event_id)
@@ -293,7 +293,9 @@ class CalDAVDriver:
     def cancel_occurrence(self, calendar_id: str, series_id: str, start: datetime) -> None:
         name, cal = self._get(calendar_id, series_id)
         master = _master(cal)
-        zone = master["DTSTART"].dt.tzinfo
+        dtstart: Any = master["DTSTART"]
+        first: Any = dtstart.dt
+        zone = first.tzinfo
         master.add("EXDATE", start.astimezone(zone) if zone is not None else start)
         self._put(calendar_id, name, cal)
 
@@ -334,7 +336,7 @@ class CalDAVDriver:
             headers={"Depth": "1", "Content-Type": "application/xml"},
         )
         assert reply.status_code == 207, (reply.status_code, reply.text)
-        from lxml import etree
+        from lxml import etree  # type: ignore[import-untyped]
 
         tree = etree.fromstring(reply.content)
         found = []
