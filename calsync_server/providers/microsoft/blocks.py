@@ -54,7 +54,8 @@ def request_for(op: BlockOp, item_id: str) -> BatchItem:
         return BatchItem(item_id, "PATCH", path, block_body(op.content), headers)
     if op.action is BlockAction.DELETE:
         return BatchItem(item_id, "DELETE", path, None, headers)
-    return BatchItem(item_id, "GET", f"{path}?$expand={EXPAND}")
+    # A batch item's URL is sent as written: its query must already be encoded.
+    return BatchItem(item_id, "GET", f"{path}?$expand={quote(EXPAND, safe='()=')}")
 
 
 def result_for(op: BlockOp, answer: Answer) -> BlockResult:
