@@ -11,6 +11,7 @@ import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import sqlalchemy as sa
@@ -19,8 +20,9 @@ from sqlmodel import Session, col, select
 from calsync_server.accounts.vault import CredentialVault
 from calsync_server.db.lease import Leases
 from calsync_server.db.models import Account, Calendar, Notification, PushChannel
-from calsync_server.providers.base import ProviderError
-from calsync_server.sync.providers import ProviderFactory, ProviderPool
+from calsync_server.providers.model import ProviderError
+from calsync_server.providers.registry import ProviderFactory
+from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
 from shared.clock import Clock
 from shared.domain import AccountState, ChannelState
@@ -180,7 +182,7 @@ class ChannelKeeper:
         session.add(channel)
         session.commit()
         try:
-            info = pool.get(account).watch(
+            info = _channels(pool.get(account)).watch(
                 calendar.provider_calendar_id,
                 channel_id=channel.channel_id,
                 token=channel.token,
@@ -238,7 +240,7 @@ class ChannelKeeper:
     ) -> None:
         if channel.resource_id and account.state == AccountState.ACTIVE:
             try:
-                pool.get(account).stop_channel(channel.channel_id, channel.resource_id)
+                _channels(pool.get(account)).stop_channel(channel.channel_id, channel.resource_id)
             except (ProviderError, ValueError) as exc:
                 # Already gone at the provider, or unreachable: it expires there by itself.
                 log.info("stopping channel %s: %s", channel.channel_id, exc)
@@ -330,7 +332,7 @@ class ChannelKeeper:
                     log.info("not stopping unknown channel %s: too many such stops", channel_id)
                     continue
                 try:
-                    pool.get(account).stop_channel(channel_id, resource_id)
+                    _channels(pool.get(account)).stop_channel(channel_id, resource_id)
                 except (ProviderError, ValueError) as exc:
                     log.info("stopping unknown channel %s: %s", channel_id, exc)
                     continue
@@ -388,3 +390,29 @@ def note_poll(db: sa.Engine, clock: Clock, calendar_id: int, since: datetime | N
         session.add(channel)
         session.commit()
         return True
+
+
+@runtime_checkable
+class _ChannelProvider(Protocol):
+    """A provider with Google-style channels at one fixed address: what this keeper drives
+    until push moves to /webhooks/{provider}/{key} and PushProvider.subscribe (issue 14 item 6).
+    """
+
+    def watch(
+        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl_seconds: int
+    ) -> _Channel: ...
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None: ...
+
+
+class _Channel(Protocol):
+    @property
+    def resource_id(self) -> str: ...
+    @property
+    def expires_at(self) -> datetime | None: ...
+
+
+def _channels(provider: object) -> _ChannelProvider:
+    if not isinstance(provider, _ChannelProvider):
+        raise ValueError("this account's provider has no push channels")
+    return provider

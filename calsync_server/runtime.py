@@ -27,10 +27,10 @@ from calsync_server.jobs.queue import Enqueued, JobQueue
 from calsync_server.jobs.worker import run_job
 from calsync_server.live import LiveBus, LiveUpdate
 from calsync_server.metrics import Metrics
-from calsync_server.providers.google import RetryPolicy
+from calsync_server.providers.registry import ProviderFactory
+from calsync_server.providers.retry import RetryPolicy
 from calsync_server.scheduler import Scheduler
-from calsync_server.sync.engine import SyncEngine, SyncResult
-from calsync_server.sync.providers import ProviderFactory, google_provider_factory
+from calsync_server.sync.engine import SyncEngine, SyncResult, default_factory
 from calsync_server.webhook_batch import WebhookBatcher
 from shared.clock import Clock, SystemClock
 from shared.domain import JobState, SyncKind
@@ -68,9 +68,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.db = create_db_engine(settings.database_url_resolved)
         self.vault = CredentialVault(settings.home)
-        self.provider_factory = provider_factory or google_provider_factory(
-            settings.google_api_url, retry
-        )
+        self.provider_factory = provider_factory or default_factory(settings, retry)
         self.queue = JobQueue(self.db, self.clock, lease_seconds=settings.job_lease_seconds)
         self.engine = SyncEngine(
             self.db,

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def _modules_after_import(package: str) -> set[str]:
     """Top-level modules loaded after importing `package` and every module inside it."""
@@ -109,4 +111,50 @@ def test_the_microsoft_provider_reaches_nothing_past_the_boundary() -> None:
     # Nor the Graph emulator it is tested against (nor the Google one).
     forbidden = (*PROVIDER_FORBIDDEN, "calsync_server.emulators", "calsync_server.emulator")
     reached = sorted(m for m in loaded if m.startswith(forbidden))
+    assert reached == []
+
+
+# Only the registry and the composition root name a concrete provider: the engine, the
+# accounts code and push reach providers through calsync's protocol (issue 14).
+CONCRETE_PROVIDERS = tuple(
+    f"calsync_server.providers.{name}" for name in ("google", "microsoft", "caldav")
+)
+
+
+def _reaches_a_concrete_provider(package: str) -> list[str]:
+    loaded = _calsync_modules_after_import(package)
+    return sorted(m for m in loaded if m.startswith(CONCRETE_PROVIDERS))
+
+
+def test_the_engine_reaches_no_concrete_provider() -> None:
+    assert _reaches_a_concrete_provider("calsync_server.sync") == []
+
+
+def test_push_channels_and_webhooks_reach_no_concrete_provider() -> None:
+    for module in ("calsync_server.channels", "calsync_server.webhooks"):
+        code = (
+            "import importlib, json, sys\n"
+            f"importlib.import_module({module!r})\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('calsync_server'))))\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        loaded = json.loads(out.stdout)
+        assert [m for m in loaded if m.startswith(CONCRETE_PROVIDERS)] == [], module
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="accounts/google_signin.py still builds Google's OAuth flow itself (google_auth_oauthlib"
+    " Flow, SCOPES, token_uri, credentials.from_google): it moves to providers/google/signin.py",
+)
+def test_the_accounts_code_reaches_no_concrete_provider() -> None:
+    assert _reaches_a_concrete_provider("calsync_server.accounts") == []
+
+
+def test_the_google_provider_reaches_nothing_past_the_boundary() -> None:
+    loaded = _calsync_modules_after_import("calsync_server.providers.google")
+    assert "calsync_server.providers.google.mapping" in loaded  # the check sees the package
+    reached = sorted(m for m in loaded if m.startswith(PROVIDER_FORBIDDEN))
     assert reached == []

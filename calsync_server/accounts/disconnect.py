@@ -11,7 +11,7 @@ import httpx
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import Account, Calendar, SyncJob
-from calsync_server.providers.google import revoke_uri
+from calsync_server.providers.registry import ProviderConfig, revoke_address
 from shared.domain import AccountState, JobState
 from shared.schemas import DisconnectReport
 
@@ -92,13 +92,14 @@ def _revoke(runtime: Runtime, account_id: int) -> bool:
         if account is None or account.credentials_encrypted is None:
             return False
         stored = runtime.vault.open(account.credentials_encrypted)
+        address = revoke_address(
+            str(account.provider), ProviderConfig(runtime.settings.google_api_url)
+        )
     token = stored.refresh_token or stored.access_token
-    if not token:
+    if not token or address is None:
         return False
     try:
-        answer = httpx.post(
-            revoke_uri(runtime.settings.google_api_url), data={"token": token}, timeout=10
-        )
+        answer = httpx.post(address, data={"token": token}, timeout=10)
     except httpx.HTTPError as exc:
         log.warning("revoking the token of account %s failed: %s", account_id, type(exc).__name__)
         return False

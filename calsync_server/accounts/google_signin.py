@@ -30,8 +30,9 @@ from calsync_server.accounts.service import connect_account, import_calendars
 from calsync_server.accounts.vault import StoredCredentials
 from calsync_server.db.models import Account, Calendar, OAuthFlow
 from calsync_server.live import LiveUpdate
-from calsync_server.providers.base import ProviderError
 from calsync_server.providers.google import SCOPES, token_uri
+from calsync_server.providers.google.credentials import from_google
+from calsync_server.providers.model import ProviderError
 from shared.domain import AccountState, Provider, SyncKind
 from shared.settings import Settings
 
@@ -320,7 +321,7 @@ def _exchange(config: dict[str, Any], pending: OAuthFlow, code: str) -> StoredCr
             + " or to ".join(f"{what} ({scope})" for scope, what in gaps)
             + ": sign in again and leave that box ticked on Google's consent screen"
         )
-    return StoredCredentials.from_google(flow.credentials, str(section["client_id"]))
+    return from_google(flow.credentials, str(section["client_id"]))
 
 
 def _email(root_url: str, access_token: str | None) -> str:
@@ -389,7 +390,9 @@ def finish_sign_in(
             now=runtime.clock.now(),
         )
         try:
-            with contextlib.closing(runtime.provider_factory(fresh)) as provider:
+            with contextlib.closing(
+                runtime.provider_factory(account.provider, account.id, fresh)
+            ) as provider:
                 calendars = import_calendars(session, account, provider)
         except ProviderError as exc:
             session.rollback()

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account, Calendar, User
-from calsync_server.providers.base import CalendarProvider
+from calsync_server.providers.model import Provider as CalendarProvider
 from shared.domain import AccountState, Provider
 
 
@@ -69,15 +69,13 @@ def import_calendars(
     }
     result: list[Calendar] = []
     for listed in provider.list_calendars():
-        calendar = stored.get(listed.provider_calendar_id)
+        calendar = stored.get(listed.id)
         if calendar is None:
-            calendar = Calendar(
-                account_id=account.id, provider_calendar_id=listed.provider_calendar_id, name=""
-            )
+            calendar = Calendar(account_id=account.id, provider_calendar_id=listed.id, name="")
         calendar.name = listed.name
         calendar.color = listed.color
         calendar.time_zone = listed.time_zone
-        calendar.access_role = listed.access_role
+        calendar.access_role = listed.access_role or ("writer" if listed.writable else "reader")
         # A calendar the account can only read can never hold busy blocks.
         calendar.read_only = calendar.read_only or not listed.writable
         session.add(calendar)

@@ -143,6 +143,8 @@ class ProviderCalendar:
     color: str | None = None
     writable: bool = True
     primary: bool = False
+    # The provider's own word for the account's rights ("owner", "reader"), shown to the user.
+    access_role: str | None = None
 
 
 # -- busy blocks -------------------------------------------------------------------------------
@@ -214,7 +216,14 @@ class ErrorKind(StrEnum):
 
 
 class ProviderError(Exception):
-    """A provider's failure, classified; ``detail`` is the provider's own words for people."""
+    """A provider's failure, classified; ``detail`` is the provider's own words for people.
+
+    ``account_id`` names the calsync account whose provider failed, where the provider was
+    built with it: a sync of one calendar writes into the user's other accounts too, and only
+    the one whose login failed is marked needs_reauth.
+    """
+
+    account_id: int | None = None
 
     def __init__(
         self, kind: ErrorKind, detail: str = "", *, retry_after: float | None = None

@@ -1,4 +1,10 @@
-"""The applier: the only code that writes busy blocks to providers, then records what stands."""
+"""The applier: the only code that writes busy blocks to providers, then records what stands.
+
+It speaks calsync's block operations (``BlockOp``) and reads their results as calsync's
+types and error kinds. Where a provider assigns block ids, a create carries no id (only the
+block's digest, the provider's idempotency key) and the row is written, with the id the
+provider gave, when the create answers.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,19 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlmodel import Session
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
-from calsync_server.providers.base import (
-    BlockWrite,
-    BlockWriteKind,
+from calsync_server.providers.model import (
+    BlockAction,
+    BlockOp,
+    BlockResult,
+    ErrorKind,
     ProviderError,
-    ReauthRequired,
-    WriteResult,
+    RemoteEvent,
 )
-from calsync_server.sync.events import EventSnapshot
+from calsync_server.sync import stored
 from calsync_server.sync.planner import BusyBlockPlan, DesiredBlock, ExistingBlock, block_matches
 from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
@@ -28,16 +34,16 @@ BlockKey = tuple[int, str]  # (target calendar id, source key)
 
 @dataclass(frozen=True, slots=True)
 class _Intent:
-    """Why a write is made, so its result can be recorded (and followed up) correctly."""
+    """Why an operation is made, so its result can be recorded (and followed up) correctly."""
 
-    write: BlockWrite
+    op: BlockOp
     target_calendar_id: int
     desired: DesiredBlock | None = None
     existing: ExistingBlock | None = None
 
 
 class BlockApplier:
-    """Runs a plan's writes, one batch stream per account, and keeps busy_block rows in step."""
+    """Runs a plan's operations, one batch stream per account, and keeps busy_block rows in step."""
 
     def __init__(
         self,
@@ -60,24 +66,25 @@ class BlockApplier:
         self._now = now
 
     def apply(self, plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]] = ()) -> None:
-        """Apply `plan`, and delete `orphans` ((target, provider id) of blocks nobody wants)."""
+        """Apply `plan`, and delete `orphans` ((target, block id) of blocks nobody wants)."""
         intents: list[_Intent] = []
         for desired in plan.creates:
-            intents.append(self._insert(desired))
+            intents.append(self._create(desired))
         for existing, desired in plan.patches:
-            intents.append(self._patch(existing.provider_event_id, desired, existing))
+            intents.append(self._update(existing.provider_event_id, desired, existing))
         for existing in plan.deletes:
             delete = self._delete(existing.target_calendar_id, existing.provider_event_id, existing)
             if existing.user_deleted:
                 self._forget(delete)  # the user already deleted it: only our record is left
             else:
                 intents.append(delete)
-        for target_id, provider_event_id in orphans:
-            intents.append(self._delete(target_id, provider_event_id, None))
+        for target_id, block_id in orphans:
+            intents.append(self._delete(target_id, block_id, None))
         if plan.preserved:
             count = len(plan.preserved)
             self._report.note(f"preserved {count} user modification{'s' if count > 1 else ''}")
-        # Follow-ups (409 -> read -> patch; a patch of a vanished block -> insert) are bounded.
+        # Follow-ups (exists -> read -> update; an update of a vanished block -> create) are
+        # bounded.
         for _round in range(3):
             if not intents:
                 break
@@ -88,33 +95,31 @@ class BlockApplier:
     def _provider_calendar(self, target_id: int) -> str:
         return self._calendars[target_id].provider_calendar_id
 
-    def _insert(self, desired: DesiredBlock) -> _Intent:
-        write = BlockWrite(
-            BlockWriteKind.INSERT,
+    def _create(self, desired: DesiredBlock) -> _Intent:
+        op = BlockOp(
+            BlockAction.CREATE,
             self._provider_calendar(desired.target_calendar_id),
-            desired.provider_event_id,
-            desired.resource(),
+            block_id=desired.provider_event_id,
+            content=desired.content,
+            digest=desired.digest,
         )
-        return _Intent(write, desired.target_calendar_id, desired=desired)
+        return _Intent(op, desired.target_calendar_id, desired=desired)
 
-    def _patch(
-        self, provider_event_id: str, desired: DesiredBlock, existing: ExistingBlock | None
+    def _update(
+        self, block_id: str, desired: DesiredBlock, existing: ExistingBlock | None
     ) -> _Intent:
-        write = BlockWrite(
-            BlockWriteKind.PATCH,
+        op = BlockOp(
+            BlockAction.UPDATE,
             self._provider_calendar(desired.target_calendar_id),
-            provider_event_id,
-            desired.patch_body(),
+            block_id=block_id,
+            content=desired.content,
+            digest=desired.digest,
         )
-        return _Intent(write, desired.target_calendar_id, desired=desired, existing=existing)
+        return _Intent(op, desired.target_calendar_id, desired=desired, existing=existing)
 
-    def _delete(
-        self, target_id: int, provider_event_id: str, existing: ExistingBlock | None
-    ) -> _Intent:
-        write = BlockWrite(
-            BlockWriteKind.DELETE, self._provider_calendar(target_id), provider_event_id
-        )
-        return _Intent(write, target_id, existing=existing)
+    def _delete(self, target_id: int, block_id: str, existing: ExistingBlock | None) -> _Intent:
+        op = BlockOp(BlockAction.DELETE, self._provider_calendar(target_id), block_id=block_id)
+        return _Intent(op, target_id, existing=existing)
 
     def _run(self, intents: list[_Intent]) -> list[_Intent]:
         by_account: dict[int, list[_Intent]] = defaultdict(list)
@@ -124,45 +129,49 @@ class BlockApplier:
         for account_id, group in by_account.items():
             try:
                 provider = self._providers.get(self._accounts[account_id])
-                results = provider.write([intent.write for intent in group])
-            except ReauthRequired:
-                raise  # the engine marks that account; its calendars stop syncing
+                results = provider.apply([intent.op for intent in group])
             except ProviderError as error:
+                if error.kind is ErrorKind.AUTH:
+                    raise  # the engine marks that account; its calendars stop syncing
                 # One account the provider refuses outright fails no other account's writes.
-                results = [WriteResult(intent.write, error=error) for intent in group]
+                results = [BlockResult(intent.op, error=error) for intent in group]
             for intent, result in zip(group, results, strict=True):
                 follow_ups.extend(self._record(intent, result))
         return follow_ups
 
     # -- results ------------------------------------------------------------------------------
 
-    def _record(self, intent: _Intent, result: WriteResult) -> list[_Intent]:
-        kind = intent.write.kind
+    def _record(self, intent: _Intent, result: BlockResult) -> list[_Intent]:
+        action = intent.op.action
         error = result.error
         if error is None:
-            if kind is BlockWriteKind.DELETE:
+            if action is BlockAction.DELETE:
                 self._forget(intent)
                 self._report.blocks_deleted += 1
-            elif kind is BlockWriteKind.GET:
-                return self._after_conflict(intent, result.resource or {})
-            else:
-                self._remember(intent, result.resource or {})
-                if kind is BlockWriteKind.INSERT:
+            elif action is BlockAction.READ:
+                return self._after_conflict(intent, result.block)
+            elif self._remember(intent, result.block):
+                if action is BlockAction.CREATE:
                     self._report.blocks_created += 1
                 else:
                     self._report.blocks_updated += 1
             return []
-        if kind is BlockWriteKind.DELETE and error.gone:
+        if action is BlockAction.DELETE and error.kind is ErrorKind.GONE:
             self._forget(intent)  # already gone: that is what we wanted
             return []
-        if kind is BlockWriteKind.INSERT and error.status == 409 and intent.desired:
-            # The deterministic id exists (a retry after a crash, or a block deleted by hand):
-            # read it, and patch only if it differs.
-            get = BlockWrite(BlockWriteKind.GET, intent.write.calendar_id, intent.write.event_id)
-            return [_Intent(get, intent.target_calendar_id, desired=intent.desired)]
-        if kind is BlockWriteKind.PATCH and error.gone and intent.desired:
-            return [self._insert(intent.desired)]
-        if error.forbidden:
+        if (
+            action is BlockAction.CREATE
+            and error.kind is ErrorKind.EXISTS
+            and intent.desired
+            and intent.op.block_id is not None
+        ):
+            # The chosen id exists (a retry after a crash, or a block deleted by hand): read
+            # it, and update only if it differs.
+            read = BlockOp(BlockAction.READ, intent.op.calendar_id, block_id=intent.op.block_id)
+            return [_Intent(read, intent.target_calendar_id, desired=intent.desired)]
+        if action is BlockAction.UPDATE and error.kind is ErrorKind.GONE and intent.desired:
+            return [self._create(intent.desired)]
+        if error.kind is ErrorKind.FORBIDDEN:
             calendar = self._calendars[intent.target_calendar_id]
             if not calendar.read_only:
                 calendar.read_only = True
@@ -170,33 +179,41 @@ class BlockApplier:
             self._report.note(f"{calendar.name} is read-only: it will receive no busy blocks")
             return []
         self._report.failed_writes += 1
-        self._report.retryable = self._report.retryable or error.transient
-        self._report.note(f"{kind.value} of a block failed: {error}")
+        self._report.retryable = self._report.retryable or error.kind is ErrorKind.TRANSIENT
+        self._report.note(f"{action.value} of a block failed: {error}")
         return []
 
-    def _after_conflict(self, intent: _Intent, resource: dict[str, Any]) -> list[_Intent]:
+    def _after_conflict(self, intent: _Intent, found: RemoteEvent | None) -> list[_Intent]:
         desired = intent.desired
         assert desired is not None
-        zone = self._calendars[intent.target_calendar_id].time_zone or "UTC"
-        found = EventSnapshot.from_google(resource, zone)
-        standing = ExistingBlock(
-            target_calendar_id=desired.target_calendar_id,
-            source_calendar_id=desired.source_calendar_id,
-            source_key=desired.source_key,
-            provider_event_id=found.provider_event_id,
-            summary=found.summary or "",
-            start=found.start,
-            end=found.end,
-        )
-        if found.status != "cancelled" and found.is_busy_block and block_matches(standing, desired):
-            self._remember(intent, resource)  # already right: no write needed
-            self._report.blocks_created += 1
-            return []
-        return [self._patch(desired.provider_event_id, desired, None)]
+        assert intent.op.block_id is not None
+        if found is not None and not found.cancelled and found.is_block:
+            standing = ExistingBlock(
+                target_calendar_id=desired.target_calendar_id,
+                source_calendar_id=desired.source_calendar_id,
+                source_key=desired.source_key,
+                provider_event_id=found.id,
+                summary=found.title,
+                start=found.start,
+                end=found.end,
+            )
+            if block_matches(standing, desired):
+                self._remember(intent, found)  # already right: no write needed
+                self._report.blocks_created += 1
+                return []
+        return [self._update(intent.op.block_id, desired, None)]
 
-    def _remember(self, intent: _Intent, resource: dict[str, Any]) -> None:
+    def _remember(self, intent: _Intent, block: RemoteEvent | None) -> bool:
+        """Record the block as written; False when its id is still unknown (a provider that
+        assigns ids answered a create without one): nothing is recorded, the write is counted
+        as failed, and the full reconcile adopts the block by its mark."""
         desired = intent.desired
         assert desired is not None
+        block_id = block.id if block is not None else intent.op.block_id
+        if block_id is None:
+            self._report.failed_writes += 1
+            self._report.note("a block was written but its id is not known yet")
+            return False
         key = (desired.target_calendar_id, desired.source_key)
         row = self._rows.get(key)
         if row is None:
@@ -204,7 +221,7 @@ class BlockApplier:
                 target_calendar_id=desired.target_calendar_id,
                 source_calendar_id=desired.source_calendar_id,
                 source_key=desired.source_key,
-                provider_event_id=desired.provider_event_id,
+                provider_event_id=block_id,
                 summary=desired.summary,
                 created_at=self._now,
                 updated_at=self._now,
@@ -214,11 +231,11 @@ class BlockApplier:
         row.source_event_id = self._event_ids.get(
             (desired.source_calendar_id, desired.source_provider_event_id)
         )
-        row.provider_event_id = str(resource.get("id") or desired.provider_event_id)
-        row.etag = resource.get("etag")
+        row.provider_event_id = block_id
+        row.etag = block.version if block is not None else None
         row.summary = desired.summary
-        row.start = dict(desired.start)
-        row.end = dict(desired.end)
+        row.start = stored.encode_time(desired.start)
+        row.end = stored.encode_time(desired.end)
         row.start_at = desired.start_at
         row.end_at = desired.end_at
         row.user_modified = False
@@ -226,6 +243,7 @@ class BlockApplier:
         row.source_fingerprint = desired.fingerprint
         row.updated_at = self._now
         self._session.add(row)
+        return True
 
     def _forget(self, intent: _Intent) -> None:
         existing = intent.existing

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-from calsync_server.sync.events import EventSnapshot, shows_same_time
+from calsync_server.providers.model import EventTime, RemoteEvent
+from calsync_server.sync.planner import shows_same_time
 
 
 class StoredBlock(Protocol):
-    """What calsync last wrote for a block (a busy_block row or a planner ExistingBlock)."""
+    """What calsync last wrote for a block (a planner ExistingBlock, or a row's view of it)."""
 
     @property
     def provider_event_id(self) -> str: ...
     @property
     def summary(self) -> str: ...
     @property
-    def start(self) -> Mapping[str, Any] | None: ...
+    def start(self) -> EventTime | None: ...
     @property
-    def end(self) -> Mapping[str, Any] | None: ...
+    def end(self) -> EventTime | None: ...
     @property
     def etag(self) -> str | None: ...
 
@@ -33,21 +33,23 @@ class BlockChange(StrEnum):
     USER_DELETED = "user_deleted"
 
 
-def classify_block_change(stored: StoredBlock, incoming: EventSnapshot) -> BlockChange:
-    """What an incoming item of a target's feed means for a block calsync has stored.
+def classify_block_change(stored: StoredBlock, incoming: RemoteEvent | None) -> BlockChange:
+    """What the provider now shows for a block calsync has stored (None: it is gone).
 
-    Deletions calsync made itself never reach here: their rows are gone once applied.
+    The version the provider gave calsync's last write is the echo check; without it, the
+    fields calsync owns are compared. Deletions calsync made itself never reach here: their
+    rows are gone once applied.
     """
-    if incoming.provider_event_id != stored.provider_event_id:
-        raise ValueError("the incoming event is not the stored block")
-    if stored.etag is not None and incoming.etag == stored.etag:
-        return BlockChange.ECHO
-    if incoming.status == "cancelled":
+    if incoming is None or incoming.cancelled:
         return BlockChange.USER_DELETED
+    if incoming.id != stored.provider_event_id:
+        raise ValueError("the incoming event is not the stored block")
+    if stored.etag is not None and incoming.version == stored.etag:
+        return BlockChange.ECHO
     unchanged = (
-        incoming.is_busy_block
-        and incoming.transparency == "opaque"
-        and incoming.summary == stored.summary
+        incoming.is_block
+        and incoming.busy
+        and incoming.title == stored.summary
         and shows_same_time(incoming.start, stored.start)
         and shows_same_time(incoming.end, stored.end)
     )

@@ -7,32 +7,26 @@ block looks like", "The invariant" and the switches and hand edits that bend it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync_server.sync.events import (
-    BUSY_BLOCK_MARK,
-    BUSY_BLOCK_MARK_KEY,
-    SOURCE_KEY_PROPERTY,
-    EventSnapshot,
-    instant_of,
-    shows_same_time,
-)
+from calsync_server.providers.model import BlockContent, EventTime, RemoteEvent, Response
+from calsync_server.sync import stored
 from shared.domain import BusyTitle, CalendarRole
 
 BUSY = "Busy"
 # Keeps "Busy - <title>" within the busy_block.summary column (1100 characters).
 MAX_TITLE_CHARS = 1024
-NON_BLOCKING_EVENT_TYPES = frozenset({"workingLocation", "birthday"})
 
 Window = tuple[datetime, datetime]
+# (target calendar id, identity digest) -> the id the target's provider gives that block, or
+# None where the provider assigns ids (known once the create answers). Pure: no I/O.
+BlockIdentity = Callable[[int, str], str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +67,21 @@ class CalendarView:
 
 @dataclass(frozen=True, slots=True)
 class SourceEvent:
-    """A stored event instance of one calendar; soft-deleted ones never block."""
+    """A stored event instance of one calendar; soft-deleted ones never block. ``time_zone`` is
+    its calendar's: an all-day event floats with it."""
 
     calendar_id: int
-    event: EventSnapshot
+    event: RemoteEvent
     is_deleted: bool = False
+    time_zone: str = "UTC"
+
+    @property
+    def start_at(self) -> datetime:
+        return self.event.start.to_utc(self.time_zone)
+
+    @property
+    def end_at(self) -> datetime:
+        return self.event.end.to_utc(self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +93,8 @@ class ExistingBlock:
     source_key: str
     provider_event_id: str
     summary: str
-    start: dict[str, Any] | None
-    end: dict[str, Any] | None
+    start: EventTime | None
+    end: EventTime | None
     user_modified: bool = False
     # A tombstone: the user deleted the block by hand, so it is not at the provider any more.
     user_deleted: bool = False
@@ -108,39 +112,21 @@ class DesiredBlock:
     source_calendar_id: int
     source_provider_event_id: str
     source_key: str
-    provider_event_id: str
+    # The block's identity (hex); ``provider_event_id`` is the id the provider gives it, None
+    # where the provider assigns ids (Graph): then it is stored when the create answers.
+    digest: str
+    provider_event_id: str | None
     summary: str
-    start: dict[str, Any]
-    end: dict[str, Any]
+    start: EventTime
+    end: EventTime
     start_at: datetime
     end_at: datetime
     fingerprint: str
 
-    def patch_body(self) -> dict[str, Any]:
-        """Every field calsync owns on a block: a patch puts a wrong or restored block right.
-
-        ``status: confirmed`` brings back a block the user deleted when an insert meets 409.
-        """
-        return {
-            "summary": self.summary,
-            "start": dict(self.start),
-            "end": dict(self.end),
-            "transparency": "opaque",
-            "visibility": "private",
-            "status": "confirmed",
-            "reminders": {"useDefault": False, "overrides": []},
-            "attendees": [],
-            "extendedProperties": {
-                "private": {
-                    BUSY_BLOCK_MARK_KEY: BUSY_BLOCK_MARK,
-                    SOURCE_KEY_PROPERTY: self.source_key,
-                }
-            },
-        }
-
-    def resource(self) -> dict[str, Any]:
-        """The Google event body of an insert: only times, the title and calsync's mark."""
-        return {"id": self.provider_event_id, **self.patch_body()}
+    @property
+    def content(self) -> BlockContent:
+        """Everything calsync writes into the block; the provider adds privacy and its mark."""
+        return BlockContent(self.summary, self.start, self.end, self.source_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,21 +153,33 @@ def source_key(source: CalendarView, provider_event_id: str) -> str:
     return _sha256("source", source.provider_calendar_id, provider_event_id).hex()
 
 
-def block_event_id(target: CalendarView, key: str) -> str:
-    """The Google event id of the block for ``key`` in ``target``: 32 base32hex characters.
+def block_digest(target: CalendarView, key: str) -> str:
+    """The identity of the block for ``key`` in ``target`` (40 hex characters, 160 bits).
 
-    Deterministic so that inserting the same block twice answers 409 instead of duplicating.
+    Deterministic, so that a provider that takes client ids turns it into the block's id (a
+    second create then meets the first) and one that does not uses it as its idempotency key.
     """
-    digest = _sha256("block", target.provider_calendar_id, key)[:20]  # 160 bits: no padding
-    return base64.b32hexencode(digest).decode("ascii").lower()
+    return _sha256("block", target.provider_calendar_id, key)[:20].hex()
 
 
-def block_fingerprint(
-    summary: str, start: Mapping[str, Any] | None, end: Mapping[str, Any] | None
-) -> str:
+def block_fingerprint(summary: str, start: EventTime, end: EventTime) -> str:
     """Hash of what a block shows, to tell a changed source from a block the user deleted."""
-    shown = json.dumps([summary, start, end], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(shown.encode()).hexdigest()
+    return stored.fingerprint(summary, stored.encode_time(start), stored.encode_time(end))
+
+
+def shows_same_time(actual: EventTime | None, wanted: EventTime | None) -> bool:
+    """Whether a block's start/end (``actual``) shows the time calsync wants (``wanted``).
+
+    Compared as instants, not text: providers rewrite times into the calendar's offset. A zone
+    calsync asked for must be kept; one the provider added on its own is ignored.
+    """
+    if actual is None or wanted is None:
+        return actual is None and wanted is None
+    if actual.all_day or wanted.all_day:
+        return actual.all_day and wanted.all_day and actual.day == wanted.day
+    if wanted.zone is not None and actual.zone != wanted.zone:
+        return False
+    return actual.same_time(wanted)
 
 
 def block_title(source: CalendarView, summary: str | None) -> str:
@@ -205,51 +203,48 @@ def sync_window(now: datetime, time_zone: str, horizon_days: int) -> Window:
 
 def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> bool:
     """Whether an event instance makes the user busy (domain.md "Which events block")."""
-    snapshot = event.event
+    remote = event.event
     if event.is_deleted or not source.role.is_source:
         return False
-    if snapshot.status == "cancelled" or snapshot.transparency == "transparent":
+    if remote.cancelled or not remote.busy:
         return False
-    if snapshot.self_response_status == "declined":
+    if remote.response is Response.DECLINED:
         return False
-    if snapshot.event_type in NON_BLOCKING_EVENT_TYPES:
+    if not remote.kind.blocks:
         return False
     # Loop prevention: a busy block is never a source, whatever its title says.
-    if snapshot.is_busy_block:
+    if remote.is_block:
         return False
-    if snapshot.all_day and not source.include_all_day:
-        return False
-    if snapshot.start_at is None or snapshot.end_at is None:
+    if remote.all_day and not source.include_all_day:
         return False
     window_start, window_end = window
-    return snapshot.start_at < window_end and snapshot.end_at > window_start
+    return event.start_at < window_end and event.end_at > window_start
 
 
 def desired_block(
-    event: SourceEvent, source: CalendarView, target: CalendarView, key: str
+    event: SourceEvent,
+    source: CalendarView,
+    target: CalendarView,
+    key: str,
+    block_id: BlockIdentity,
 ) -> DesiredBlock:
     """The block ``target`` should hold for a blocking ``event`` of ``source``."""
-    snapshot = event.event
-    if (
-        snapshot.start is None
-        or snapshot.end is None
-        or snapshot.start_at is None
-        or snapshot.end_at is None
-    ):
-        raise ValueError("an event without start and end cannot be mirrored")
-    summary = block_title(source, snapshot.summary)
+    remote = event.event
+    summary = block_title(source, remote.title)
+    digest = block_digest(target, key)
     return DesiredBlock(
         target_calendar_id=target.id,
         source_calendar_id=source.id,
-        source_provider_event_id=snapshot.provider_event_id,
+        source_provider_event_id=remote.id,
         source_key=key,
-        provider_event_id=block_event_id(target, key),
+        digest=digest,
+        provider_event_id=block_id(target.id, digest),
         summary=summary,
-        start=dict(snapshot.start),
-        end=dict(snapshot.end),
-        start_at=snapshot.start_at,
-        end_at=snapshot.end_at,
-        fingerprint=block_fingerprint(summary, snapshot.start, snapshot.end),
+        start=remote.start,
+        end=remote.end,
+        start_at=event.start_at,
+        end_at=event.end_at,
+        fingerprint=block_fingerprint(summary, remote.start, remote.end),
     )
 
 
@@ -266,7 +261,7 @@ def _block_end(block: ExistingBlock) -> datetime | None:
     if block.end_at is not None:
         return block.end_at
     # An all-day end without its calendar's zone is read in UTC: off by hours at most.
-    return instant_of(block.end, "UTC")
+    return block.end.to_utc("UTC") if block.end is not None else None
 
 
 def _has_ended(block: ExistingBlock, now: datetime) -> bool:
@@ -310,6 +305,7 @@ def plan_busy_blocks(
     now: datetime,
     time_zone: str,
     horizon_days: int,
+    block_id: BlockIdentity,
 ) -> BusyBlockPlan:
     """Plan the writes that restore domain.md's invariant for the source keys passed.
 
@@ -331,17 +327,17 @@ def plan_busy_blocks(
         source = _calendar(by_id, event.calendar_id)
         if not source.gives_blocks or source.id in copies:
             continue
-        key = source_key(source, event.event.provider_event_id)
+        key = source_key(source, event.event.id)
         # One giving calendar per user and provider calendar (second_copies), and one row per
         # calendar and event id (the event table's unique key): only a caller's bug repeats.
         if (source.user_id, key) in seen:
-            raise ValueError(f"event {event.event.provider_event_id!r} passed twice")
+            raise ValueError(f"event {event.event.id!r} passed twice")
         seen.add((source.user_id, key))
         if not is_blocking(event, source, window):
             continue
         for target in targets_of_user[source.user_id]:
             if target.id != source.id:
-                desired[(target.id, key)] = desired_block(event, source, target, key)
+                desired[(target.id, key)] = desired_block(event, source, target, key, block_id)
 
     blocks_at: dict[tuple[int, str], list[ExistingBlock]] = defaultdict(list)
     for block in existing:

@@ -56,7 +56,8 @@ def connect_demo_accounts(world: DemoWorld) -> None:
                 credentials=credentials,
                 now=now,
             )
-            with closing(runtime.provider_factory(credentials)) as provider:
+            factory = runtime.provider_factory
+            with closing(factory(account.provider, account.id, credentials)) as provider:
                 import_calendars(session, account, provider)
         session.commit()
 

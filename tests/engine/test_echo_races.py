@@ -13,27 +13,26 @@ from collections.abc import Callable
 from datetime import datetime
 
 from calsync_server.accounts.vault import StoredCredentials
-from calsync_server.providers.base import EventFeed
-from calsync_server.providers.google import GoogleCalendarProvider
+from calsync_server.providers.google.credentials import to_google
+from calsync_server.providers.google.provider import GoogleProvider
+from calsync_server.providers.model import ChangeSet
 from calsync_server.sync.engine import SyncEngine
 from tests.support.world import FAST_RETRY, Cal, World, at, timed
 
 
-class _FeedThen(GoogleCalendarProvider):
-    """The real provider; after fetching `calendar`'s feed it runs `meanwhile` once."""
+class _FeedThen(GoogleProvider):
+    """The real provider; after reading `calendar`'s changes it runs `meanwhile` once."""
 
     def __init__(self, credentials: StoredCredentials, root_url: str, hook: _Hook) -> None:
-        super().__init__(credentials.to_google(root_url), root_url=root_url, retry=FAST_RETRY)
+        super().__init__(to_google(credentials, root_url), root_url=root_url, retry=FAST_RETRY)
         self._hook = hook
 
-    def fetch_events(
-        self, calendar_id: str, *, sync_token: str | None, time_min: datetime, time_max: datetime
-    ) -> EventFeed:
-        feed = super().fetch_events(
-            calendar_id, sync_token=sync_token, time_min=time_min, time_max=time_max
-        )
+    def read_changes(
+        self, calendar_id: str, *, cursor: str | None, window: tuple[datetime, datetime]
+    ) -> ChangeSet:
+        changes = super().read_changes(calendar_id, cursor=cursor, window=window)
         self._hook.fire(calendar_id)
-        return feed
+        return changes
 
 
 class _Hook:

@@ -10,34 +10,36 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from calsync_server.accounts.vault import StoredCredentials
 from calsync_server.db.models import BusyBlock
-from calsync_server.providers.base import BlockWrite, WriteResult
-from calsync_server.providers.google import GoogleCalendarProvider
+from calsync_server.providers.google.credentials import to_google
+from calsync_server.providers.google.provider import GoogleProvider
+from calsync_server.providers.model import BlockOp, BlockResult, RemoteEvent
 from calsync_server.sync.engine import SyncEngine
 from tests.support.world import FAST_RETRY, World, timed
 
 
-class _ProbingWrites(GoogleCalendarProvider):
+class _ProbingWrites(GoogleProvider):
     """The real provider; before each listing of blocks and each batch of writes, another
     writer knocks on the file."""
 
     def __init__(self, credentials: StoredCredentials, root_url: str, probe: _Probe) -> None:
-        super().__init__(credentials.to_google(root_url), root_url=root_url, retry=FAST_RETRY)
+        super().__init__(to_google(credentials, root_url), root_url=root_url, retry=FAST_RETRY)
         self._probe = probe
 
-    def write(self, writes: Sequence[BlockWrite]) -> list[WriteResult]:
+    def apply(self, ops: Sequence[BlockOp]) -> list[BlockResult]:
         self._probe.knock()
-        return super().write(writes)
+        return super().apply(ops)
 
-    def list_busy_blocks(self, calendar_id: str, *, time_min: datetime) -> list[dict[str, Any]]:
+    def list_blocks(
+        self, calendar_id: str, *, window: tuple[datetime, datetime]
+    ) -> list[RemoteEvent]:
         self._probe.knock()
-        return super().list_busy_blocks(calendar_id, time_min=time_min)
+        return super().list_blocks(calendar_id, window=window)
 
 
 class _Probe:

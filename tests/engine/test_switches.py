@@ -14,8 +14,9 @@ from sqlmodel import Session, select
 from calsync_server.accounts.vault import StoredCredentials
 from calsync_server.api import queries
 from calsync_server.db.models import Calendar, Event, SyncLog
-from calsync_server.providers.base import CalendarProvider
-from calsync_server.providers.google import GoogleCalendarProvider, RetryPolicy
+from calsync_server.providers.google.provider import GoogleProvider
+from calsync_server.providers.model import Provider
+from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.clock import FixedClock
 from shared.domain import SyncKind, SyncStatus
@@ -273,10 +274,13 @@ def test_a_timeout_a_dropped_connection_and_a_429_on_events_list_then_success(
     # The real provider, with a short timeout so that the emulator's delay is one.
     retry = RetryPolicy(attempts=6, base_seconds=0.01, max_seconds=5.0)
 
-    def provider(credentials: StoredCredentials) -> CalendarProvider:
-        root = world.emulator.url
-        return GoogleCalendarProvider(
-            credentials.to_google(root), root_url=root, retry=retry, timeout=0.5
+    def provider(name: str, account_id: int | None, credentials: StoredCredentials) -> Provider:
+        return GoogleProvider.from_stored(
+            credentials,
+            root_url=world.emulator.url,
+            retry=retry,
+            timeout=0.5,
+            account_id=account_id,
         )
 
     engine = SyncEngine(

@@ -11,7 +11,8 @@ import pytest
 from calsync_server.emulator.config import EmulatorConfig
 from calsync_server.emulator.runner import RunningEmulator, run_emulator
 from calsync_server.providers.google import mapping
-from calsync_server.sync.planner import CalendarView, block_event_id
+from calsync_server.providers.registry import block_identity
+from calsync_server.sync.planner import CalendarView, block_digest
 from shared.domain import BusyTitle, CalendarRole
 from tests.providers.contract import ProviderContract
 from tests.support.drivers.google import GoogleDriver
@@ -36,7 +37,8 @@ class TestGoogleContract(ProviderContract):
 
 
 def test_block_ids_are_the_ones_calsync_always_gave() -> None:
-    """Existing users' blocks keep their ids: the planner's id and the mapping's agree."""
+    """Existing users' blocks keep their ids: the planner's digest, through Google's identity
+    (as the registry gives it to the engine), is the id calsync always gave."""
     target = CalendarView(
         id=1,
         user_id=1,
@@ -50,4 +52,9 @@ def test_block_ids_are_the_ones_calsync_always_gave() -> None:
     )
     key = "ab" * 32
     digest = hashlib.sha256(json.dumps(["block", "work@example.com", key]).encode()).digest()
-    assert mapping.block_id(digest[:20].hex()) == block_event_id(target, key)
+    assert block_digest(target, key) == digest[:20].hex()
+    assert block_identity("google")(block_digest(target, key)) == mapping.block_id(
+        digest[:20].hex()
+    )
+    # The id a block of this identity has had since calsync's first release.
+    assert mapping.block_id(block_digest(target, key)) == "37nvqgqjfc7icp4n67mf9rrjqhfd63a3"

@@ -17,7 +17,7 @@ from calsync_server.db.models import Calendar, PushChannel, SyncJob
 from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.scheduler import Scheduler
-from calsync_server.sync.providers import google_provider_factory
+from calsync_server.sync.engine import default_factory
 from shared.clock import FixedClock
 from shared.domain import ChannelState
 from tests.support.world import FAST_RETRY, World
@@ -74,7 +74,7 @@ def test_push_covered_calendars_are_polled_ten_times_less_often(world: World, un
         settings,
         clock,
         world.vault,
-        google_provider_factory(settings.google_api_url, FAST_RETRY),
+        default_factory(settings, FAST_RETRY),
     )
     scheduler = Scheduler(world.db, settings, clock, queue, keeper)
 

@@ -36,7 +36,8 @@ def connect_with(world: World, email: str, calendars: list[dict[str, Any]]) -> d
             credentials=credentials,
             now=datetime.now(UTC),
         )
-        with closing(world.engine.provider_factory(credentials)) as provider:
+        factory = world.engine.provider_factory
+        with closing(factory(account.provider, account.id, credentials)) as provider:
             imported = import_calendars(session, account, provider)
         session.commit()
         by_provider_id = {c.provider_calendar_id: c for c in imported}

@@ -20,7 +20,7 @@ from calsync_server.db.engine import create_db_engine, upgrade_database
 from calsync_server.db.models import BusyBlock, Calendar
 from calsync_server.emulator.client import calendar_service
 from calsync_server.emulator.runner import RunningEmulator
-from calsync_server.providers.google import RetryPolicy
+from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.domain import SyncKind
 from shared.settings import load_settings
@@ -96,7 +96,8 @@ class World:
                 credentials=credentials,
                 now=datetime.now(UTC),
             )
-            with closing(self.engine.provider_factory(credentials)) as provider:
+            factory = self.engine.provider_factory
+            with closing(factory(account.provider, account.id, credentials)) as provider:
                 imported = import_calendars(session, account, provider)
             session.commit()
             by_provider_id = {c.provider_calendar_id: c for c in imported}
@@ -128,7 +129,9 @@ class World:
             self.db,
             self.settings,
             vault=self.vault,
-            provider_factory=lambda credentials: provider(credentials, self.emulator.url),
+            provider_factory=lambda _name, _account, credentials: provider(
+                credentials, self.emulator.url
+            ),
         )
 
     def sync(self, cal: Cal, *, full: bool = False, kind: SyncKind = SyncKind.MANUAL) -> SyncResult:

@@ -1,11 +1,15 @@
-"""Small builders of calendars and Google event resources for the planner's tests."""
+"""Small builders of calendars and events for the planner's tests: events are written as
+Google resources (readable) and read through Google's mapping into calsync's types."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
-from calsync_server.sync.events import EventSnapshot
+from calsync_server.providers.google import mapping
+from calsync_server.providers.model import EventTime, RemoteEvent
+from calsync_server.sync import stored
 from calsync_server.sync.planner import CalendarView, SourceEvent
 from shared.domain import BusyTitle, CalendarRole
 
@@ -76,6 +80,32 @@ def source_event(
 ) -> SourceEvent:
     return SourceEvent(
         calendar_id=calendar_id,
-        event=EventSnapshot.from_google(resource, calendar_time_zone),
+        event=remote(resource, calendar_time_zone),
         is_deleted=is_deleted,
+        time_zone=calendar_time_zone,
     )
+
+
+def remote(resource: dict[str, Any], calendar_time_zone: str = "UTC") -> RemoteEvent:
+    """A Google resource in calsync's words; a cancelled one stays an event marked cancelled
+    (one that is only an id gets times that block nothing)."""
+    found = mapping.remote_event({**resource, "status": "confirmed"})
+    if found is None:
+        moment = EventTime.at(datetime(1970, 1, 1, tzinfo=UTC))
+        found = RemoteEvent(id=str(resource["id"]), start=moment, end=moment)
+    # Local wall-clock times without a zone float with the calendar, as the rows read them.
+    start = stored.decode_time(resource.get("start"), calendar_time_zone) or found.start
+    end = stored.decode_time(resource.get("end"), calendar_time_zone) or found.end
+    return dataclasses.replace(
+        found, start=start, end=end, cancelled=resource.get("status") == "cancelled"
+    )
+
+
+def google_ids(target_calendar_id: int, digest: str) -> str | None:
+    """The block identity every planner test uses: Google's (client-chosen ids)."""
+    return mapping.block_id(digest)
+
+
+def when(value: Any, zone: str = "UTC") -> EventTime | None:
+    """A start/end written as Google's object (the rows' shape), as calsync's time."""
+    return stored.decode_time(value, zone)

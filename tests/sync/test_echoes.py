@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from calsync_server.providers.model import RemoteEvent
 from calsync_server.sync.echoes import BlockChange, classify_block_change
-from calsync_server.sync.events import EventSnapshot
 from calsync_server.sync.planner import ExistingBlock
+from tests.sync.builders import remote, when
 
 MARK = {"private": {"calsync": "busy-block", "calsync_source": "key"}}
 STORED = ExistingBlock(
@@ -18,13 +19,13 @@ STORED = ExistingBlock(
     source_key="key",
     provider_event_id="b1",
     summary="Busy",
-    start={"dateTime": "2024-06-10T10:00:00+02:00", "timeZone": "Europe/Berlin"},
-    end={"dateTime": "2024-06-10T11:00:00+02:00", "timeZone": "Europe/Berlin"},
+    start=when({"dateTime": "2024-06-10T10:00:00+02:00", "timeZone": "Europe/Berlin"}),
+    end=when({"dateTime": "2024-06-10T11:00:00+02:00", "timeZone": "Europe/Berlin"}),
     etag='"1"',
 )
 
 
-def incoming(**changes: Any) -> EventSnapshot:
+def incoming(**changes: Any) -> RemoteEvent:
     resource: dict[str, Any] = {
         "id": "b1",
         "etag": '"2"',
@@ -38,7 +39,7 @@ def incoming(**changes: Any) -> EventSnapshot:
         "extendedProperties": MARK,
         **changes,
     }
-    return EventSnapshot.from_google(resource, "Europe/Berlin")
+    return remote(resource, "Europe/Berlin")
 
 
 def test_the_stored_etag_is_an_echo() -> None:
@@ -50,7 +51,9 @@ def test_the_fields_calsync_wrote_are_an_echo_even_with_a_new_etag() -> None:
 
 
 def test_an_all_day_block_coming_back_is_an_echo() -> None:
-    stored = dataclasses.replace(STORED, start={"date": "2024-06-10"}, end={"date": "2024-06-11"})
+    stored = dataclasses.replace(
+        STORED, start=when({"date": "2024-06-10"}), end=when({"date": "2024-06-11"})
+    )
     echo = incoming(start={"date": "2024-06-10"}, end={"date": "2024-06-11"})
     assert classify_block_change(stored, echo) is BlockChange.ECHO
 
@@ -72,7 +75,7 @@ def test_anything_calsync_did_not_write_is_a_user_modification(changes: dict[str
 
 
 def test_a_cancelled_block_was_deleted_by_the_user() -> None:
-    gone = EventSnapshot.from_google({"id": "b1", "status": "cancelled", "etag": '"3"'}, "UTC")
+    gone = None  # the provider reports the block removed
     assert classify_block_change(STORED, gone) is BlockChange.USER_DELETED
 
 

@@ -9,20 +9,21 @@ from typing import Any
 
 import pytest
 
+from calsync_server.providers.google import mapping
 from calsync_server.sync.planner import (
     BusyBlockPlan,
     CalendarView,
     DesiredBlock,
     ExistingBlock,
     SourceEvent,
-    block_event_id,
+    block_digest,
     is_blocking,
     plan_busy_blocks,
     source_key,
     sync_window,
 )
 from shared.domain import BusyTitle, CalendarRole
-from tests.sync.builders import NOW, all_day, calendar, source_event, timed
+from tests.sync.builders import NOW, all_day, calendar, google_ids, source_event, timed, when
 
 WINDOW = sync_window(NOW, "UTC", 90)
 SOON = ("2024-06-10T10:00:00Z", "2024-06-10T11:00:00Z")
@@ -35,8 +36,29 @@ def plan(
     **options: Any,
 ) -> BusyBlockPlan:
     return plan_busy_blocks(
-        calendars, events, existing or [], now=NOW, time_zone="UTC", horizon_days=90, **options
+        calendars,
+        events,
+        existing or [],
+        now=NOW,
+        time_zone="UTC",
+        horizon_days=90,
+        block_id=google_ids,
+        **options,
     )
+
+
+def block_event_id(target: CalendarView, key: str) -> str:
+    """Google's id of the block (the digest in base32hex), as calsync always gave it."""
+    return mapping.block_id(block_digest(target, key))
+
+
+def resource(block: DesiredBlock) -> dict[str, Any]:
+    """The Google body of the block's create."""
+    return mapping.block_body(block.content, block.provider_event_id)
+
+
+def patch_body(block: DesiredBlock) -> dict[str, Any]:
+    return mapping.block_body(block.content)
 
 
 def as_existing(block: DesiredBlock, **changes: Any) -> ExistingBlock:
@@ -207,11 +229,12 @@ def test_an_event_across_a_dst_change_gets_a_block_with_the_same_local_times() -
         now=datetime(2024, 3, 30, 12, tzinfo=UTC),
         time_zone="Europe/Berlin",
         horizon_days=2,
+        block_id=google_ids,
     )
 
     (block,) = result.creates
-    assert block.start == {"dateTime": "2024-03-31T01:30:00", "timeZone": "Europe/Berlin"}
-    assert block.end == {"dateTime": "2024-03-31T03:30:00", "timeZone": "Europe/Berlin"}
+    assert block.start == when({"dateTime": "2024-03-31T01:30:00", "timeZone": "Europe/Berlin"})
+    assert block.end == when({"dateTime": "2024-03-31T03:30:00", "timeZone": "Europe/Berlin"})
     assert block.end_at - block.start_at == timedelta(hours=1)
 
 
@@ -237,7 +260,7 @@ def test_a_private_source_puts_nothing_of_the_event_into_the_block() -> None:
     (block,) = plan([calendar(1), calendar(2)], [source_event(1, event)]).creates
 
     key = source_key(calendar(1), "e1")
-    assert block.resource() == {
+    assert resource(block) == {
         "id": block_event_id(calendar(2), key),
         "summary": "Busy",
         "start": {"dateTime": "2024-06-10T10:00:00+02:00", "timeZone": "Europe/Berlin"},
@@ -249,7 +272,7 @@ def test_a_private_source_puts_nothing_of_the_event_into_the_block() -> None:
         "attendees": [],
         "extendedProperties": {"private": {"calsync": "busy-block", "calsync_source": key}},
     }
-    assert block.patch_body() == {k: v for k, v in block.resource().items() if k != "id"}
+    assert patch_body(block) == {k: v for k, v in resource(block).items() if k != "id"}
     assert block.source_key == key
     assert block.source_provider_event_id == "e1"
 
@@ -261,8 +284,8 @@ def test_a_titled_source_shows_busy_and_the_title_only() -> None:
     (block,) = plan([source, calendar(2)], [source_event(1, event)]).creates
 
     assert block.summary == "Busy - Dentist"
-    assert "description" not in block.resource()
-    assert "location" not in block.resource()
+    assert "description" not in resource(block)
+    assert "location" not in resource(block)
 
 
 @pytest.mark.parametrize("summary", [None, "", "   "])
@@ -281,16 +304,16 @@ def test_an_all_day_event_gives_an_all_day_block() -> None:
 
     (block,) = plan([source, calendar(2)], [source_event(1, event)]).creates
 
-    assert block.resource()["start"] == {"date": "2024-06-11"}
-    assert block.resource()["end"] == {"date": "2024-06-13"}
+    assert resource(block)["start"] == {"date": "2024-06-11"}
+    assert resource(block)["end"] == {"date": "2024-06-13"}
 
 
 def test_a_block_does_not_share_the_sources_dicts() -> None:
     (block,) = plan([calendar(1), calendar(2)], [source_event(1, timed("e1", *SOON))]).creates
 
-    block.resource()["start"]["dateTime"] = "changed"
+    resource(block)["start"]["dateTime"] = "changed"
 
-    assert block.start == {"dateTime": SOON[0]}
+    assert block.start == when({"dateTime": SOON[0]})
 
 
 # Who gets blocks
@@ -393,7 +416,7 @@ def test_a_correct_block_needs_nothing() -> None:
 
 def test_a_block_whose_offset_the_provider_rewrote_is_still_correct() -> None:
     block = wanted_block()
-    rewritten = as_existing(block, start={"dateTime": "2024-06-10T12:00:00+02:00"})
+    rewritten = as_existing(block, start=when({"dateTime": "2024-06-10T12:00:00+02:00"}))
     assert plan(CALENDARS, [source_event(1, timed("e1", *SOON))], [rewritten]).is_empty
 
 
@@ -405,7 +428,7 @@ def test_a_moved_or_retitled_source_patches_its_block() -> None:
 
     ((existing, desired),) = result.patches
     assert existing is old
-    assert desired.start == {"dateTime": "2024-06-10T12:00:00Z"}
+    assert desired.start == when({"dateTime": "2024-06-10T12:00:00Z"})
     assert not result.creates
     assert not result.deletes
 
@@ -448,15 +471,15 @@ def test_a_changed_source_brings_a_deleted_block_back_as_a_create() -> None:
 
     (fresh,) = result.creates
     assert fresh.provider_event_id == tombstone.provider_event_id
-    assert fresh.resource()["status"] == "confirmed"
+    assert resource(fresh)["status"] == "confirmed"
 
 
 def test_blocks_that_ended_are_history() -> None:
     past = timed("e1", "2024-06-09T10:00:00Z", "2024-06-09T11:00:00Z")
     old = as_existing(
         wanted_block(timed("e1", *SOON)),
-        start=past["start"],
-        end=past["end"],
+        start=when(past["start"]),
+        end=when(past["end"]),
         end_at=datetime(2024, 6, 9, 11, tzinfo=UTC),
     )
     # Its source is gone or out of the window: the block stays as it is.
@@ -477,8 +500,8 @@ def test_an_ended_block_whose_source_moved_ahead_is_patched() -> None:
     yesterday = timed("e1", "2024-06-09T10:00:00Z", "2024-06-09T11:00:00Z")
     ended = as_existing(
         block,
-        start=yesterday["start"],
-        end=yesterday["end"],
+        start=when(yesterday["start"]),
+        end=when(yesterday["end"]),
         end_at=datetime(2024, 6, 9, 11, tzinfo=UTC),
     )
 
@@ -489,7 +512,9 @@ def test_an_ended_block_whose_source_moved_ahead_is_patched() -> None:
 
 def test_an_ended_block_without_end_at_is_read_from_its_end() -> None:
     yesterday = timed("e1", "2024-06-09T10:00:00Z", "2024-06-09T11:00:00Z")
-    ended = as_existing(wanted_block(), start=yesterday["start"], end=yesterday["end"], end_at=None)
+    ended = as_existing(
+        wanted_block(), start=when(yesterday["start"]), end=when(yesterday["end"]), end_at=None
+    )
     assert plan(CALENDARS, [], [ended]).is_empty
 
 

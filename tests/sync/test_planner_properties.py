@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from calsync_server.sync.events import EventSnapshot, instant_of
+from calsync_server.providers.google import mapping
+from calsync_server.providers.model import EventTime
 from calsync_server.sync.planner import (
     BusyBlockPlan,
     CalendarView,
@@ -28,6 +29,7 @@ from calsync_server.sync.planner import (
     source_key,
 )
 from shared.domain import BusyTitle, CalendarRole
+from tests.sync.builders import google_ids, remote, when
 
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata")
 # Clocks near DST changes in New York (10 March, 3 November) and Berlin (31 March, 27 October).
@@ -111,10 +113,9 @@ class Scenario:
         return [
             SourceEvent(
                 calendar_id=spec.calendar_id,
-                event=EventSnapshot.from_google(
-                    spec.resource(), self.calendar_zones[spec.calendar_id]
-                ),
+                event=remote(spec.resource(), self.calendar_zones[spec.calendar_id]),
                 is_deleted=spec.is_deleted,
+                time_zone=self.calendar_zones[spec.calendar_id],
             )
             for spec in self.specs
         ]
@@ -129,6 +130,7 @@ class Scenario:
             now=self.now,
             time_zone=self.time_zone,
             horizon_days=self.horizon_days,
+            block_id=google_ids,
         )
 
 
@@ -285,19 +287,19 @@ def existing_blocks(
         elif fate == "moved":
             later = desired.end_at + timedelta(hours=1)
             block = dataclasses.replace(
-                block, end={"dateTime": _iso(later)}, end_at=later, source_fingerprint="stale"
+                block, end=when({"dateTime": _iso(later)}), end_at=later, source_fingerprint="stale"
             )
         elif fate == "all-day":
             block = dataclasses.replace(
-                block, start={"date": "2024-01-01"}, end={"date": "2024-01-02"}
+                block, start=when({"date": "2024-01-01"}), end=when({"date": "2024-01-02"})
             )
         elif fate == "other-id":
             block = dataclasses.replace(block, provider_event_id="legacy" + desired.source_key[:8])
         elif fate == "ended":
             block = dataclasses.replace(
                 block,
-                start={"dateTime": _iso(yesterday - timedelta(hours=1))},
-                end={"dateTime": _iso(yesterday)},
+                start=when({"dateTime": _iso(yesterday - timedelta(hours=1))}),
+                end=when({"dateTime": _iso(yesterday)}),
                 end_at=yesterday,
             )
         hand = draw(
@@ -332,8 +334,8 @@ def existing_blocks(
                 source_key=key,
                 provider_event_id=f"orphan{len(blocks)}",
                 summary="Busy",
-                start={"dateTime": _iso(end_at - timedelta(hours=1))},
-                end={"dateTime": _iso(end_at)},
+                start=when({"dateTime": _iso(end_at - timedelta(hours=1))}),
+                end=when({"dateTime": _iso(end_at)}),
                 user_modified=draw(st.integers(0, 4)) == 0,
                 user_deleted=draw(st.integers(0, 4)) == 0,
                 source_fingerprint="whatever",
@@ -412,8 +414,8 @@ def apply_plan(existing: list[ExistingBlock], plan: BusyBlockPlan) -> list[Exist
 @dataclass(frozen=True)
 class Expected:
     summary: str
-    start: dict[str, Any]
-    end: dict[str, Any]
+    start: EventTime | None
+    end: EventTime | None
     end_at: datetime
 
 
@@ -483,12 +485,15 @@ def expected_blocks(scenario: Scenario) -> dict[tuple[int, str], Expected]:
                 and target.account_active
             ):
                 place = (target.id, source_key(source, spec.event_id))
-                expected[place] = Expected(summary, spec.start, spec.end, spec.end_at)
+                zone = scenario.calendar_zones[spec.calendar_id]
+                expected[place] = Expected(
+                    summary, when(spec.start, zone), when(spec.end, zone), spec.end_at
+                )
     return expected
 
 
 def has_ended(block: ExistingBlock, now: datetime) -> bool:
-    end = block.end_at or instant_of(block.end, "UTC")
+    end = block.end_at or (block.end.to_utc("UTC") if block.end is not None else None)
     return end is not None and end <= now
 
 
@@ -523,6 +528,8 @@ def test_applying_the_plan_yields_the_invariant(scenario: Scenario) -> None:
             continue  # the user's edit stands for the block
         if not live:
             # Only a block the user deleted, with the source unchanged since, may be missing.
+            assert want.start is not None
+            assert want.end is not None
             fingerprint = block_fingerprint(want.summary, want.start, want.end)
             assert any(b.source_fingerprint == fingerprint for b in here), (where, want)
             continue
@@ -581,8 +588,13 @@ def test_never_a_block_from_a_block_nor_across_users(scenario: Scenario) -> None
         assert spec.calendar_id == source.id
         assert source.id != target.id
         assert source.user_id == target.user_id
-        assert desired.resource()["extendedProperties"]["private"]["calsync"] == "busy-block"
-        assert "description" not in desired.resource()
+        assert (
+            mapping.block_body(desired.content, desired.provider_event_id)["extendedProperties"][
+                "private"
+            ]["calsync"]
+            == "busy-block"
+        )
+        assert "description" not in mapping.block_body(desired.content, desired.provider_event_id)
     for block, desired in plan.patches:
         assert place(block) == place(desired)
 
@@ -617,9 +629,7 @@ def test_planning_per_source_key_gives_the_same_plan(scenario: Scenario) -> None
     calendars = scenario.by_id
     events_of: dict[str, list[SourceEvent]] = defaultdict(list)
     for event in events:
-        events_of[source_key(calendars[event.calendar_id], event.event.provider_event_id)].append(
-            event
-        )
+        events_of[source_key(calendars[event.calendar_id], event.event.id)].append(event)
     blocks_of: dict[str, list[ExistingBlock]] = defaultdict(list)
     for block in scenario.existing:
         blocks_of[block.source_key].append(block)

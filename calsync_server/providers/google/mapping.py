@@ -88,10 +88,16 @@ def time_object(moment: EventTime) -> dict[str, str]:
         shown = moment.instant.astimezone(ZoneInfo(zone)) if zone else moment.instant
     except (ValueError, ZoneInfoNotFoundError):
         shown, zone = moment.instant.astimezone(UTC), None
-    answer = {"dateTime": shown.isoformat()}
+    # RFC 3339 as Google writes it: UTC as "Z" (a block copies its source's text as before).
+    answer = {"dateTime": _rfc3339(shown)}
     if zone:
         answer["timeZone"] = zone
     return answer
+
+
+def _rfc3339(moment: datetime) -> str:
+    text = moment.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def remote_event(item: Mapping[str, Any]) -> RemoteEvent | None:
@@ -161,6 +167,7 @@ def calendar(listed: GoogleCalendar) -> ProviderCalendar:
         color=listed.color,
         writable=listed.writable,
         primary=listed.primary,
+        access_role=listed.access_role,
     )
 
 

@@ -8,8 +8,10 @@ from typing import TypeVar
 
 from google.oauth2.credentials import Credentials
 
-from calsync_server.providers.base import BlockWrite, BlockWriteKind
+from calsync_server.providers.base import BlockWrite, BlockWriteKind, ChannelInfo
 from calsync_server.providers.base import ProviderError as GoogleError
+from calsync_server.providers.credentials import StoredCredentials
+from calsync_server.providers.google import credentials as google_credentials
 from calsync_server.providers.google import mapping
 from calsync_server.providers.google.client import BATCH_SIZE, GoogleCalendarProvider
 from calsync_server.providers.model import (
@@ -60,14 +62,39 @@ class GoogleProvider:
         root_url: str,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        account_id: int | None = None,
     ) -> None:
         self.client = GoogleCalendarProvider(
             credentials, root_url=root_url, retry=retry, timeout=timeout
         )
+        self.stats: CallStats = self.client.stats  # the client's counters, not a copy
+        self.account_id = account_id
+        self._token_at_start = credentials.token
 
-    @property
-    def stats(self) -> CallStats:
-        return self.client.stats
+    @classmethod
+    def from_stored(
+        cls,
+        stored: StoredCredentials,
+        *,
+        root_url: str,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        account_id: int | None = None,
+    ) -> GoogleProvider:
+        return cls(
+            google_credentials.to_google(stored, root_url),
+            root_url=root_url,
+            retry=retry,
+            timeout=timeout,
+            account_id=account_id,
+        )
+
+    def credentials_to_store(self, client_id: str) -> StoredCredentials | None:
+        """The login to seal back when google-auth refreshed the token on the way, else None."""
+        credentials = self.client.credentials
+        if credentials is None or credentials.token == self._token_at_start:
+            return None
+        return google_credentials.from_google(credentials, client_id)
 
     def close(self) -> None:
         self.client.close()
@@ -76,12 +103,12 @@ class GoogleProvider:
         return mapping.block_id(digest)
 
     def list_calendars(self) -> list[ProviderCalendar]:
-        return [mapping.calendar(c) for c in _mapped(self.client.list_calendars)]
+        return [mapping.calendar(c) for c in self._mapped(self.client.list_calendars)]
 
     def read_changes(
         self, calendar_id: str, *, cursor: str | None, window: tuple[datetime, datetime]
     ) -> ChangeSet:
-        feed = _mapped(
+        feed = self._mapped(
             lambda: self.client.fetch_events(
                 calendar_id, sync_token=cursor, time_min=window[0], time_max=window[1]
             )
@@ -104,16 +131,21 @@ class GoogleProvider:
     def list_blocks(
         self, calendar_id: str, *, window: tuple[datetime, datetime]
     ) -> list[RemoteEvent]:
-        items = _mapped(lambda: self.client.list_busy_blocks(calendar_id, time_min=window[0]))
+        items = self._mapped(lambda: self.client.list_busy_blocks(calendar_id, time_min=window[0]))
         found = (mapping.remote_event(item) for item in items)
         return [event for event in found if event is not None and event.is_block]
 
     def apply(self, ops: Sequence[BlockOp]) -> list[BlockResult]:
         writes = [self._write(op) for op in ops]
         results: list[BlockResult] = []
-        for op, result in zip(ops, _mapped(lambda: self.client.write(writes)), strict=True):
+        for op, result in zip(ops, self._mapped(lambda: self.client.write(writes)), strict=True):
             if result.error is not None:
-                results.append(BlockResult(op, error=mapping.error(result.error)))
+                error = mapping.error(result.error)
+                if error.kind is ErrorKind.CURSOR_EXPIRED:
+                    # 410 on a block is the block gone (only a listing has a cursor to expire).
+                    error = ProviderError(ErrorKind.GONE, error.detail)
+                error.account_id = self.account_id
+                results.append(BlockResult(op, error=error))
                 continue
             block = mapping.remote_event(result.resource) if result.resource else None
             results.append(BlockResult(op, block=block))
@@ -138,6 +170,14 @@ class GoogleProvider:
             _WRITE_KINDS[op.action], op.calendar_id, event_id, body=body, if_match=op.version
         )
 
+    def _mapped(self, call: Callable[[], T]) -> T:
+        try:
+            return call()
+        except GoogleError as exc:
+            error = mapping.error(exc)
+            error.account_id = self.account_id
+            raise error from exc
+
     # -- push: Google channels ------------------------------------------------------------------
 
     def subscribe(
@@ -145,7 +185,7 @@ class GoogleProvider:
     ) -> Subscription:
         """A channel: its id is the last path segment of ``address`` (calsync's own key)."""
         channel_id = address.rstrip("/").rsplit("/", 1)[-1]
-        info = _mapped(
+        info = self._mapped(
             lambda: self.client.watch(
                 calendar_id,
                 channel_id=channel_id,
@@ -160,16 +200,29 @@ class GoogleProvider:
         """Google renews no channel in place: the caller makes a new one, then stops this."""
         raise ProviderError(ErrorKind.GONE, "Google channels are replaced, not renewed")
 
+    def watch(
+        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl_seconds: int
+    ) -> ChannelInfo:
+        """A channel with the id calsync chose, at the fixed /webhooks/google address (the
+        channel keeper's way until push moves to /webhooks/{provider}/{key})."""
+        return self._mapped(
+            lambda: self.client.watch(
+                calendar_id,
+                channel_id=channel_id,
+                token=token,
+                address=address,
+                ttl_seconds=ttl_seconds,
+            )
+        )
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        self._mapped(lambda: self.client.stop_channel(channel_id, resource_id))
+
     def unsubscribe(self, subscription: Subscription) -> None:
         try:
-            _mapped(lambda: self.client.stop_channel(subscription.remote_id, subscription.resource))
+            self._mapped(
+                lambda: self.client.stop_channel(subscription.remote_id, subscription.resource)
+            )
         except ProviderError as exc:
             if exc.kind is not ErrorKind.GONE:
                 raise
-
-
-def _mapped(call: Callable[[], T]) -> T:
-    try:
-        return call()
-    except GoogleError as exc:
-        raise mapping.error(exc) from exc

@@ -1,0 +1,79 @@
+"""The registry: a provider's name (``Account.provider``) -> how calsync builds it.
+
+With the composition root (runtime, cli, demo, the tests' world), the only code that names a
+concrete provider: the engine, push and accounts code ask here. A provider is imported only
+when an account of it is opened, so loading the registry loads no provider's libraries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from calsync_server.providers.credentials import StoredCredentials
+from calsync_server.providers.model import Provider
+from calsync_server.providers.retry import RetryPolicy
+
+GOOGLE = "google"
+
+# (provider name, calsync account id, the account's stored login) -> the account's provider.
+ProviderFactory = Callable[[str, int | None, StoredCredentials], Provider]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """Where each provider is (one root per provider, so a setting points it at its emulator)."""
+
+    google_api_url: str
+    retry: RetryPolicy | None = None
+    timeout: float = 30.0
+
+
+class UnknownProvider(ValueError):
+    pass
+
+
+@runtime_checkable
+class RefreshesCredentials(Protocol):
+    """A provider whose login may be refreshed during a sync: the new one is sealed back."""
+
+    def credentials_to_store(self, client_id: str) -> StoredCredentials | None: ...
+
+
+def provider_factory(config: ProviderConfig) -> ProviderFactory:
+    """Builds each account's provider by its name, with the account's id (its errors say it)."""
+
+    def build(name: str, account_id: int | None, credentials: StoredCredentials) -> Provider:
+        if name == GOOGLE:
+            from calsync_server.providers.google.provider import GoogleProvider
+
+            return GoogleProvider.from_stored(
+                credentials,
+                root_url=config.google_api_url,
+                retry=config.retry,
+                timeout=config.timeout,
+                account_id=account_id,
+            )
+        raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
+
+    return build
+
+
+def block_identity(name: str) -> Callable[[str], str | None]:
+    """The pure id a provider gives a block of this identity digest (None: the provider assigns
+    it). Google's ids are the digest in base32hex, byte for byte what calsync always gave."""
+    if name == GOOGLE:
+        from calsync_server.providers.google.mapping import block_id
+
+        return block_id
+    return lambda digest: None
+
+
+def revoke_address(name: str, config: ProviderConfig) -> str | None:
+    """Where a provider revokes a login's grant (POST ``token=``), None where there is none."""
+    if name == GOOGLE:
+        from calsync_server.providers.google.client import revoke_uri
+
+        return revoke_uri(config.google_api_url)
+    return None

@@ -1,0 +1,111 @@
+"""Ingest: store what one read of a calendar brought (a ChangeSet), and set calsync's own
+blocks seen in it aside to be settled under the user's lock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from calsync_server.db.models import BusyBlock, Calendar, Event
+from calsync_server.providers.model import ChangeSet, RemoteEvent
+from calsync_server.sync import stored
+from calsync_server.sync.report import SyncReport
+from calsync_server.sync.rows import chunks, events_by_id, store_event
+
+
+@dataclass(slots=True)
+class Ingested:
+    changed: list[str] = field(default_factory=list)  # source events to plan again (ids)
+    blocks_seen: list[RemoteEvent] = field(default_factory=list)  # calsync's blocks in the read
+    blocks_removed: list[str] = field(default_factory=list)  # ids of calsync's blocks removed
+
+
+def _soft_delete(
+    event: Event,
+    session: Session,
+    report: SyncReport,
+    changed: list[str],
+    *,
+    cancelled: bool = True,
+) -> None:
+    if not event.is_deleted:
+        event.is_deleted = True
+        if cancelled:  # the provider said so; one merely out of a full listing keeps its status
+            event.status = stored.CANCELLED
+        session.add(event)
+        report.events_deleted += 1
+        changed.append(event.provider_event_id)
+
+
+def store_changes(
+    session: Session, calendar: Calendar, changes: ChangeSet, zone: str, report: SyncReport
+) -> Ingested:
+    """Upsert the changed events, soft-delete the removed ones (and what a series replaced
+    whole no longer holds), and keep calsync's own blocks apart."""
+    assert calendar.id is not None
+    calendar_zone = calendar.time_zone or zone
+    report.events_fetched += len(changes.events) + len(changes.removed)
+    ids = [event.id for event in changes.events] + list(changes.removed)
+    block_ids = select(BusyBlock.provider_event_id).where(
+        BusyBlock.target_calendar_id == calendar.id
+    )
+    if changes.full or changes.series_replaced:
+        rows = {
+            e.provider_event_id: e
+            for e in session.exec(select(Event).where(Event.calendar_id == calendar.id))
+        }
+    else:
+        rows = {e.provider_event_id: e for e in events_by_id(session, calendar.id, ids)}
+    if changes.full:
+        blocks = set(session.exec(block_ids))
+    else:
+        blocks = {
+            pid
+            for chunk in chunks(ids)
+            for pid in session.exec(block_ids.where(col(BusyBlock.provider_event_id).in_(chunk)))
+        }
+    found = Ingested()
+    seen: set[str] = set()
+    for event in changes.events:
+        seen.add(event.id)
+        if event.id in blocks or event.is_block:
+            # calsync's own block in this calendar: settled later, under the user's lock.
+            found.blocks_seen.append(event)
+            continue
+        row = rows.get(event.id)
+        if event.cancelled:
+            if row is not None:
+                _soft_delete(row, session, report, found.changed)
+            continue
+        if row is None:
+            row = Event(calendar_id=calendar.id, provider_event_id=event.id)
+            rows[event.id] = row
+            report.events_created += 1
+        elif row.etag != event.version or row.is_deleted:
+            report.events_updated += 1
+        # An unchanged event (read again after a failed sync) is planned again all the same:
+        # its blocks may be what that sync failed to write.
+        store_event(row, event, calendar_zone)
+        session.add(row)
+        found.changed.append(event.id)
+    for removed in changes.removed:
+        seen.add(removed)
+        if removed in blocks:
+            found.blocks_removed.append(removed)
+        elif (row := rows.get(removed)) is not None:
+            _soft_delete(row, session, report, found.changed)
+    if changes.full:
+        # Whatever a full listing no longer shows is gone (or out of the window).
+        gone = [row for pid, row in rows.items() if pid not in seen]
+    else:
+        # A series sent whole (CalDAV): its instances not sent again are gone.
+        replaced = set(changes.series_replaced)
+        gone = [
+            row
+            for pid, row in rows.items()
+            if pid not in seen and row.recurring_event_id in replaced
+        ]
+    for row in gone:
+        _soft_delete(row, session, report, found.changed, cancelled=False)
+    return found

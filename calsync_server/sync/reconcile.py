@@ -1,0 +1,180 @@
+"""Reconcile: the rows and events in scope of a sync, planned together, and a plan that leaves
+out only the calendar whose data breaks the planner."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from calsync_server.db.models import Account, BusyBlock, Calendar, Event
+from calsync_server.providers.registry import block_identity
+from calsync_server.sync.planner import (
+    BlockIdentity,
+    BusyBlockPlan,
+    CalendarView,
+    DesiredBlock,
+    ExistingBlock,
+    SourceEvent,
+    plan_busy_blocks,
+    second_copies,
+    source_key,
+)
+from calsync_server.sync.report import SyncReport
+from calsync_server.sync.rows import chunks, events_by_id, existing_of, source_of
+
+
+def identity_of(
+    calendars: Mapping[int, Calendar], accounts: Mapping[int, Account]
+) -> BlockIdentity:
+    """Each target's block ids, by its account's provider (pure: no provider is opened)."""
+
+    def block_id(target_id: int, digest: str) -> str | None:
+        account = accounts[calendars[target_id].account_id]
+        return block_identity(str(account.provider))(digest)
+
+    return block_id
+
+
+def whole_user_scope(
+    session: Session, calendars: Mapping[int, Calendar], window: tuple[datetime, datetime]
+) -> tuple[list[Event], list[BusyBlock]]:
+    """Every live event in the window and every block row of the user's calendars."""
+    events = list(
+        session.exec(
+            select(Event).where(
+                col(Event.calendar_id).in_(list(calendars)),
+                col(Event.is_deleted).is_(False),
+                col(Event.end_at) > window[0],
+                col(Event.start_at) < window[1],
+            )
+        )
+    )
+    rows = list(
+        session.exec(
+            select(BusyBlock).where(col(BusyBlock.target_calendar_id).in_(list(calendars)))
+        )
+    )
+    return events, rows
+
+
+def changed_scope(
+    session: Session,
+    calendar_id: int,
+    changed: Sequence[str],
+    views: Mapping[int, CalendarView],
+    calendars: Mapping[int, Calendar],
+) -> tuple[list[Event], list[BusyBlock]]:
+    """The changed events of one calendar and every block row of their source keys."""
+    events = events_by_id(session, calendar_id, changed)
+    keys = [source_key(views[calendar_id], pid) for pid in changed]
+    # By key in any of the user's calendars, whichever calendar wrote the row: the same
+    # calendar seen through another account has the same keys.
+    rows = [
+        row
+        for chunk in chunks(keys)
+        for row in session.exec(
+            select(BusyBlock).where(
+                col(BusyBlock.target_calendar_id).in_(list(calendars)),
+                col(BusyBlock.source_key).in_(chunk),
+            )
+        )
+    ]
+    return events, rows
+
+
+def plan_scope(
+    views: dict[int, CalendarView],
+    events: Sequence[Event],
+    rows: Sequence[BusyBlock],
+    calendars: dict[int, Calendar],
+    accounts: dict[int, Account],
+    *,
+    now: datetime,
+    zone: str,
+    horizon_days: int,
+    report: SyncReport,
+) -> BusyBlockPlan:
+    """The plan for everything in scope; if one calendar's data breaks the planner, the plan
+    of every other calendar's blocks, and a note naming the one left out."""
+    copies = second_copies(views.values())
+
+    def speaker(calendar_id: int) -> int:
+        return copies[calendar_id].id if calendar_id in copies else calendar_id
+
+    sources: list[SourceEvent] = []
+    # Calendars with a live event whose times cannot be read: their blocks are left as they
+    # are (never deleted because calsync cannot read its own row).
+    broken: set[int] = set()
+    for e in events:
+        source = source_of(e, calendars[e.calendar_id].time_zone or zone)
+        if source is not None:
+            sources.append(source)
+        elif not e.is_deleted:
+            broken.add(speaker(e.calendar_id))
+    existing = [existing_of(row) for row in rows]
+    block_id = identity_of(calendars, accounts)
+
+    def plan(part_events: list[SourceEvent], part_blocks: list[ExistingBlock]) -> BusyBlockPlan:
+        return plan_busy_blocks(
+            views.values(),
+            part_events,
+            part_blocks,
+            now=now,
+            time_zone=zone,
+            horizon_days=horizon_days,
+            block_id=block_id,
+        )
+
+    failure: Exception = ValueError("an event without start and end cannot be mirrored")
+    if not broken:
+        try:
+            return plan(sources, existing)
+        except (ValueError, KeyError, TypeError) as whole_failed:
+            failure = whole_failed
+    # Planning per source key gives the plan of the whole (the planner's property tests): so
+    # plan each source calendar's keys apart, and leave out only those that fail.
+    owner: dict[str, int] = {}
+    events_of: dict[int, list[SourceEvent]] = defaultdict(list)
+    for e in events:
+        if speaker(e.calendar_id) in broken:
+            owner.setdefault(
+                source_key(views[e.calendar_id], e.provider_event_id), speaker(e.calendar_id)
+            )
+    for event in sources:
+        cid = speaker(event.calendar_id)
+        key = source_key(views[event.calendar_id], event.event.id)
+        owner.setdefault(key, cid)
+        events_of[owner[key]].append(event)
+    blocks_of: dict[int, list[ExistingBlock]] = defaultdict(list)
+    for block in existing:
+        blocks_of[owner.get(block.source_key, block.source_calendar_id)].append(block)
+    creates: list[DesiredBlock] = []
+    patches: list[tuple[ExistingBlock, DesiredBlock]] = []
+    deletes: list[ExistingBlock] = []
+    preserved: list[ExistingBlock] = []
+    for cid in sorted(events_of.keys() | blocks_of.keys() | broken):
+        try:
+            if cid in broken:
+                raise failure
+            part = plan(events_of[cid], blocks_of[cid])
+        except (ValueError, KeyError, TypeError) as exc:
+            name = calendars[cid].name if cid in calendars else f"calendar {cid}"
+            report.unplanned += 1
+            report.note(f"the blocks of {name} were left as they are: {exc}")
+            continue
+        creates += part.creates
+        patches += part.patches
+        deletes += part.deletes
+        preserved += part.preserved
+    if not report.unplanned:  # the whole failed, yet no part: say why all the same
+        report.unplanned += 1
+        report.note(f"planning failed: {failure}")
+    return BusyBlockPlan(
+        creates=tuple(creates),
+        patches=tuple(patches),
+        deletes=tuple(deletes),
+        preserved=tuple(preserved),
+    )

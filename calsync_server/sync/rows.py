@@ -1,0 +1,170 @@
+"""The engine's reads of the database: calendars as the planner sees them, stored events and
+block rows turned into the planner's types, and the queries every part of the engine shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from calsync_server.db.models import Account, BusyBlock, Calendar, Event
+from calsync_server.providers.model import RemoteEvent
+from calsync_server.sync import stored
+from calsync_server.sync.planner import CalendarView, ExistingBlock, SourceEvent
+from calsync_server.sync.report import SyncReport
+from shared.domain import AccountState, BusyTitle, CalendarRole
+
+_CHUNK = 500  # keeps IN (...) lists well inside every database's limits
+
+
+def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
+    assert calendar.id is not None
+    return CalendarView(
+        id=calendar.id,
+        user_id=account.user_id,
+        provider_calendar_id=calendar.provider_calendar_id,
+        sync_enabled=calendar.sync_enabled,
+        # Columns hold plain strings; the planner works with the enums.
+        role=CalendarRole(calendar.role),
+        busy_title=BusyTitle(calendar.busy_title),
+        include_all_day=calendar.include_all_day,
+        read_only=calendar.read_only,
+        account_active=account.state == AccountState.ACTIVE,
+        keep_blocks_when_off=calendar.keep_blocks_when_off,
+    )
+
+
+def frozen_view(calendar: Calendar, account: Account) -> CalendarView:
+    """A calendar whose settings calsync cannot read (a value it does not know): nothing is
+    read from or written to it, and no block is deleted because of it, as for a lost login."""
+    assert calendar.id is not None
+    return CalendarView(
+        id=calendar.id,
+        user_id=account.user_id,
+        provider_calendar_id=calendar.provider_calendar_id,
+        sync_enabled=False,
+        role=CalendarRole.BOTH,
+        busy_title=BusyTitle.PRIVATE,
+        include_all_day=False,
+        read_only=True,
+        account_active=False,
+    )
+
+
+def user_views(
+    calendars: dict[int, Calendar], accounts: dict[int, Account], report: SyncReport
+) -> dict[int, CalendarView]:
+    """The planner's view of each of the user's calendars; one with settings calsync cannot
+    read is frozen, never a reason to fail the others' syncs."""
+    views: dict[int, CalendarView] = {}
+    for cid, calendar in calendars.items():
+        account = accounts[calendar.account_id]
+        try:
+            views[cid] = calendar_view(calendar, account)
+        except ValueError as exc:
+            views[cid] = frozen_view(calendar, account)
+            report.note(f"{calendar.name} is left alone: its settings cannot be read ({exc})")
+    return views
+
+
+def user_calendars(
+    session: Session, user_id: int
+) -> tuple[dict[int, Account], dict[int, Calendar]]:
+    """The user's accounts and all their calendars (synced or not), by id."""
+    accounts = {
+        a.id: a
+        for a in session.exec(select(Account).where(Account.user_id == user_id))
+        if a.id is not None
+    }
+    calendars = {
+        c.id: c
+        for c in session.exec(select(Calendar).where(col(Calendar.account_id).in_(list(accounts))))
+        if c.id is not None
+    }
+    return accounts, calendars
+
+
+def user_time_zone(calendars: Iterable[Calendar]) -> str:
+    """The user's zone for "start of today": their first calendar that names one."""
+    for calendar in sorted(calendars, key=lambda c: c.id or 0):
+        if calendar.time_zone:
+            return calendar.time_zone
+    return "UTC"
+
+
+def events_by_id(session: Session, calendar_id: int, ids: Sequence[str]) -> list[Event]:
+    return [
+        event
+        for chunk in chunks(ids)
+        for event in session.exec(
+            select(Event).where(
+                Event.calendar_id == calendar_id, col(Event.provider_event_id).in_(chunk)
+            )
+        )
+    ]
+
+
+def store_event(row: Event, event: RemoteEvent, calendar_zone: str) -> None:
+    """Write what the provider now shows of an event into its row (columns as they were)."""
+    row.recurring_event_id = event.series_id
+    row.etag = event.version
+    row.status = stored.CANCELLED if event.cancelled else stored.CONFIRMED
+    row.summary = event.title or None
+    row.start = stored.encode_time(event.start)
+    row.end = stored.encode_time(event.end)
+    row.start_at = event.start.to_utc(calendar_zone)
+    row.end_at = event.end.to_utc(calendar_zone)
+    row.all_day = event.all_day
+    row.transparency = stored.OPAQUE if event.busy else stored.TRANSPARENT
+    row.event_type = stored.kind_word(event.kind)
+    row.self_response_status = stored.response_word(event.response)
+    row.provider_updated_at = event.updated
+    row.is_deleted = event.cancelled
+
+
+def source_of(row: Event, calendar_zone: str) -> SourceEvent | None:
+    """A stored event as the planner reads it; None when its times cannot be read (it cannot
+    block, so its blocks are planned away as for any event that does not block)."""
+    start = stored.decode_time(row.start, calendar_zone)
+    end = stored.decode_time(row.end, calendar_zone)
+    if start is None or end is None:
+        return None
+    event = RemoteEvent(
+        id=row.provider_event_id,
+        start=start,
+        end=end,
+        title=row.summary or "",
+        series_id=row.recurring_event_id,
+        version=row.etag,
+        cancelled=row.status == stored.CANCELLED,
+        busy=row.transparency != stored.TRANSPARENT,
+        kind=stored.kind_of(row.event_type),
+        response=stored.response_of(row.self_response_status),
+        updated=row.provider_updated_at,
+    )
+    return SourceEvent(row.calendar_id, event, row.is_deleted, time_zone=calendar_zone)
+
+
+def existing_of(row: BusyBlock) -> ExistingBlock:
+    return ExistingBlock(
+        target_calendar_id=row.target_calendar_id,
+        source_calendar_id=row.source_calendar_id,
+        source_key=row.source_key,
+        provider_event_id=row.provider_event_id,
+        summary=row.summary,
+        start=stored.decode_time(row.start),
+        end=stored.decode_time(row.end),
+        user_modified=row.user_modified,
+        user_deleted=row.user_deleted,
+        source_fingerprint=stored.carried_fingerprint(
+            row.source_fingerprint, row.summary, row.start, row.end
+        ),
+        end_at=row.end_at,
+        etag=row.etag,
+    )
