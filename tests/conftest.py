@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,13 +16,15 @@ from calsync_server.db.engine import create_db_engine, normalise_url
 from calsync_server.emulator.config import EmulatorConfig
 from calsync_server.emulator.runner import RunningEmulator, run_emulator
 from tests.support import world as world_support
-from tests.support.clock import WALL_CLOCK_ENV, travel_from_env
+from tests.support.clock import WALL_CLOCK_ENV, WALL_CLOCK_SHARE_ENV, travel_from_env
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 
 # Tests using these build on "today" (events at `at(9)`, the demo's fortnight around a day):
-# they are the `wall_clock` tests, run again by `make test` with the wall clock moved.
+# they are the `wall_clock` tests, which `make test` runs with the wall clock moved.
 WALL_CLOCK_FIXTURES = frozenset({"world", "server_world", "fresh_demo", "demo", "push_demo"})
+# Session-scoped demos (tests/tui/conftest.py), each a server and an emulator synced from empty.
+DEMO_SESSION_FIXTURES = frozenset({"demo", "push_demo"})
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,21 +36,51 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str | None:
     moved = os.environ.get(WALL_CLOCK_ENV)
-    return f"wall clock moved to {moved} (ticking)" if moved else None
+    share = os.environ.get(WALL_CLOCK_SHARE_ENV)
+    if not moved:
+        return None
+    return f"wall clock moved to {moved} (ticking)" + (
+        f"; wall_clock tests of share {share} only" if share else ""
+    )
+
+
+def _share(value: str) -> tuple[int, int]:
+    index, _, count = value.partition("/")
+    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise pytest.UsageError(f"{WALL_CLOCK_SHARE_ENV}={value!r}: say which share, e.g. 0/3")
+    return int(index), int(count)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by the marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     travelling = bool(os.environ.get(WALL_CLOCK_ENV))
+    share = os.environ.get(WALL_CLOCK_SHARE_ENV)
+    index, count = _share(share) if share else (0, 1)
+    kept: list[pytest.Item] = []
     for item in items:
-        if WALL_CLOCK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        in_demo = bool(DEMO_SESSION_FIXTURES & fixtures)
+        if in_demo:
+            # Under pytest-xdist (--dist loadgroup) on one worker: the demo is built once.
+            item.add_marker(pytest.mark.xdist_group("demo"))
+        if WALL_CLOCK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.wall_clock)
+            # One share of the wall_clock tests per instant: a stable split by test (the demo's
+            # tests together, so each share builds the session's demo at most once).
+            key = "demo" if in_demo else item.nodeid
+            if zlib.crc32(key.encode()) % count != index:
+                continue
         if travelling and item.get_closest_marker("real_clock"):
             item.add_marker(
                 pytest.mark.skip(
                     reason=f"starts a process that keeps the real wall clock ({WALL_CLOCK_ENV})"
                 )
             )
+        kept.append(item)
+    if len(kept) < len(items):
+        chosen = {id(item) for item in kept}
+        config.hook.pytest_deselected(items=[i for i in items if id(i) not in chosen])
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)

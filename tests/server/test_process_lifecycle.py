@@ -21,6 +21,10 @@ from tests.server.test_processes import REPO, Servers, _insert_many, _jobs
 from tests.support.waiting import wait_until
 from tests.support.world import World, timed
 
+# `calsync serve` and `calsync sync` run in processes of their own, on the real clock whatever
+# this one's says.
+pytestmark = pytest.mark.real_clock
+
 
 @pytest.fixture
 def servers(tmp_path: Path, database_url: str) -> Iterator[Servers]:

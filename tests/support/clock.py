@@ -4,7 +4,8 @@
 and "12 s ago" behave as in production while every date on the calendar is the same on every
 run. `travel_from_env` moves the whole test process's wall clock (`datetime.now`, `time.time`)
 to the instant in CALSYNC_TEST_WALL_CLOCK, ticking from there, to prove the suite does not care
-what that instant is (`make test` runs the `wall_clock` tests so at a few hard instants).
+what that instant is (`make test` runs the `wall_clock` tests so at a few hard instants:
+Makefile, WALL_CLOCKS).
 """
 
 from __future__ import annotations
@@ -16,19 +17,9 @@ from datetime import UTC, datetime, timedelta
 import time_machine
 
 WALL_CLOCK_ENV = "CALSYNC_TEST_WALL_CLOCK"
-
-# The instants `make test` moves the wall clock to: each a boundary where a test that read the
-# hour, the local day or the length of a day would flip. All lie before the day this was
-# written, so a certificate a test makes "now" is already valid for the real OpenSSL clock.
-HARD_INSTANTS = (
-    # Midnight UTC, on the day Europe moves its clocks forward (01:00 in Berlin, one hour before).
-    "2026-03-29T00:00:00+00:00",
-    # 23:30 in Berlin at the end of that 23-hour day (21:30 UTC; New York at 17:30).
-    "2026-03-29T21:30:00+00:00",
-    # 23:30 in New York at the end of the 25-hour day the US moved its clocks back (Nov 2 in
-    # UTC and in Berlin: the local days of the scenario's two zones differ).
-    "2026-11-02T04:30:00+00:00",
-)
+# "i/n": of the wall_clock tests, run only share i of n (a stable split by test), so that n
+# instants together cost one run of them (tests/conftest.py; Makefile).
+WALL_CLOCK_SHARE_ENV = "CALSYNC_TEST_WALL_CLOCK_SHARE"
 
 
 class SteadyClock:

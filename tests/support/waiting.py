@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from typing import TypeVar
 
 T = TypeVar("T")
 
+# A deadline only bounds how long a failing test takes to say so: a passing one returns as soon
+# as its condition holds. Generous, because `make test` runs two workers on two CPUs (and a
+# developer's machine may be busier still): a test must never fail because the machine was.
+DEADLINE_S = 30.0
+
 
 def wait_until(
-    probe: Callable[[], T], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+    probe: Callable[[], T], timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""
 ) -> T:
     """Call `probe` until it returns something truthy, and return that; raise AssertionError
     with the last value seen once `timeout` seconds have passed."""
@@ -26,3 +31,22 @@ def wait_until(
         pause.wait(interval)
         last = probe()
     return last
+
+
+def wait_until_empty(
+    probe: Callable[[], Sized], timeout: float = DEADLINE_S, interval: float = 0.02, what: str = ""
+) -> None:
+    """Call `probe` until it returns an empty collection; raise AssertionError with the last
+    (non-empty) one seen once `timeout` seconds have passed: what was left says why."""
+    last: list[Sized] = []
+
+    def empty() -> bool:
+        last[:] = [probe()]
+        return len(last[0]) == 0
+
+    try:
+        wait_until(empty, timeout, interval, what)
+    except AssertionError:
+        raise AssertionError(
+            f"timed out after {timeout} s waiting for {what or probe}; left: {last[0]!r}"
+        ) from None

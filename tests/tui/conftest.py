@@ -26,7 +26,7 @@ from shared.clock import Clock, FixedClock
 from shared.domain import ChannelState
 from shared.schemas import CalendarOut
 from tests.support.clock import SteadyClock
-from tests.support.waiting import wait_until
+from tests.support.waiting import DEADLINE_S, wait_until
 
 # The demo scenario seeded around a fixed Wednesday, the server's clock standing still on it,
 # and the dashboard's clock 12 s later: every "12 s ago" and every date on screen is stable.
@@ -174,7 +174,7 @@ def snapshot_app(world: DemoWorld) -> CalsyncApp:
 
 
 async def until(
-    pilot: Pilot[Any], probe: Callable[[], object], deadline_s: float = 15.0, what: str = ""
+    pilot: Pilot[Any], probe: Callable[[], object], deadline_s: float = DEADLINE_S, what: str = ""
 ) -> None:
     """wait_until for code inside the app's event loop: the probe is re-checked between
     pauses that let the app work (a blocking wait would freeze the app it waits for)."""
