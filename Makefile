@@ -24,8 +24,11 @@ $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# caldav needs niquests, whose urllib3-future wheel takes over the `urllib3` package that
+# requests (MSAL, schemathesis) relies on, and re-does it at every start through a .pth file.
+# Built from source with URLLIB3_NO_OVERRIDE it keeps to its own `urllib3_future` name.
 $(VENV)/.installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	URLLIB3_NO_OVERRIDE=1 $(PY) -m pip install -q --no-binary urllib3-future -e '.[test]'
 	touch $@
 
 # Everything offline: the emulator (demo scenario, live), the server and the dashboard; q quits.
