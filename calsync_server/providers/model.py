@@ -228,7 +228,8 @@ class ProviderError(Exception):
     def __init__(
         self, kind: ErrorKind, detail: str = "", *, retry_after: float | None = None
     ) -> None:
-        super().__init__(f"{kind.value}: {detail}" if detail else kind.value)
+        # Shown to people as it is (sync log, dashboard): the provider's own words.
+        super().__init__(detail or kind.value)
         self.kind = kind
         self.detail = detail
         self.retry_after = retry_after

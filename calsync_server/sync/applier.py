@@ -180,7 +180,7 @@ class BlockApplier:
             return []
         self._report.failed_writes += 1
         self._report.retryable = self._report.retryable or error.kind is ErrorKind.TRANSIENT
-        self._report.note(f"{action.value} of a block failed: {error}")
+        self._report.note(f"{action.value} of a block failed: {error.detail or error.kind.value}")
         return []
 
     def _after_conflict(self, intent: _Intent, found: RemoteEvent | None) -> list[_Intent]:

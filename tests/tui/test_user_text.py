@@ -136,7 +136,7 @@ async def test_names_titles_and_the_providers_words_are_shown_as_written(
     with fresh_demo.api() as client:
         synced = len(client.get("api/v1/sync-logs").json()["items"])
     assert 3 <= synced < 8  # all of them among the overview's recent syncs
-    note = f"insert of a block failed: 400 {INSERT_REASON}: Bad Request"
+    note = f"create of a block failed: 400 {INSERT_REASON}: Bad Request"
     error = f"400 {LIST_REASON}: Bad Request"
     app = dashboard(fresh_demo)
     # Toasts drawn too (run_test leaves them out unless asked).
