@@ -7,6 +7,8 @@ from enum import StrEnum
 
 class Provider(StrEnum):
     GOOGLE = "google"
+    # A CalDAV login (iCloud, Fastmail, Nextcloud, any RFC 4791 server): polled by design.
+    CALDAV = "caldav"
 
 
 class AccountState(StrEnum):

@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 
 def _modules_after_import(package: str) -> set[str]:
     """Top-level modules loaded after importing `package` and every module inside it."""
@@ -144,11 +142,6 @@ def test_push_channels_and_webhooks_reach_no_concrete_provider() -> None:
         assert [m for m in loaded if m.startswith(CONCRETE_PROVIDERS)] == [], module
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="accounts/google_signin.py still builds Google's OAuth flow itself (google_auth_oauthlib"
-    " Flow, SCOPES, token_uri, credentials.from_google): it moves to providers/google/signin.py",
-)
 def test_the_accounts_code_reaches_no_concrete_provider() -> None:
     assert _reaches_a_concrete_provider("calsync_server.accounts") == []
 

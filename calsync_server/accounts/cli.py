@@ -166,13 +166,16 @@ def add(
                 "--client-secrets is kept by the server: run this command on the server's "
                 "machine without --server, or copy the file to its CALSYNC_HOME"
             )
-        from calsync_server.accounts.google_signin import CLIENT_FILE, install_client_secrets
+        from calsync_server.accounts.google_signin import google_sign_in
 
+        google = google_sign_in(calsync.settings)
         try:
-            client_id = install_client_secrets(calsync.settings.home, client_secrets)
+            client_id = google.install_client(client_secrets)
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        click.echo(f"OAuth client {client_id} saved as {calsync.settings.home / CLIENT_FILE}")
+        click.echo(
+            f"OAuth client {client_id} saved as {calsync.settings.home / google.client_file}"
+        )
     with _connect(calsync, server, token) as api:
         before = {a["id"]: _fingerprint(a) for a in api.accounts()}
         body = {"login_hint": login_hint} if login_hint else {}

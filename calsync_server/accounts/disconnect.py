@@ -11,6 +11,7 @@ import httpx
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import Account, Calendar, SyncJob
+from calsync_server.providers.credentials import revocable_token
 from calsync_server.providers.registry import ProviderConfig, revoke_address
 from shared.domain import AccountState, JobState
 from shared.schemas import DisconnectReport
@@ -95,7 +96,7 @@ def _revoke(runtime: Runtime, account_id: int) -> bool:
         address = revoke_address(
             str(account.provider), ProviderConfig(runtime.settings.google_api_url)
         )
-    token = stored.refresh_token or stored.access_token
+    token = revocable_token(stored)
     if not token or address is None:
         return False
     try:

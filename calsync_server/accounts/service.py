@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account, Calendar, User
+from calsync_server.providers.credentials import expiry_of
 from calsync_server.providers.model import Provider as CalendarProvider
 from shared.domain import AccountState, Provider
 
@@ -50,7 +51,7 @@ def connect_account(
     if account is None:
         account = Account(user_id=user_id, provider=provider, email=email, created_at=now)
     account.credentials_encrypted = vault.seal(credentials)
-    account.token_expires_at = credentials.expiry
+    account.token_expires_at = expiry_of(credentials)
     account.authorized_at = now
     account.state = AccountState.ACTIVE
     session.add(account)

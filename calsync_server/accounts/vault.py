@@ -1,16 +1,17 @@
-"""OAuth credentials encrypted at rest with Fernet, the key kept 0600 in CALSYNC_HOME."""
+"""Stored logins (OAuth tokens, CalDAV passwords, token caches) encrypted at rest with Fernet,
+the key kept 0600 in CALSYNC_HOME."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import msgspec
 from cryptography.fernet import Fernet, InvalidToken
 
-from calsync_server.providers.credentials import StoredCredentials
+from calsync_server.providers import credentials as shapes
+from calsync_server.providers.credentials import GoogleOAuth, StoredCredentials
 
-__all__ = ["CredentialVault", "StoredCredentials"]
+__all__ = ["CredentialVault", "GoogleOAuth", "StoredCredentials"]
 
 KEY_FILE = "credentials.key"
 
@@ -37,10 +38,11 @@ class CredentialVault:
         return key
 
     def seal(self, credentials: StoredCredentials) -> bytes:
-        return self._fernet.encrypt(msgspec.json.encode(credentials))
+        return self._fernet.encrypt(shapes.encode(credentials))
 
     def open(self, blob: bytes) -> StoredCredentials:
         try:
-            return msgspec.json.decode(self._fernet.decrypt(blob), type=StoredCredentials)
+            plain = self._fernet.decrypt(blob)
         except InvalidToken:
             raise ValueError("stored credentials cannot be decrypted with this key") from None
+        return shapes.decode(plain)

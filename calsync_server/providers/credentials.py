@@ -1,4 +1,10 @@
-"""An account's stored login, as the vault seals it and a provider's factory reads it."""
+"""An account's stored login, as the vault seals it and a provider's factory reads it.
+
+A tagged union, one shape per kind of login: Google OAuth tokens, a CalDAV password login and
+Microsoft's token cache. The tag (``kind``) is written with every sealed login; a login sealed
+before the union existed has none and is Google OAuth (``decode`` reads it as such). No repr
+shows a secret: a login never reaches a log through one.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ from datetime import datetime
 import msgspec
 
 
-class StoredCredentials(msgspec.Struct, frozen=True, kw_only=True):
-    """OAuth tokens (Google today); each provider's own module turns them into its client's."""
+class GoogleOAuth(msgspec.Struct, frozen=True, kw_only=True, tag="google", tag_field="kind"):
+    """OAuth tokens; the Google provider turns them into google-auth's Credentials."""
 
     access_token: str | None
     refresh_token: str | None
@@ -16,5 +22,61 @@ class StoredCredentials(msgspec.Struct, frozen=True, kw_only=True):
     client_id: str = "calsync"
     client_secret: str | None = None
 
-    def __repr__(self) -> str:  # never let a token reach a log through a repr
-        return f"StoredCredentials(client_id={self.client_id!r}, expiry={self.expiry!r})"
+    def __repr__(self) -> str:
+        return f"GoogleOAuth(client_id={self.client_id!r}, expiry={self.expiry!r})"
+
+
+class CalDAVPassword(msgspec.Struct, frozen=True, kw_only=True, tag="caldav", tag_field="kind"):
+    """A CalDAV login (an app-specific password for iCloud). ``calendar_home`` is where
+    discovery found the calendars, kept to show and to skip discovery where a provider can."""
+
+    url: str
+    username: str
+    password: str
+    calendar_home: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CalDAVPassword(url={self.url!r}, username={self.username!r})"
+
+
+class MicrosoftTokenCache(
+    msgspec.Struct, frozen=True, kw_only=True, tag="microsoft", tag_field="kind"
+):
+    """MSAL's serialized token cache and the account in it (``home_account_id``): MSAL
+    refreshes from the cache itself, so the cache is what is sealed back."""
+
+    cache: str
+    home_account_id: str
+    client_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"MicrosoftTokenCache(home_account_id={self.home_account_id!r})"
+
+
+StoredCredentials = GoogleOAuth | CalDAVPassword | MicrosoftTokenCache
+
+
+def encode(credentials: StoredCredentials) -> bytes:
+    return msgspec.json.encode(credentials)
+
+
+def decode(raw: bytes) -> StoredCredentials:
+    """A sealed login's plaintext back as its shape; one without a tag is Google OAuth (what
+    calsync sealed before the union), read with today's fields."""
+    shape = msgspec.json.decode(raw)
+    if isinstance(shape, dict) and "kind" not in shape:
+        return msgspec.json.decode(raw, type=GoogleOAuth)
+    return msgspec.json.decode(raw, type=StoredCredentials)
+
+
+def revocable_token(credentials: StoredCredentials) -> str | None:
+    """The token a provider's revoke endpoint takes (the refresh token, so every access token
+    dies too); None for a login with nothing to revoke (a password)."""
+    if isinstance(credentials, GoogleOAuth):
+        return credentials.refresh_token or credentials.access_token
+    return None
+
+
+def expiry_of(credentials: StoredCredentials) -> datetime | None:
+    """When the login's access token ends (None: a password, or not known)."""
+    return credentials.expiry if isinstance(credentials, GoogleOAuth) else None

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from calsync_server.providers.credentials import StoredCredentials
-from calsync_server.providers.model import Provider
+from calsync_server.providers.credentials import CalDAVPassword, StoredCredentials
+from calsync_server.providers.model import Capabilities, Provider
 from calsync_server.providers.retry import RetryPolicy
+from calsync_server.providers.signin import OAuthSignIn
 
 GOOGLE = "google"
+CALDAV = "caldav"
 
 # (provider name, calsync account id, the account's stored login) -> the account's provider.
 ProviderFactory = Callable[[str, int | None, StoredCredentials], Provider]
@@ -38,7 +41,7 @@ class UnknownProvider(ValueError):
 class RefreshesCredentials(Protocol):
     """A provider whose login may be refreshed during a sync: the new one is sealed back."""
 
-    def credentials_to_store(self, client_id: str) -> StoredCredentials | None: ...
+    def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None: ...
 
 
 def provider_factory(config: ProviderConfig) -> ProviderFactory:
@@ -55,9 +58,43 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 timeout=config.timeout,
                 account_id=account_id,
             )
+        if name == CALDAV:
+            return caldav_provider(credentials, config)
         raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
 
     return build
+
+
+def caldav_provider(
+    credentials: StoredCredentials, config: ProviderConfig, *, max_tries: int = 4
+) -> Provider:
+    """A CalDAV login's provider: the server URL, user name and password are all in the login
+    (each account may live on another server). ``max_tries`` 1: a sign-in, a person waiting."""
+    if not isinstance(credentials, CalDAVPassword):
+        raise ValueError(f"a CalDAV account needs a CalDAV password login, not {credentials!r}")
+    from calsync_server.providers.caldav import CalDAVProvider
+
+    return CalDAVProvider(
+        credentials.url,
+        credentials.username,
+        credentials.password,
+        timeout=config.timeout,
+        max_tries=max_tries,
+    )
+
+
+def capabilities(name: str) -> Capabilities:
+    """What a provider can do, without opening an account (the scheduler and push ask: a
+    provider whose push is NONE is polled by design, and no channel is tried for it)."""
+    if name == GOOGLE:
+        from calsync_server.providers.google.provider import CAPABILITIES as google
+
+        return google
+    if name == CALDAV:
+        from calsync_server.providers.caldav import CAPABILITIES as caldav
+
+        return caldav
+    raise UnknownProvider(f"calsync knows no provider {name!r}")
 
 
 def block_identity(name: str) -> Callable[[str], str | None]:
@@ -67,6 +104,10 @@ def block_identity(name: str) -> Callable[[str], str | None]:
         from calsync_server.providers.google.mapping import block_id
 
         return block_id
+    if name == CALDAV:
+        from calsync_server.providers.caldav.mapping import block_name
+
+        return block_name
     return lambda digest: None
 
 
@@ -77,3 +118,12 @@ def revoke_address(name: str, config: ProviderConfig) -> str | None:
 
         return revoke_uri(config.google_api_url)
     return None
+
+
+def oauth_sign_in(name: str, config: ProviderConfig, home: Path) -> OAuthSignIn:
+    """The redirect sign-in of a provider that has one; its OAuth client is kept in ``home``."""
+    if name == GOOGLE:
+        from calsync_server.providers.google.signin import GoogleSignIn
+
+        return GoogleSignIn(home, config.google_api_url)
+    raise UnknownProvider(f"{name!r} accounts have no redirect sign-in")

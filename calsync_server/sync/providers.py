@@ -7,6 +7,7 @@ from sqlmodel import Session
 
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account
+from calsync_server.providers.credentials import expiry_of
 from calsync_server.providers.model import Provider
 from calsync_server.providers.registry import ProviderFactory, RefreshesCredentials
 from calsync_server.sync.report import SyncReport
@@ -41,12 +42,12 @@ class ProviderPool:
                 report.note(text)
             if not isinstance(provider, RefreshesCredentials):
                 continue
-            fresh = provider.credentials_to_store(stored.client_id)
+            fresh = provider.credentials_to_store(stored)
             if fresh is None:
                 continue
             account = session.get(Account, account_id)
             if account is not None:
                 account.credentials_encrypted = self._vault.seal(fresh)
-                account.token_expires_at = fresh.expiry
+                account.token_expires_at = expiry_of(fresh)
                 session.add(account)
         self._open.clear()

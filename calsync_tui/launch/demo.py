@@ -13,7 +13,7 @@ import httpx
 from sqlmodel import Session
 
 from calsync_server.accounts.service import connect_account, ensure_default_user, import_calendars
-from calsync_server.accounts.vault import StoredCredentials
+from calsync_server.accounts.vault import GoogleOAuth
 from calsync_server.emulator import scenario
 from calsync_server.emulator.config import EmulatorConfig
 from calsync_server.emulator.runner import RunningEmulator, run_emulator
@@ -47,7 +47,7 @@ def connect_demo_accounts(world: DemoWorld) -> None:
         assert user.id is not None
         for email in DEMO_ACCOUNTS:
             access, refresh = store.new_grant(email)
-            credentials = StoredCredentials(access_token=access, refresh_token=refresh)
+            credentials = GoogleOAuth(access_token=access, refresh_token=refresh)
             account = connect_account(
                 session,
                 runtime.vault,

@@ -15,9 +15,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from click.testing import CliRunner, Result
 
-from calsync_server.accounts.google_signin import CLIENT_FILE
 from calsync_server.cli import cli
 from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.providers.google.signin import CLIENT_FILE
 from tests.server.conftest import ServerWorld
 from tests.server.test_accounts import accounts, calendars, google_account, refresh_grant, stored
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from calsync_server.accounts.google_signin import granted_gaps
+from calsync_server.providers.google.signin import granted_gaps
 from tests.server.conftest import ServerWorld
 from tests.server.test_accounts import accounts, calendars, google_account, start_sign_in
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session
 
 from calsync_server.accounts.service import connect_account, import_calendars
-from calsync_server.accounts.vault import StoredCredentials
+from calsync_server.accounts.vault import GoogleOAuth
 from tests.support.world import Cal, World
 
 
@@ -24,7 +24,7 @@ def connect_with(world: World, email: str, calendars: list[dict[str, Any]]) -> d
     assert answer.status_code == 201, answer.text
     data = answer.json()
     world.tokens[email] = data
-    credentials = StoredCredentials(
+    credentials = GoogleOAuth(
         access_token=data["access_token"], refresh_token=data["refresh_token"]
     )
     with Session(world.db) as session:

@@ -15,7 +15,7 @@ import httpx
 from sqlmodel import Session, select
 
 from calsync_server.accounts.service import connect_account, ensure_user, import_calendars
-from calsync_server.accounts.vault import CredentialVault, StoredCredentials
+from calsync_server.accounts.vault import CredentialVault, GoogleOAuth, StoredCredentials
 from calsync_server.db.engine import create_db_engine, upgrade_database
 from calsync_server.db.models import BusyBlock, Calendar
 from calsync_server.emulator.client import calendar_service
@@ -84,7 +84,7 @@ class World:
         assert answer.status_code == 201, answer.text
         data = answer.json()
         self.tokens[email] = data
-        credentials = StoredCredentials(
+        credentials = GoogleOAuth(
             access_token=data["access_token"], refresh_token=data["refresh_token"]
         )
         with Session(self.db) as session:

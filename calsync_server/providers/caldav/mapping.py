@@ -220,6 +220,11 @@ def block_uid(digest: str) -> str:
     return f"{digest}@calsync"
 
 
+def block_name(digest: str) -> str:
+    """A block's resource name in its calendar (its id): pure, so the planner can know it."""
+    return f"{digest}.ics"
+
+
 def block_text(digest: str, content: BlockContent, *, stamp: datetime) -> str:
     """A busy block as calsync writes it: UTC times (VALUE=DATE all-day, end exclusive), always
     a DTEND, private and opaque, marked with its source key; no organizer, attendees or alarms,

@@ -248,7 +248,7 @@ class CalDAVProvider:
     # -- blocks --------------------------------------------------------------------------------
 
     def block_id(self, digest: str) -> str:
-        return f"{digest}.ics"
+        return mapping.block_name(digest)
 
     def apply(self, ops: Sequence[BlockOp]) -> list[BlockResult]:
         results: list[BlockResult] = []

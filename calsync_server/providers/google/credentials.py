@@ -6,11 +6,11 @@ from datetime import UTC
 
 from google.oauth2.credentials import Credentials
 
-from calsync_server.providers.credentials import StoredCredentials
+from calsync_server.providers.credentials import GoogleOAuth
 from calsync_server.providers.google.client import SCOPES, token_uri
 
 
-def to_google(stored: StoredCredentials, root_url: str) -> Credentials:
+def to_google(stored: GoogleOAuth, root_url: str) -> Credentials:
     # Built directly: from_authorized_user_info would force Google's own token_uri.
     expiry = stored.expiry.replace(tzinfo=None) if stored.expiry else None  # google-auth: naive UTC
     return Credentials(  # type: ignore[no-untyped-call]
@@ -24,9 +24,9 @@ def to_google(stored: StoredCredentials, root_url: str) -> Credentials:
     )
 
 
-def from_google(credentials: Credentials, client_id: str) -> StoredCredentials:
+def from_google(credentials: Credentials, client_id: str) -> GoogleOAuth:
     expiry = credentials.expiry
-    return StoredCredentials(
+    return GoogleOAuth(
         access_token=credentials.token,
         refresh_token=credentials.refresh_token,
         expiry=expiry.replace(tzinfo=UTC) if expiry else None,

@@ -10,7 +10,7 @@ from google.oauth2.credentials import Credentials
 
 from calsync_server.providers.base import BlockWrite, BlockWriteKind, ChannelInfo
 from calsync_server.providers.base import ProviderError as GoogleError
-from calsync_server.providers.credentials import StoredCredentials
+from calsync_server.providers.credentials import GoogleOAuth, StoredCredentials
 from calsync_server.providers.google import credentials as google_credentials
 from calsync_server.providers.google import mapping
 from calsync_server.providers.google.client import BATCH_SIZE, GoogleCalendarProvider
@@ -81,6 +81,8 @@ class GoogleProvider:
         timeout: float = 30.0,
         account_id: int | None = None,
     ) -> GoogleProvider:
+        if not isinstance(stored, GoogleOAuth):
+            raise ValueError(f"a Google account needs Google OAuth tokens, not {stored!r}")
         return cls(
             google_credentials.to_google(stored, root_url),
             root_url=root_url,
@@ -89,11 +91,12 @@ class GoogleProvider:
             account_id=account_id,
         )
 
-    def credentials_to_store(self, client_id: str) -> StoredCredentials | None:
+    def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:
         """The login to seal back when google-auth refreshed the token on the way, else None."""
         credentials = self.client.credentials
         if credentials is None or credentials.token == self._token_at_start:
             return None
+        client_id = previous.client_id if isinstance(previous, GoogleOAuth) else "calsync"
         return google_credentials.from_google(credentials, client_id)
 
     def close(self) -> None:

@@ -1,0 +1,145 @@
+"""A user with a Google calendar (the emulator) and two CalDAV calendars (a real Radicale): the
+engine keeps every one of them blocked by the others, through the registry's CalDAV provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from datetime import UTC, datetime
+
+import pytest
+from sqlmodel import Session, select
+
+from calsync_server.accounts.service import connect_account, import_calendars
+from calsync_server.db.models import Account, Calendar
+from calsync_server.providers.credentials import CalDAVPassword
+from shared.domain import AccountState, Provider, SyncStatus
+from tests.support.drivers.base import PersonEvent
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
+from tests.support.world import Cal, World, at, timed
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
+    with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
+        yield server
+
+
+def instant(hours: float) -> datetime:
+    return datetime.fromisoformat(at(hours).replace("Z", "+00:00"))
+
+
+def connect_caldav(world: World, driver: CalDAVDriver, *names: str) -> tuple[int, list[Cal]]:
+    """New calendars in the person's CalDAV account, and the account connected to calsync as
+    a sign-in does (import with sync off); the calendars by the names given, in order."""
+    made = [driver.new_calendar(name) for name in names]
+    server = driver.server
+    login = CalDAVPassword(url=server.url, username=server.username, password=server.password)
+    with Session(world.db) as session:
+        account = connect_account(
+            session,
+            world.vault,
+            user_id=world.user(),
+            email=server.username,
+            credentials=login,
+            now=datetime.now(UTC),
+            provider=Provider.CALDAV,
+        )
+        factory = world.engine.provider_factory
+        with closing(factory(account.provider, account.id, login)) as provider:
+            imported = {
+                c.provider_calendar_id: c for c in import_calendars(session, account, provider)
+            }
+        session.commit()
+        assert account.id is not None
+        cals = [Cal(imported[url].id or 0, url, server.username) for url in made]
+        return account.id, cals
+
+
+def caldav_blocks(driver: CalDAVDriver, cal: Cal) -> list[tuple[datetime, datetime]]:
+    return sorted(
+        (e["start"], e["end"])  # type: ignore[misc]
+        for e in driver.events(cal.provider_id)
+        if e["mark"] is not None
+    )
+
+
+def google_blocks(world: World, cal: Cal) -> list[str]:
+    return sorted(b["start"]["dateTime"] for b in world.blocks(cal))
+
+
+def test_google_and_two_caldav_calendars_block_each_other(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"work-{unique}@example.com")["primary"]
+    account_id, (personal, family) = connect_caldav(world, driver, "Personal", "Family")
+    world.configure(google, personal, family)
+    world.insert(google, **timed("Board meeting", 9, 10))
+    dentist = driver.add(personal.provider_id, PersonEvent("Dentist", instant(14), instant(15)))
+
+    # Initial sync: every calendar holds a block for each event of the other two.
+    world.sync_all(google, personal, family)
+    assert google_blocks(world, google) == [at(14)]
+    assert caldav_blocks(driver, personal) == [(instant(9), instant(10))]
+    assert caldav_blocks(driver, family) == [(instant(9), instant(10)), (instant(14), instant(15))]
+    for event in driver.events(family.provider_id):
+        assert event["title"] == "Busy"
+        assert "CLASS:PRIVATE" in str(event["ics"])
+        assert "Dentist" not in str(event["ics"])
+
+    # An incremental change in CalDAV moves its blocks in Google and in the other calendar.
+    driver.move(personal.provider_id, dentist, instant(16), instant(17))
+    result = world.sync(personal)
+    assert result.log.status == SyncStatus.SUCCESS, result.log.error
+    assert google_blocks(world, google) == [at(16)]
+    assert caldav_blocks(driver, family) == [(instant(9), instant(10)), (instant(16), instant(17))]
+
+    # A delete in CalDAV removes them; a change in Google reaches both CalDAV calendars.
+    driver.delete(personal.provider_id, dentist)
+    world.insert(google, **timed("Review", 11, 12))
+    world.sync_all(personal, google, family)
+    assert google_blocks(world, google) == []
+    for cal in (personal, family):
+        assert caldav_blocks(driver, cal) == [(instant(9), instant(10)), (instant(11), instant(12))]
+
+    # Disconnecting the CalDAV account: the blocks calsync wrote into its calendars go, and
+    # so do those its calendars sourced elsewhere.
+    driver.add(family.provider_id, PersonEvent("Piano", instant(18), instant(19)))
+    world.sync_all(family, google)
+    assert google_blocks(world, google) == [at(18)]
+    report = world.engine.release_account(account_id)
+    assert report.error is None
+    assert google_blocks(world, google) == []
+    for cal in (personal, family):
+        assert caldav_blocks(driver, cal) == []
+    # The person's own events stay.
+    assert [e["title"] for e in driver.events(family.provider_id)] == ["Piano"]
+
+
+def test_a_refused_caldav_password_marks_the_account_needs_reauth_at_once(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"home-{unique}@example.com")["primary"]
+    account_id, (personal,) = connect_caldav(world, driver, "Personal")
+    world.configure(google, personal)
+    world.insert(google, **timed("Lunch", 12, 13))
+    world.sync_all(google, personal)
+    assert caldav_blocks(driver, personal) == [(instant(12), instant(13))]
+
+    driver.refuse_login()  # the app-specific password was revoked
+    try:
+        result = world.sync(personal)
+    finally:
+        radicale.reset()
+
+    assert result.log.status == SyncStatus.ERROR
+    with Session(world.db) as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        assert account.state == AccountState.NEEDS_REAUTH
+        calendar = session.exec(select(Calendar).where(Calendar.id == personal.id)).one()
+        assert calendar.sync_enabled  # nothing is turned off or deleted because of it
+    assert caldav_blocks(driver, personal) == [(instant(12), instant(13))]
+    assert google_blocks(world, google) == []
