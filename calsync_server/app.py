@@ -13,6 +13,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from calsync_server.api.auth import require_user
 from calsync_server.api.bodies import CalsyncRequest
+from calsync_server.api.caldav import CalDAVSignIn
 from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.health import readyz
 from calsync_server.api.oauth import GoogleSignIn, google_callback
@@ -65,6 +66,7 @@ def create_app(
             ApiV1,
             stream,
             GoogleSignIn,
+            CalDAVSignIn,
             google_callback,
         ],
         lifespan=[lifespan],

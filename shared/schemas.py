@@ -229,6 +229,26 @@ class GoogleAuthorization(Schema):
     expires_at: datetime
 
 
+class CalDAVLogin(Schema):
+    """Connect a CalDAV account (iCloud: https://caldav.icloud.com/ with the Apple ID and an
+    app-specific password). The server checks the login before anything is stored; the
+    password is sealed at rest and never answered back."""
+
+    url: Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^https?://")]
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    password: Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+
+
+class CalDAVConnected(Schema):
+    """The account connected (or, for the same login, reconnected) and its calendars, each
+    with sync off until turned on."""
+
+    account_id: int
+    email: str
+    reauthorised: bool
+    calendars: list[str]
+
+
 class ReadinessCheck(Schema):
     """One thing a ready server needs: `database`, `workers`, `scheduler` or `queue`."""
 

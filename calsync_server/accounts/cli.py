@@ -1,8 +1,10 @@
-"""`calsync accounts`: add a Google account, list them, remove one, all over the JSON API of a
-running server (`--server`) or of one started in this process for the length of the command."""
+"""`calsync accounts`: add a Google, CalDAV or iCloud account, list them, remove one, all over
+the JSON API of a running server (`--server`) or of one started in this process for the length
+of the command."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import webbrowser
@@ -109,7 +111,7 @@ def _connect(calsync: CalsyncContext, server: str | None, token: str | None) -> 
 
 @click.group("accounts")
 def accounts() -> None:
-    """Accounts: add a Google account, list them, remove one."""
+    """Accounts: add a Google, CalDAV or iCloud account, list them, remove one."""
 
 
 def _fingerprint(account: dict[str, Any]) -> tuple[Any, ...]:
@@ -129,8 +131,13 @@ def _show_calendars(api: Api, account: dict[str, Any]) -> None:
         click.echo("New calendars start with sync off: turn on the ones to keep in step.")
 
 
-@accounts.command("add")
-@click.argument("provider", type=click.Choice(["google"]))
+@accounts.group("add")
+def add() -> None:
+    """Connect an account: `google` (sign in in the browser), `caldav` (any CalDAV server:
+    Fastmail, Nextcloud, a self-hosted one) or `icloud`."""
+
+
+@add.command("google")
 @click.option(
     "--client-secrets",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -149,9 +156,8 @@ def _show_calendars(api: Api, account: dict[str, Any]) -> None:
 )
 @_server_options
 @click.pass_obj
-def add(
+def add_google(
     calsync: CalsyncContext,
-    provider: str,
     client_secrets: Path | None,
     login_hint: str | None,
     no_browser: bool,
@@ -197,6 +203,106 @@ def add(
         _show_calendars(api, account)
 
 
+PASSWORD_ENV = "CALSYNC_CALDAV_PASSWORD"
+
+
+def _password(password_file: Path | None, username: str) -> str:
+    """From the file, else the environment, else asked without echo: never a flag's value
+    (it would stay in the shell's history and in the process list)."""
+    if password_file is not None:
+        try:
+            text = password_file.read_text()
+        except OSError as exc:
+            raise click.ClickException(f"{password_file}: cannot be read: {exc.strerror}") from None
+        password = text.splitlines()[0] if text.strip() else ""
+        if not password:
+            raise click.ClickException(f"{password_file}: holds no password on its first line")
+        return password
+    password = os.environ.get(PASSWORD_ENV, "")
+    if password:
+        return password
+    prompted: str = click.prompt(f"Password for {username}", hide_input=True)
+    return prompted
+
+
+def _connect_caldav(
+    calsync: CalsyncContext,
+    url: str,
+    username: str,
+    password_file: Path | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    password = _password(password_file, username)
+    with _connect(calsync, server, token) as api:
+        body = {"url": url, "username": username, "password": password}
+        connected = api.call("POST", "/api/v1/accounts/caldav", json=body)
+        account = next(a for a in api.accounts() if a["id"] == connected["account_id"])
+        if connected["reauthorised"]:
+            click.echo(f"the login of {account['email']} is renewed")
+        _show_calendars(api, account)
+
+
+def _caldav_options(command: Any) -> Any:
+    command = click.option(
+        "--password-file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help=f"Read the password from the file's first line (else {PASSWORD_ENV}, else asked "
+        "without echo; never a flag: it would stay in the shell's history).",
+    )(command)
+    return click.option("--username", required=True, help="The user name (often an email).")(
+        command
+    )
+
+
+@add.command("caldav")
+@click.option("--url", default=None, help="The CalDAV server (https://...), or use --icloud.")
+@click.option("--icloud", is_flag=True, help="iCloud's server, with an app-specific password.")
+@_caldav_options
+@_server_options
+@click.pass_obj
+def add_caldav(
+    calsync: CalsyncContext,
+    url: str | None,
+    icloud: bool,
+    username: str,
+    password_file: Path | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Connect a CalDAV account (Fastmail, Nextcloud, mailbox.org, a self-hosted server).
+    Its calendars are polled: CalDAV has no push for other apps."""
+    from calsync_server.accounts.caldav_signin import ICLOUD_PASSWORD_NOTE, ICLOUD_URL
+
+    if icloud:
+        if url is not None:
+            raise click.UsageError("--icloud sets the URL: give --url or --icloud, not both")
+        url = ICLOUD_URL
+        click.echo(ICLOUD_PASSWORD_NOTE)
+    if url is None:
+        raise click.UsageError("give the server's address with --url (or --icloud)")
+    _connect_caldav(calsync, url, username, password_file, server, token)
+
+
+@add.command("icloud")
+@_caldav_options
+@_server_options
+@click.pass_obj
+def add_icloud(
+    calsync: CalsyncContext,
+    username: str,
+    password_file: Path | None,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Connect an iCloud calendar account: the Apple ID and an app-specific password."""
+    from calsync_server.accounts.caldav_signin import ICLOUD_PASSWORD_NOTE, ICLOUD_URL
+
+    click.echo(ICLOUD_PASSWORD_NOTE)
+    _connect_caldav(calsync, ICLOUD_URL, username, password_file, server, token)
+
+
 def _wait_for_account(
     api: Api, before: dict[int, tuple[Any, ...]], login_hint: str | None, wait_seconds: float
 ) -> dict[str, Any]:
@@ -225,7 +331,9 @@ def list_accounts(calsync: CalsyncContext, server: str | None, token: str | None
     with _connect(calsync, server, token) as api:
         found = api.accounts()
     if not found:
-        click.echo("no accounts yet: add one with `calsync accounts add google`")
+        click.echo(
+            "no accounts yet: add one with `calsync accounts add google` (or `caldav`, `icloud`)"
+        )
         return
     width = max(len(a["email"]) for a in found)
     click.echo(f"{'ID':>5}  {'EMAIL':<{width}}  {'STATE':<12}  CALENDARS")
@@ -237,7 +345,8 @@ def list_accounts(calsync: CalsyncContext, server: str | None, token: str | None
     if any(a["state"] == "needs_reauth" for a in found):
         click.echo(
             "An account that needs re-authorisation syncs again after "
-            "`calsync accounts add google --login-hint EMAIL`."
+            "`calsync accounts add google --login-hint EMAIL` (CalDAV: `calsync accounts add "
+            "caldav` again, with the new password)."
         )
 
 
