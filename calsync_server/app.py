@@ -21,8 +21,8 @@ from calsync_server.api.openapi import ClosedStructs
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
 from calsync_server.metrics import CONTENT_TYPE
+from calsync_server.push.webhooks import google_webhook, push_webhook
 from calsync_server.runtime import Runtime
-from calsync_server.webhooks import google_webhook
 from shared.settings import Settings
 
 # Bodies of API requests are small JSON documents; anything bigger is refused with 413.
@@ -63,6 +63,7 @@ def create_app(
             readyz,
             metrics,
             google_webhook,
+            push_webhook,
             ApiV1,
             stream,
             GoogleSignIn,

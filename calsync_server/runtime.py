@@ -20,7 +20,6 @@ from sqlmodel import Session, col, func, select
 
 from calsync_server.accounts.service import default_api_token, ensure_default_user
 from calsync_server.accounts.vault import CredentialVault
-from calsync_server.channels import ChannelKeeper, note_poll
 from calsync_server.db.engine import create_db_engine, lock_beside, upgrade_database
 from calsync_server.db.models import Account, Calendar, SyncJob
 from calsync_server.jobs.queue import Enqueued, JobQueue
@@ -29,9 +28,10 @@ from calsync_server.live import LiveBus, LiveUpdate
 from calsync_server.metrics import Metrics
 from calsync_server.providers.registry import ProviderFactory
 from calsync_server.providers.retry import RetryPolicy
+from calsync_server.push.channels import ChannelKeeper, note_poll
+from calsync_server.push.webhook_batch import WebhookBatcher
 from calsync_server.scheduler import Scheduler
 from calsync_server.sync.engine import SyncEngine, SyncResult, default_factory
-from calsync_server.webhook_batch import WebhookBatcher
 from shared.clock import Clock, SystemClock
 from shared.domain import JobState, SyncKind
 from shared.schemas import Readiness, ReadinessCheck

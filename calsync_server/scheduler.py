@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete, func, select
 
-from calsync_server.channels import ChannelChanges, ChannelKeeper, healthy
-from calsync_server.db.models import Account, Calendar, Notification, PushChannel, SyncJob
+from calsync_server.db.models import Account, Calendar, Notification, PushSubscription, SyncJob
 from calsync_server.jobs.queue import JobQueue
+from calsync_server.push.channels import ChannelChanges, ChannelKeeper, healthy
 from shared.clock import Clock
 from shared.domain import AccountState, ChannelState, JobState, SyncKind
 from shared.settings import Settings
@@ -99,7 +99,7 @@ class Scheduler:
             covered = {
                 c.calendar_id
                 for c in session.exec(
-                    select(PushChannel).where(PushChannel.state == ChannelState.ACTIVE)
+                    select(PushSubscription).where(PushSubscription.state == ChannelState.ACTIVE)
                 )
                 if healthy(c, now)
             }

@@ -64,6 +64,23 @@ class ChannelState(StrEnum):
     STOPPED = "stopped"
 
 
+class PushState(StrEnum):
+    """How a calendar hears of changes: by push, or by polling, and whether that is a fault."""
+
+    ACTIVE = "active"  # a working push subscription
+    PENDING = "pending"  # push is wanted and not made yet: polled meanwhile
+    FAILING = "failing"  # push should work and does not: polled meanwhile (a fault)
+    POLLED = "polled"  # polled by design (see PollReason): not a fault
+    OFF = "off"  # sync is off: neither
+
+
+class PollReason(StrEnum):
+    """Why a calendar is polled by design."""
+
+    NO_PUBLIC_URL = "no_public_url"  # no public URL for providers to reach
+    PROVIDER_WITHOUT_PUSH = "provider_without_push"  # CalDAV has none
+
+
 class NotificationOutcome(StrEnum):
     """What the webhook did with a received push notification."""
 
@@ -73,3 +90,5 @@ class NotificationOutcome(StrEnum):
     DUPLICATE = "duplicate"
     FORGED = "forged"
     UNKNOWN_CHANNEL = "unknown_channel"
+    # A lifecycle notice acted on without a sync (Graph's reauthorizationRequired: renew now).
+    LIFECYCLE = "lifecycle"

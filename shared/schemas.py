@@ -13,7 +13,9 @@ from shared.domain import (
     CalendarRole,
     ChannelState,
     JobState,
+    PollReason,
     Provider,
+    PushState,
     SyncKind,
     SyncStatus,
 )
@@ -109,6 +111,9 @@ class CalendarOut(Schema):
     account_email: str = ""
     # The user's choice: when sync is turned off, the blocks this calendar holds stay.
     keep_blocks_when_off: bool = False
+    # How it hears of changes: "polled" by design (and why) is not "failing".
+    push: PushState = PushState.OFF
+    polled_because: PollReason | None = None
 
 
 class CalendarPatch(Schema):
@@ -177,6 +182,10 @@ class ChannelOut(Schema):
     unannounced_changes: int = 0
     # Why the calendar has no working channel (the provider's refusal), while it is failing.
     last_error: str | None = None
+    # "polled" by design (no public URL, a provider without push; why in polled_because) is
+    # not "failing".
+    push: PushState = PushState.PENDING
+    polled_because: PollReason | None = None
 
 
 class SyncRequest(Schema):

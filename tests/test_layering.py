@@ -129,7 +129,11 @@ def test_the_engine_reaches_no_concrete_provider() -> None:
 
 
 def test_push_channels_and_webhooks_reach_no_concrete_provider() -> None:
-    for module in ("calsync_server.channels", "calsync_server.webhooks"):
+    for module in (
+        "calsync_server.push.channels",
+        "calsync_server.push.webhooks",
+        "calsync_server.push.webhook_batch",
+    ):
         code = (
             "import importlib, json, sys\n"
             f"importlib.import_module({module!r})\n"

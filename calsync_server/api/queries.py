@@ -10,17 +10,25 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from calsync_server.channels import healthy
 from calsync_server.db.models import (
     Account,
     BusyBlock,
     Calendar,
     Event,
-    PushChannel,
+    PushSubscription,
     SyncJob,
     SyncLog,
 )
-from shared.domain import AccountState, ChannelState, JobState, SyncStatus
+from calsync_server.providers.model import PushKind
+from calsync_server.push.channels import healthy, push_kind
+from shared.domain import (
+    AccountState,
+    ChannelState,
+    JobState,
+    PollReason,
+    PushState,
+    SyncStatus,
+)
 from shared.schemas import (
     MAX_ID,
     AccountOut,
@@ -118,24 +126,24 @@ def _counts(
     return {int(k): int(v) for k, v in rows}
 
 
-def _live_channels(session: Session, calendar_ids: Sequence[int]) -> list[PushChannel]:
+def _live_channels(session: Session, calendar_ids: Sequence[int]) -> list[PushSubscription]:
     if not calendar_ids:
         return []
     return list(
         session.exec(
-            select(PushChannel)
+            select(PushSubscription)
             .where(
-                col(PushChannel.calendar_id).in_(calendar_ids),
-                col(PushChannel.state) != ChannelState.STOPPED,
+                col(PushSubscription.calendar_id).in_(calendar_ids),
+                col(PushSubscription.state) != ChannelState.STOPPED,
             )
-            .order_by(col(PushChannel.id))
+            .order_by(col(PushSubscription.id))
         )
     )
 
 
-def _channel_of(channels: list[PushChannel], now: datetime) -> dict[int, PushChannel]:
+def _channel_of(channels: list[PushSubscription], now: datetime) -> dict[int, PushSubscription]:
     """Each calendar's channel that speaks for it: a healthy one before a failing one."""
-    chosen: dict[int, PushChannel] = {}
+    chosen: dict[int, PushSubscription] = {}
     for channel in channels:
         current = chosen.get(channel.calendar_id)
         if current is None or (healthy(channel, now) and not healthy(current, now)):
@@ -143,6 +151,28 @@ def _channel_of(channels: list[PushChannel], now: datetime) -> dict[int, PushCha
         elif healthy(channel, now) == healthy(current, now) and channel.id and current.id:
             chosen[channel.calendar_id] = channel if channel.id > current.id else current
     return chosen
+
+
+def push_of(
+    calendar: Calendar,
+    provider: str,
+    channel: PushSubscription | None,
+    now: datetime,
+    settings: Settings | None,
+) -> tuple[PushState, PollReason | None]:
+    """How a calendar hears of changes, and why it is polled when that is by design: a
+    provider without push or no public URL is "polled", never "failing"."""
+    if not calendar.sync_enabled:
+        return PushState.OFF, None
+    if push_kind(provider) is PushKind.NONE:
+        return PushState.POLLED, PollReason.PROVIDER_WITHOUT_PUSH
+    if settings is not None and not settings.public_url:
+        return PushState.POLLED, PollReason.NO_PUBLIC_URL
+    if channel is not None and healthy(channel, now):
+        return PushState.ACTIVE, None
+    if channel is not None and channel.state == ChannelState.FAILING:
+        return PushState.FAILING, None
+    return PushState.PENDING, None
 
 
 def status(session: Session, user_id: int, now: datetime, settings: Settings) -> Status:
@@ -229,7 +259,11 @@ def account_out(account: Account, calendars: int, settings: Settings) -> Account
 
 
 def calendars(
-    session: Session, user_id: int, now: datetime, only: int | None = None
+    session: Session,
+    user_id: int,
+    now: datetime,
+    only: int | None = None,
+    settings: Settings | None = None,
 ) -> list[CalendarOut]:
     query = (
         select(Calendar, Account)
@@ -248,6 +282,7 @@ def calendars(
     for calendar, account in rows:
         assert calendar.id is not None
         channel = channels.get(calendar.id)
+        push, polled_because = push_of(calendar, str(account.provider), channel, now, settings)
         result.append(
             CalendarOut(
                 id=calendar.id,
@@ -266,6 +301,8 @@ def calendars(
                 channel_state=ChannelState(channel.state) if channel else None,
                 color=calendar.color,
                 account_email=account.email,
+                push=push,
+                polled_because=polled_because,
             )
         )
     return result
@@ -387,25 +424,28 @@ def last_log_id(session: Session) -> int:
     return int(session.exec(select(func.max(SyncLog.id))).one() or 0)
 
 
-def channels(session: Session, user_id: int, now: datetime) -> list[ChannelOut]:
+def channels(
+    session: Session, user_id: int, now: datetime, settings: Settings | None = None
+) -> list[ChannelOut]:
     rows = session.exec(
-        select(Calendar)
+        select(Calendar, Account.provider)
         .join(Account, col(Calendar.account_id) == Account.id)
         .where(Account.user_id == user_id, col(Calendar.sync_enabled).is_(True))
         .order_by(col(Calendar.id))
     ).all()
-    ids = [c.id for c in rows if c.id]
+    ids = [c.id for c, _ in rows if c.id]
     chosen = _channel_of(_live_channels(session, ids), now)
     result = []
-    for calendar in rows:
+    for calendar, provider in rows:
         assert calendar.id is not None
         channel = chosen.get(calendar.id)
+        push, polled_because = push_of(calendar, str(provider), channel, now, settings)
         result.append(
             ChannelOut(
                 calendar_id=calendar.id,
                 calendar_name=calendar.name,
                 state=ChannelState(channel.state) if channel else None,
-                channel_id=channel.channel_id if channel and channel.resource_id else None,
+                channel_id=channel.remote_id if channel and channel.remote_id else None,
                 expires_at=channel.expires_at if channel else None,
                 last_notification_at=channel.last_notification_at if channel else None,
                 failures=channel.failures if channel else 0,
@@ -416,6 +456,8 @@ def channels(session: Session, user_id: int, now: datetime) -> list[ChannelOut]:
                     if channel and channel.state == ChannelState.FAILING
                     else None
                 ),
+                push=push,
+                polled_because=polled_because,
             )
         )
     return result

@@ -131,7 +131,9 @@ class ApiV1(Controller):
     def calendars(self, request: Request[Any, Any, Any], user_id: UserId) -> list[CalendarOut]:
         runtime = _runtime(request)
         with Session(runtime.db) as session:
-            return queries.calendars(session, user_id, runtime.clock.now())
+            return queries.calendars(
+                session, user_id, runtime.clock.now(), settings=runtime.settings
+            )
 
     @patch(
         "/calendars/{calendar_id:int}",
@@ -217,7 +219,9 @@ class ApiV1(Controller):
             # calendar (a first sync, or a turned-off calendar's removal, is one anyway).
             runtime.enqueue(calendar_id, SyncKind.MANUAL, full=full)
         with Session(runtime.db) as session:
-            (result,) = queries.calendars(session, user_id, runtime.clock.now(), only=calendar_id)
+            (result,) = queries.calendars(
+                session, user_id, runtime.clock.now(), only=calendar_id, settings=runtime.settings
+            )
         return result
 
     @get("/busy-blocks", sync_to_thread=True, responses=errors(*WITH_PARAMETERS))
@@ -267,7 +271,7 @@ class ApiV1(Controller):
         """Push-channel health per synced calendar; `polling` when no healthy channel."""
         runtime = _runtime(request)
         with Session(runtime.db) as session:
-            return queries.channels(session, user_id, runtime.clock.now())
+            return queries.channels(session, user_id, runtime.clock.now(), runtime.settings)
 
     @post(
         "/sync",

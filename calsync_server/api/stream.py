@@ -48,7 +48,7 @@ def _read(
         return (
             queries.logs_since(session, user_id, after_log),
             queries.status(session, user_id, now, runtime.settings),
-            queries.channels(session, user_id, now),
+            queries.channels(session, user_id, now, runtime.settings),
         )
 
 

@@ -192,15 +192,26 @@ class BusyBlock(SQLModel, table=True):
     updated_at: datetime = _when(nullable=False)
 
 
-class PushChannel(SQLModel, table=True):
-    __tablename__ = "push_channel"
+class PushSubscription(SQLModel, table=True):
+    """A calendar's push subscription, whatever the provider calls it (a Google channel, a
+    Graph subscription): carried over from `push_channel` (migration 0008)."""
+
+    __tablename__ = "push_subscription"
 
     id: int | None = Field(default=None, primary_key=True)
     calendar_id: int = _fk("calendar.id")
-    channel_id: str = Field(max_length=64, unique=True)
-    resource_id: str | None = Field(default=None, max_length=256)
-    # The per-channel secret Google echoes in X-Goog-Channel-Token.
-    token: str = Field(max_length=256)
+    # The provider's name (Account.provider): which parser reads /webhooks/{provider}/{key}.
+    provider: str = Field(default="google", max_length=32)
+    # Our own random key, the webhook path's last segment. A Google channel's id is the key;
+    # channels made before the key existed keep their channel id as their key.
+    key: str = Field(max_length=64, unique=True)
+    # The provider's id for it (Google channel id, Graph subscription id); None until made.
+    remote_id: str | None = Field(default=None, max_length=256, index=True)
+    # What the provider watches (Google's resource id, Graph's resource path).
+    resource: str | None = Field(default=None, max_length=1024)
+    # The per-subscription secret the provider echoes (Google's channel token, Graph's
+    # clientState): a notification without it is forged.
+    secret: str = Field(max_length=256)
     address: str = Field(max_length=2048)
     expires_at: datetime | None = _when()
     state: ChannelState = _enum(ChannelState, ChannelState.ACTIVE)
@@ -210,8 +221,13 @@ class PushChannel(SQLModel, table=True):
     unannounced_changes: int = 0
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     last_attempt_at: datetime | None = _when()
-    last_message_number: int | None = Field(default=None, sa_type=sa.BigInteger)
+    # The last notification's sequence number (Google's message number), for duplicates.
+    last_sequence: int | None = Field(default=None, sa_type=sa.BigInteger)
     last_notification_at: datetime | None = _when()
+    # When it was made or last renewed in place: renewal in place comes at about half-life.
+    renewed_at: datetime | None = _when()
+    # A lifecycle notice asked for renewal now (Graph's reauthorizationRequired).
+    renew_requested_at: datetime | None = _when()
     created_at: datetime = _when(nullable=False)
     stopped_at: datetime | None = _when()
 
@@ -222,10 +238,12 @@ class Notification(SQLModel, table=True):
     __tablename__ = "notification"
 
     id: int | None = Field(default=None, primary_key=True)
+    # The key of the subscription it came for (Google: the channel id, as before).
     channel_id: str = Field(max_length=64, index=True)
     calendar_id: int | None = _fk("calendar.id", nullable=True)
     message_number: int | None = Field(default=None, sa_type=sa.BigInteger)
-    resource_state: str = Field(max_length=16)
+    # What it said, in calsync's words (NoticeKind: opened, changed, missed, ...).
+    kind: str = Field(max_length=16)
     outcome: NotificationOutcome = _enum(NotificationOutcome, NotificationOutcome.ENQUEUED)
     received_at: datetime = _when(nullable=False)
 

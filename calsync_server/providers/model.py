@@ -7,7 +7,7 @@ frozen dataclasses so that the pure planner can take them as they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -353,6 +353,12 @@ class Notice:
     secret: str | None = None
     # Google's message number (duplicates are ignored); None where the provider has none.
     sequence: int | None = None
+    # What it watches, when the notice names it comparably (Google's resource id): checked
+    # against the stored one; "" where the provider names nothing to compare.
+    resource: str = ""
+    # The provider's calendar id, when the notice says it (Google's resource URI): lets an
+    # unknown subscription be stopped with that calendar's account.
+    calendar: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,3 +366,36 @@ class Handshake:
     """A subscription's validation request (Graph): answer ``token`` as text/plain at once."""
 
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PushRequest:
+    """A webhook request as a parser sees it: header names in lower case."""
+
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PushHeader:
+    """A header a provider's notifications carry, as its parser checks it (for the API's
+    document: the schema tests send what it describes)."""
+
+    name: str
+    longest: int
+    required: bool = True
+    pattern: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PushParser:
+    """A provider's pure reader of its webhook requests. ``parse`` raises ValueError with a
+    sentence saying what is wrong (answered 400)."""
+
+    parse: Callable[[PushRequest], Handshake | list[Notice]]
+    # The longest body a notification of this provider has (Google's are empty).
+    max_body: int
+    headers: tuple[PushHeader, ...] = ()
+    # The answer a received notification gets (Google takes 200; Graph expects 202).
+    accepted_status: int = 200

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from calsync_server.providers.credentials import CalDAVPassword, StoredCredentials
-from calsync_server.providers.model import Capabilities, Provider
+from calsync_server.providers.model import Capabilities, Provider, PushParser
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.providers.signin import OAuthSignIn
 
@@ -95,6 +95,25 @@ def capabilities(name: str) -> Capabilities:
 
         return caldav
     raise UnknownProvider(f"calsync knows no provider {name!r}")
+
+
+def push_parser(name: str) -> PushParser | None:
+    """The pure reader of a provider's webhook requests (/webhooks/{name}/{key}); None for a
+    provider without push. Parsing is pure: no I/O, no clock."""
+    if name == GOOGLE:
+        from calsync_server.providers.google.push import PARSER
+
+        return PARSER
+    if name == "microsoft":
+        from calsync_server.providers.microsoft.push import parse_notification
+
+        return PushParser(
+            parse=lambda request: parse_notification(request.query, request.body),
+            # Several notices per POST, each under a kilobyte.
+            max_body=1024 * 1024,
+            accepted_status=202,
+        )
+    return None
 
 
 def block_identity(name: str) -> Callable[[str], str | None]:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, func, select
 
-from calsync_server.db.models import BusyBlock, PushChannel, SyncJob
+from calsync_server.db.models import BusyBlock, PushSubscription, SyncJob
 from shared.domain import ChannelState, JobState
 from tests.support.waiting import wait_until
 from tests.support.world import World
@@ -118,12 +118,12 @@ def enable(client: httpx.Client, *calendar_ids: int) -> None:
         answer.raise_for_status()
 
 
-def working_channels(world: World, *calendar_ids: int) -> dict[int, PushChannel]:
+def working_channels(world: World, *calendar_ids: int) -> dict[int, PushSubscription]:
     with Session(world.db) as session:
         rows = session.exec(
-            select(PushChannel).where(
-                PushChannel.state == ChannelState.ACTIVE,
-                col(PushChannel.last_message_number).is_not(None),
+            select(PushSubscription).where(
+                PushSubscription.state == ChannelState.ACTIVE,
+                col(PushSubscription.last_sequence).is_not(None),
             )
         ).all()
         found = {row.calendar_id: row for row in rows if row.calendar_id in calendar_ids}

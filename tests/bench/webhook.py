@@ -58,9 +58,9 @@ def measure(table: Table, tmp: Path) -> None:
                 wait_until(lambda: settled(world), timeout=30, what="the first syncs")
                 channel = channels[cals["primary"].id]
                 headers = [
-                    f"X-Goog-Channel-ID: {channel.channel_id}",
-                    f"X-Goog-Channel-Token: {channel.token}",
-                    f"X-Goog-Resource-ID: {channel.resource_id}",
+                    f"X-Goog-Channel-ID: {channel.key}",
+                    f"X-Goog-Channel-Token: {channel.secret}",
+                    f"X-Goog-Resource-ID: {channel.resource}",
                     "X-Goog-Resource-State: exists",
                     "X-Goog-Message-Number: {n}",
                     f"X-Goog-Resource-URI: {emulator.url}calendar/v3/calendars/x/events",
@@ -69,7 +69,7 @@ def measure(table: Table, tmp: Path) -> None:
                 bare_args = [PYTHON, "-m", "uvicorn", "tests.bench.bare:app", "--port"]
                 bare_args += [str(bare_port), "--log-level", "warning", "--no-access-log"]
                 with child(bare_args, bare_port, {}, "healthz"):
-                    number = (channel.last_message_number or 0) + 1
+                    number = (channel.last_sequence or 0) + 1
                     ours: list[dict[str, Any]] = []
                     bare: list[dict[str, Any]] = []
                     for _ in range(ROUNDS):

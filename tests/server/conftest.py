@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from calsync_server.app import create_app
-from calsync_server.db.models import PushChannel, SyncJob
+from calsync_server.db.models import PushSubscription, SyncJob
 from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
@@ -70,14 +70,14 @@ class ServerWorld(World):
             )
             assert answer.status_code == 200, answer.text
 
-    def channel(self, cal: Cal) -> PushChannel | None:
+    def channel(self, cal: Cal) -> PushSubscription | None:
         """The calendar's working channel: active, and its first ("sync") message received."""
         with Session(self.db) as session:
             return session.exec(
-                select(PushChannel).where(
-                    PushChannel.calendar_id == cal.id,
-                    PushChannel.state == ChannelState.ACTIVE,
-                    col(PushChannel.last_message_number).is_not(None),
+                select(PushSubscription).where(
+                    PushSubscription.calendar_id == cal.id,
+                    PushSubscription.state == ChannelState.ACTIVE,
+                    col(PushSubscription.last_sequence).is_not(None),
                 )
             ).first()
 

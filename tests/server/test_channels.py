@@ -18,9 +18,9 @@ import msgspec
 import pytest
 from sqlmodel import Session, select
 
-from calsync_server.channels import LEASE, LEASE_TTL, ChannelKeeper
-from calsync_server.db.models import PushChannel
+from calsync_server.db.models import PushSubscription
 from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.push.channels import LEASE, LEASE_TTL, ChannelKeeper
 from shared.clock import SystemClock
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
@@ -57,9 +57,11 @@ def api_channels(api: httpx.Client) -> dict[int, dict[str, Any]]:
     return {c["calendar_id"]: c for c in answer.json()}
 
 
-def rows(world: ServerWorld, cal: Cal) -> list[PushChannel]:
+def rows(world: ServerWorld, cal: Cal) -> list[PushSubscription]:
     with Session(world.db) as session:
-        return list(session.exec(select(PushChannel).where(PushChannel.calendar_id == cal.id)))
+        return list(
+            session.exec(select(PushSubscription).where(PushSubscription.calendar_id == cal.id))
+        )
 
 
 def kinds_that_created_blocks(world: ServerWorld, api: httpx.Client, cal: Cal) -> list[str]:
@@ -92,9 +94,10 @@ def test_synced_calendars_get_channels_and_lose_them_when_sync_is_turned_off(
             channel = world.channel(cal)
             assert channel is not None
             assert channel.state == "active"
-            assert channel.address == world.url + "webhooks/google"
-            assert channel.channel_id in live
-            assert live[channel.channel_id]["calendar_id"] == cal.provider_id
+            # Our own key in the path: the parser of the provider it names reads what comes.
+            assert channel.address == world.url + f"webhooks/google/{channel.key}"
+            assert channel.key in live
+            assert live[channel.key]["calendar_id"] == cal.provider_id
             ours[cal] = channel
         assert rows(world, work["Team"]) == []
         assert work["Team"].provider_id not in {c["calendar_id"] for c in live.values()}
@@ -102,18 +105,19 @@ def test_synced_calendars_get_channels_and_lose_them_when_sync_is_turned_off(
         assert set(shown) == {work["primary"].id, home.id}
         assert shown[home.id]["state"] == "active"
         assert shown[home.id]["polling"] is False
-        assert shown[home.id]["channel_id"] == ours[home].channel_id
+        assert shown[home.id]["push"] == "active"
+        assert shown[home.id]["channel_id"] == ours[home].key
 
         answer = api.patch(f"/api/v1/calendars/{home.id}", json={"sync_enabled": False})
         assert answer.status_code == 200, answer.text
         (row,) = rows(world, home)
         assert row.state == "stopped"
         assert row.stopped_at is not None
-        assert ours[home].channel_id not in emulator_channels(world)
+        assert ours[home].key not in emulator_channels(world)
         assert home.id not in api_channels(api)
         # The other calendar keeps its channel, and the scheduler does not bring the stopped
         # one back: a later tick sees sync off.
-        assert ours[work["primary"]].channel_id in emulator_channels(world)
+        assert ours[work["primary"]].key in emulator_channels(world)
         wait_until(lambda: world.settled(api), what="the queue to drain")
         assert [r.state for r in rows(world, home)] == ["stopped"]
 
@@ -124,7 +128,7 @@ def test_channels_are_stopped_when_the_public_url_goes_away(make_world: Any, uni
     world.configure(work["primary"], home)
     world.start()
     world.wait_for_channels(work["primary"], home)
-    made = {c.channel_id for c in rows(world, work["primary"]) + rows(world, home)}
+    made = {c.key for c in rows(world, work["primary"]) + rows(world, home)}
     assert made <= emulator_channels(world).keys()
     world.stop()
 
@@ -163,7 +167,7 @@ def test_two_processes_keeping_channels_make_one_per_calendar(make_world: Any, u
     assert sorted(len(c.created) for c in changes) == [0, len(cals)]
     live = [r for cal in cals for r in rows(world, cal) if r.state != "stopped"]
     assert Counter(r.calendar_id for r in live) == {cal.id: 1 for cal in cals}
-    assert {r.channel_id for r in live} <= emulator_channels(world).keys()
+    assert {r.key for r in live} <= emulator_channels(world).keys()
     # Let go after the pass: either keeper can take the next one.
     assert keepers[0].leases.take(LEASE, LEASE_TTL)
     assert not keepers[1].leases.take(LEASE, LEASE_TTL)
@@ -209,22 +213,22 @@ def test_channels_are_renewed_before_they_expire_and_push_keeps_working(
         world.wait_for_channels(source, home)
         first = world.channel(source)
         assert first is not None
-        expiration_ms = emulator_channels(world)[first.channel_id]["expiration"]
+        expiration_ms = emulator_channels(world)[first.key]["expiration"]
 
-        def renewed() -> PushChannel | None:
+        def renewed() -> PushSubscription | None:
             channel = world.channel(source)
-            return channel if channel and channel.channel_id != first.channel_id else None
+            return channel if channel and channel.key != first.key else None
 
         second = wait_until(renewed, what="a renewed channel")
         wait_until(
-            lambda: first.channel_id not in emulator_channels(world),
+            lambda: first.key not in emulator_channels(world),
             what="the old channel stopped at the provider",
         )
         # Stopped, not merely expired: gone while its expiry was still ahead.
         assert time.time() * 1000 < expiration_ms
-        old = next(r for r in rows(world, source) if r.channel_id == first.channel_id)
+        old = next(r for r in rows(world, source) if r.key == first.key)
         assert old.state == "stopped"
-        assert second.channel_id in emulator_channels(world)
+        assert second.key in emulator_channels(world)
 
         wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
         world.insert(source, **timed("Standup", 9, 10))
@@ -277,7 +281,7 @@ def test_a_channel_that_cannot_be_made_falls_back_to_polling_until_it_can(
         assert failing["failures"] >= 1
         assert failing["channel_id"] is None
         assert "500" in failing["last_error"], failing  # the provider's refusal, for the user
-        assert not emulator_channels(world).keys() & {c.channel_id for c in rows(world, source)}
+        assert not emulator_channels(world).keys() & {c.key for c in rows(world, source)}
 
         wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
         world.insert(source, **timed("Gym", 7, 8))
@@ -292,7 +296,7 @@ def test_a_channel_that_cannot_be_made_falls_back_to_polling_until_it_can(
         assert shown["polling"] is False
         working = world.channel(source)
         assert working is not None
-        assert working.channel_id in emulator_channels(world)
+        assert working.key in emulator_channels(world)
         # The failure record is closed, not left to speak for the calendar.
         assert [r.state for r in rows(world, source) if r.failures] == ["stopped"]
 
@@ -310,7 +314,7 @@ def test_a_channel_that_misses_changes_is_replaced(make_world: Any, unique: str)
         assert deaf is not None
         # Google drops the channel without telling calsync: changes go unannounced.
         world.service(source.email).channels().stop(
-            body={"id": deaf.channel_id, "resourceId": deaf.resource_id}
+            body={"id": deaf.key, "resourceId": deaf.resource}
         ).execute()
         world.insert(source, **timed("Call", 15, 16))
         blocks = wait_until(lambda: world.blocks(home), what="the call's block by safety polling")
@@ -322,15 +326,13 @@ def test_a_channel_that_misses_changes_is_replaced(make_world: Any, unique: str)
         )
         world.insert(source, **timed("Call 2", 17, 18))
 
-        def replaced() -> PushChannel | None:
+        def replaced() -> PushSubscription | None:
             channel = world.channel(source)
-            return channel if channel and channel.channel_id != deaf.channel_id else None
+            return channel if channel and channel.key != deaf.key else None
 
         fresh = wait_until(replaced, what="a replacement channel", timeout=15)
-        assert fresh.channel_id in emulator_channels(world)
-        assert next(r for r in rows(world, source) if r.channel_id == deaf.channel_id).state in (
-            "stopped"
-        )
+        assert fresh.key in emulator_channels(world)
+        assert next(r for r in rows(world, source) if r.key == deaf.key).state in ("stopped")
         wait_until(lambda: len(world.blocks(home)) == 2, what="the second call's block")
 
 

@@ -56,12 +56,12 @@ def test_a_not_exists_notification_syncs_its_calendar(
         wait_until(lambda: world.settled(api), what="the queue to drain")
         channel = world.channel(work)
         assert channel is not None
-        assert channel.last_message_number is not None
+        assert channel.last_sequence is not None
         # The emulator's channel goes (calsync still counts on it): the deletion below is
         # announced only by the notification this test sends, the way Google says a
         # resource is gone.
         world.service(work.email).channels().stop(
-            body={"id": channel.channel_id, "resourceId": channel.resource_id}
+            body={"id": channel.key, "resourceId": channel.resource}
         ).execute()
         world.service(work.email).events().delete(
             calendarId=work.provider_id, eventId=event["id"]
@@ -69,11 +69,11 @@ def test_a_not_exists_notification_syncs_its_calendar(
         answer = httpx.post(
             f"{world.url}webhooks/google",
             headers={
-                "X-Goog-Channel-ID": channel.channel_id,
-                "X-Goog-Channel-Token": channel.token,
-                "X-Goog-Resource-ID": channel.resource_id or "",
+                "X-Goog-Channel-ID": channel.key,
+                "X-Goog-Channel-Token": channel.secret,
+                "X-Goog-Resource-ID": channel.resource or "",
                 "X-Goog-Resource-State": "not_exists",
-                "X-Goog-Message-Number": str(channel.last_message_number + 1),
+                "X-Goog-Message-Number": str(channel.last_sequence + 1),
                 "X-Goog-Resource-URI": f"https://example/calendars/{work.provider_id}/events",
             },
             timeout=10,
@@ -90,8 +90,10 @@ def test_a_not_exists_notification_syncs_its_calendar(
         with Session(world.db) as session:
             recorded = session.exec(
                 select(Notification).where(
-                    Notification.channel_id == channel.channel_id,
-                    Notification.resource_state == "not_exists",
+                    Notification.channel_id == channel.key,
+                    # "not_exists" is a change like "exists", in calsync's words.
+                    Notification.kind == "changed",
+                    Notification.message_number == channel.last_sequence + 1,
                 )
             ).all()
         assert [n.outcome for n in recorded] == ["enqueued"]

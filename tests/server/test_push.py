@@ -52,13 +52,13 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
         wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
         channel = world.channel(work)
         assert channel is not None
-        assert channel.last_message_number is not None
+        assert channel.last_sequence is not None
         before = {log["id"] for log in world.logs(api, work)}
 
         # Besides the emulator's own notification of this change, 200 more arrive the way
         # Google sends them, 20 at a time.
         world.insert(work, **timed("Dentist", 14, 15))
-        start = channel.last_message_number + 1000
+        start = channel.last_sequence + 1000
 
         # One client with a connection pool, as a sender of bursts keeps its connections.
         sender = httpx.Client(
@@ -69,9 +69,9 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
             return sender.post(
                 "webhooks/google",
                 headers={
-                    "X-Goog-Channel-ID": channel.channel_id,
-                    "X-Goog-Channel-Token": channel.token,
-                    "X-Goog-Resource-ID": channel.resource_id or "",
+                    "X-Goog-Channel-ID": channel.key,
+                    "X-Goog-Channel-Token": channel.secret,
+                    "X-Goog-Resource-ID": channel.resource or "",
                     "X-Goog-Resource-State": "exists",
                     "X-Goog-Message-Number": str(start + n),
                     "X-Goog-Resource-URI": "https://example/calendars/x/events",

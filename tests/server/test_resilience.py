@@ -96,7 +96,7 @@ def test_postgres_stopped_mid_sync_and_started_again_converges_by_itself(
             world.wait_for_channels(work, home)
             channel = world.channel(work)
             assert channel is not None
-            assert channel.last_message_number is not None
+            assert channel.last_sequence is not None
             wait_until(
                 lambda: world.stats()["calls"].get("events.insert", 0) > 0,
                 timeout=30,
@@ -118,11 +118,11 @@ def test_postgres_stopped_mid_sync_and_started_again_converges_by_itself(
             refused = httpx.post(
                 f"{world.url}webhooks/google",
                 headers={
-                    "X-Goog-Channel-ID": channel.channel_id,
-                    "X-Goog-Channel-Token": channel.token,
-                    "X-Goog-Resource-ID": channel.resource_id or "",
+                    "X-Goog-Channel-ID": channel.key,
+                    "X-Goog-Channel-Token": channel.secret,
+                    "X-Goog-Resource-ID": channel.resource or "",
                     "X-Goog-Resource-State": "exists",
-                    "X-Goog-Message-Number": str(channel.last_message_number + 10**6),
+                    "X-Goog-Message-Number": str(channel.last_sequence + 10**6),
                 },
                 timeout=15,
             )

@@ -11,11 +11,11 @@ import msgspec
 import pytest
 from sqlmodel import Session, delete
 
-from calsync_server.channels import LEASE, ChannelKeeper
 from calsync_server.db.lease import Leases
-from calsync_server.db.models import Calendar, PushChannel, SyncJob
+from calsync_server.db.models import Calendar, PushSubscription, SyncJob
 from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.jobs.queue import JobQueue
+from calsync_server.push.channels import LEASE, ChannelKeeper
 from calsync_server.scheduler import Scheduler
 from calsync_server.sync.engine import default_factory
 from shared.clock import FixedClock
@@ -53,12 +53,13 @@ def test_push_covered_calendars_are_polled_ten_times_less_often(world: World, un
             calendar.last_sync_at = calendar.last_full_sync_at = T0
             session.add(calendar)
         session.add(
-            PushChannel(
+            PushSubscription(
                 calendar_id=pushed.id,
-                channel_id="calsync-healthy",
-                token="secret",
-                address="https://calsync.example/webhooks/google",
-                resource_id="resource",
+                key="calsync-healthy",
+                remote_id="calsync-healthy",
+                secret="secret",
+                address="https://calsync.example/webhooks/google/calsync-healthy",
+                resource="resource",
                 created_at=T0,
                 expires_at=T0 + timedelta(days=7),
                 state=ChannelState.ACTIVE,

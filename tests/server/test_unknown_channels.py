@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 
-from calsync_server.channels import UNKNOWN_STOPS_PER_ACCOUNT
+from calsync_server.push.channels import UNKNOWN_STOPS_PER_ACCOUNT
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 

@@ -16,11 +16,12 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from calsync_server.db.engine import create_db_engine, upgrade_database
-from calsync_server.db.models import Notification, PushChannel, SyncJob
+from calsync_server.db.models import Notification, PushSubscription, SyncJob
 from calsync_server.jobs.queue import MAX_DEBOUNCE, JobQueue
-from calsync_server.webhook_batch import (
+from calsync_server.providers.model import Notice, NoticeKind
+from calsync_server.push.webhook_batch import (
     DEBOUNCE_SECONDS,
-    PushHeaders,
+    Incoming,
     WebhookBatcher,
     advance_message_number,
     record_notifications,
@@ -82,21 +83,18 @@ def test_a_concurrent_burst_gets_the_answers_rows_and_jobs_of_one_at_a_time(
 
         # Each channel's next notification delivered five times over (Google retries, or two
         # routes), a forger guessing at the first channel, and channels nobody knows.
-        fresh = {c.channel_id: (c.last_message_number or 0) + 100 for c in channels if c}
+        fresh = {c.key: (c.last_sequence or 0) + 100 for c in channels if c}
         requests: list[dict[str, str]] = []
         for channel in channels:
             assert channel is not None
-            requests += [headers_of(channel, fresh[channel.channel_id])] * 5
+            requests += [headers_of(channel, fresh[channel.key])] * 5
         first = channels[0]
         assert first is not None
         for n in range(4):
             requests.append(
-                headers_of(first, fresh[first.channel_id] + 1 + n)
-                | {"X-Goog-Channel-Token": f"guess-{n}"}
+                headers_of(first, fresh[first.key] + 1 + n) | {"X-Goog-Channel-Token": f"guess-{n}"}
             )
-        requests.append(
-            headers_of(first, fresh[first.channel_id] + 9) | {"X-Goog-Resource-ID": "another"}
-        )
+        requests.append(headers_of(first, fresh[first.key] + 9) | {"X-Goog-Resource-ID": "another"})
         for n in range(5):
             requests.append(
                 headers_of(first, 7)
@@ -110,10 +108,10 @@ def test_a_concurrent_burst_gets_the_answers_rows_and_jobs_of_one_at_a_time(
         ]
         for channel in channels:
             assert channel is not None
-            mine = sorted(o for c, _n, o in said if c == channel.channel_id and o != "forged")
+            mine = sorted(o for c, _n, o in said if c == channel.key and o != "forged")
             # Exactly one delivery counts; it found no waiting job, so it queued one.
-            assert mine == ["duplicate"] * 4 + ["enqueued"], (channel.channel_id, said)
-        assert [o for c, _n, o in said if c == first.channel_id].count("forged") == 5
+            assert mine == ["duplicate"] * 4 + ["enqueued"], (channel.key, said)
+        assert [o for c, _n, o in said if c == first.key].count("forged") == 5
         assert [o for c, _n, o in said if c.startswith("nobody-")] == ["unknown_channel"] * 5
 
         # Every answer is a recorded row, and nothing else was recorded.
@@ -126,12 +124,10 @@ def test_a_concurrent_burst_gets_the_answers_rows_and_jobs_of_one_at_a_time(
             )
             for channel, cal in zip(channels, calendars, strict=True):
                 assert channel is not None
-                assert {n.calendar_id for n in rows if n.channel_id == channel.channel_id} == {
-                    cal.id
-                }
-                stored = session.get(PushChannel, channel.id)
+                assert {n.calendar_id for n in rows if n.channel_id == channel.key} == {cal.id}
+                stored = session.get(PushSubscription, channel.id)
                 assert stored is not None
-                assert stored.last_message_number == fresh[channel.channel_id]
+                assert stored.last_sequence == fresh[channel.key]
             new_jobs = session.exec(select(SyncJob).where(col(SyncJob.id) > last_job)).all()
             assert sorted(j.calendar_id for j in new_jobs) == sorted(c.id for c in calendars)
             assert {str(j.kind) for j in new_jobs} == {"webhook"}
@@ -148,7 +144,7 @@ def test_the_batcher_thread_ends_with_the_server(server_world: ServerWorld, uniq
     world.wait_for_channels(cal)
     channel = world.channel(cal)
     assert channel is not None
-    answer = notify(world, headers_of(channel, (channel.last_message_number or 0) + 1))
+    answer = notify(world, headers_of(channel, (channel.last_sequence or 0) + 1))
     assert answer.status_code == 200, answer.text
     assert any(t.name == "calsync-webhooks" and t not in others for t in threading.enumerate())
     world.stop()
@@ -164,17 +160,17 @@ def _channels(db: sa.Engine) -> tuple[list[int], dict[str, int]]:
     with Session(db) as session:
         calendars = add_calendars(session, "a", "b")
         rows = {
-            "a": PushChannel(calendar_id=calendars[0], channel_id="a", last_message_number=10),
-            "b": PushChannel(calendar_id=calendars[1], channel_id="b"),
-            "c": PushChannel(
+            "a": PushSubscription(calendar_id=calendars[0], key="a", last_sequence=10),
+            "b": PushSubscription(calendar_id=calendars[1], key="b"),
+            "c": PushSubscription(
                 calendar_id=calendars[1],
-                channel_id="c",
+                key="c",
                 state=ChannelState.STOPPED,
-                last_message_number=3,
+                last_sequence=3,
             ),
         }
         for name, row in rows.items():
-            row.resource_id, row.token = f"resource-{name}", f"token-{name}"
+            row.remote_id, row.resource, row.secret = name, f"resource-{name}", f"token-{name}"
             row.address, row.created_at = "http://calsync/webhooks/google", START
             session.add(row)
         session.commit()
@@ -184,15 +180,18 @@ def _channels(db: sa.Engine) -> tuple[list[int], dict[str, int]]:
 
 def push(
     channel: str, number: int, state: str = "exists", *, token: str = "", resource: str = ""
-) -> PushHeaders:
-    return PushHeaders(
-        channel_id=channel,
-        message_number=number,
-        resource_id=resource or f"resource-{channel}",
-        resource_state=state,
-        resource_uri="https://www.googleapis.com/calendar/v3/calendars/x/events",
-        token=token or f"token-{channel}",
+) -> Incoming:
+    """A Google notice as the legacy route hands it over (found by the channel id)."""
+    kind = NoticeKind.OPENED if state == "sync" else NoticeKind.CHANGED
+    notice = Notice(
+        remote_id=channel,
+        kind=kind,
+        secret=token or f"token-{channel}",
+        sequence=number,
+        resource=resource or f"resource-{channel}",
+        calendar="x",
     )
+    return Incoming("google", notice)
 
 
 def _queued(db: sa.Engine) -> dict[int, SyncJob]:
@@ -236,15 +235,15 @@ def test_one_batch_decides_in_arrival_order_and_debounces_like_one_at_a_time(
     assert [h.stop for h in recorded.handled] == [False] * 8 + [True, True]
     assert recorded.queued
     assert _recorded(db_engine) == [
-        (p.channel_id, cal, p.message_number, o.value)
+        (p.label, cal, p.notice.sequence, o.value)
         for p, cal, o in zip(batch, [a] * 6 + [b, b, b, None], outcomes, strict=True)
     ]
     with Session(db_engine) as session:
-        numbers = {c.channel_id: c for c in session.exec(select(PushChannel))}
-    assert numbers["a"].last_message_number == 14
+        numbers = {c.key: c for c in session.exec(select(PushSubscription))}
+    assert numbers["a"].last_sequence == 14
     assert numbers["a"].last_notification_at == START
-    assert numbers["b"].last_message_number == 2
-    assert numbers["c"].last_message_number == 3  # a stopped channel's numbers stay put
+    assert numbers["b"].last_sequence == 2
+    assert numbers["c"].last_sequence == 3  # a stopped channel's numbers stay put
     # a's job was joined in the batch, so it waits for a pause; b's first one runs at once.
     jobs = _queued(db_engine)
     assert {cal: job.run_after for cal, job in jobs.items()} == {a: START + DEBOUNCE, b: START}
@@ -293,9 +292,9 @@ def test_a_number_another_process_moved_meanwhile_is_checked_one_at_a_time(
         accepted = advance_message_number(connection, ids["a"], 3, [4, 10, 11, 13], START)
     assert accepted == [False, False, True, True]
     with Session(db_engine) as session:
-        channel = session.get(PushChannel, ids["a"])
+        channel = session.get(PushSubscription, ids["a"])
         assert channel is not None
-        assert channel.last_message_number == 13
+        assert channel.last_sequence == 13
 
 
 def test_deliveries_racing_in_two_processes_count_once(database_url: str) -> None:
@@ -319,7 +318,7 @@ def test_deliveries_racing_in_two_processes_count_once(database_url: str) -> Non
         with ThreadPoolExecutor(max_workers=2) as pool:
             results = list(pool.map(deliver, engines))
         counted = Counter(
-            p.message_number
+            p.notice.sequence
             for outcomes in results
             for p, o in zip(pushes, outcomes, strict=True)
             if o is not DUPLICATE
@@ -376,9 +375,9 @@ def test_a_notification_the_database_refuses_fails_alone(
         # what arrives meanwhile makes up the next batch, the poisoned notification with others.
         with db_engine.connect() as holder:
             holder.execute(
-                sa.update(PushChannel)
-                .where(col(PushChannel.id) == ids["a"])
-                .values(failures=col(PushChannel.failures))
+                sa.update(PushSubscription)
+                .where(col(PushSubscription.id) == ids["a"])
+                .values(failures=col(PushSubscription.failures))
             )
             tasks = [asyncio.create_task(batcher.submit(p)) for p in pushes]
             await asyncio.sleep(0)  # one turn of the loop: every task hands its push in

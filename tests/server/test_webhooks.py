@@ -12,20 +12,20 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
-from calsync_server.db.models import Notification, PushChannel, SyncJob
+from calsync_server.db.models import Notification, PushSubscription, SyncJob
 from calsync_server.emulator.runner import RunningEmulator
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, timed
 
 
-def headers_of(channel: PushChannel, number: int, state: str = "exists") -> dict[str, str]:
+def headers_of(channel: PushSubscription, number: int, state: str = "exists") -> dict[str, str]:
     """What Google sends for `channel` (its expiration header included)."""
     return {
-        "X-Goog-Channel-ID": channel.channel_id,
-        "X-Goog-Channel-Token": channel.token,
+        "X-Goog-Channel-ID": channel.key,
+        "X-Goog-Channel-Token": channel.secret,
         "X-Goog-Channel-Expiration": "Tue, 19 Nov 2030 01:13:52 GMT",
-        "X-Goog-Resource-ID": channel.resource_id or "",
+        "X-Goog-Resource-ID": channel.resource or "",
         "X-Goog-Resource-State": state,
         "X-Goog-Message-Number": str(number),
         "X-Goog-Resource-URI": "https://www.googleapis.com/calendar/v3/calendars/x/events",
@@ -75,7 +75,7 @@ def sqlite_world(emulator: RunningEmulator, tmp_path: Path) -> Iterator[ServerWo
     built.close()
 
 
-def pushing(world: ServerWorld, unique: str) -> tuple[httpx.Client, Cal, Cal, PushChannel]:
+def pushing(world: ServerWorld, unique: str) -> tuple[httpx.Client, Cal, Cal, PushSubscription]:
     """A started server with two synced calendars, initial syncs done; the source's channel."""
     work = world.account(f"work-{unique}@example.com")["primary"]
     home = world.account(f"home-{unique}@example.com")["primary"]
@@ -86,7 +86,7 @@ def pushing(world: ServerWorld, unique: str) -> tuple[httpx.Client, Cal, Cal, Pu
     wait_until(lambda: world.settled(api) and world.logs(api, home), what="initial syncs")
     channel = world.channel(work)
     assert channel is not None
-    assert channel.last_message_number is not None
+    assert channel.last_sequence is not None
     return api, work, home, channel
 
 
@@ -98,7 +98,7 @@ def test_a_notification_syncs_once_and_forgeries_duplicates_and_sync_messages_do
     with closing(api):
         logs_before = len(world.logs(api, work))
         jobs_before = jobs(world, work)
-        number = channel.last_message_number or 0
+        number = channel.last_sequence or 0
         world.reset_stats()
 
         # A wrong token, or the right token for another resource: refused and recorded.
@@ -110,7 +110,7 @@ def test_a_notification_syncs_once_and_forgeries_duplicates_and_sync_messages_do
         assert notify(world, no_token).status_code == 403
         other = headers_of(channel, number + 11) | {"X-Goog-Resource-ID": "someone-else"}
         assert notify(world, other).status_code == 403
-        assert outcomes(world, channel.channel_id)[-3:] == [
+        assert outcomes(world, channel.key)[-3:] == [
             (number + 10, "forged"),
             (number + 10, "forged"),
             (number + 11, "forged"),
@@ -192,7 +192,7 @@ def test_malformed_headers_are_refused_naming_the_header(
     assert chunked.status_code == 413, chunked.text
 
     # None of it was recorded as a notification, queued a sync or used up a message number.
-    assert outcomes(world, channel.channel_id) == [(1, "sync_message")]
+    assert outcomes(world, channel.key) == [(1, "sync_message")]
     assert notify(world, good).json()["outcome"] in ("enqueued", "coalesced")
     assert world.channel(work) is not None
 
@@ -243,11 +243,11 @@ def test_notifications_for_unknown_or_stopped_channels_stop_them_at_the_provider
         jobs_before = jobs(world, home)
         answer = api.patch(f"/api/v1/calendars/{home.id}", json={"sync_enabled": False})
         assert answer.status_code == 200, answer.text
-        assert home_channel.channel_id in listed(world)
+        assert home_channel.key in listed(world)
         world.admin.delete("/emulator/faults").raise_for_status()
         with Session(world.db) as session:
             row = session.exec(
-                select(PushChannel).where(PushChannel.channel_id == home_channel.channel_id)
+                select(PushSubscription).where(PushSubscription.key == home_channel.key)
             ).one()
             assert row.state == "stopped"
         wait_until(lambda: world.settled(api), what="the queue to drain")
@@ -256,12 +256,12 @@ def test_notifications_for_unknown_or_stopped_channels_stop_them_at_the_provider
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"outcome": "unknown_channel"}
         wait_until(
-            lambda: home_channel.channel_id not in listed(world),
+            lambda: home_channel.key not in listed(world),
             what="the stopped channel stopped at the provider too",
         )
         assert jobs(world, home) == jobs_before
         # The other calendar's channel is untouched.
-        assert channel.channel_id in listed(world)
+        assert channel.key in listed(world)
         assert world.channel(work) is not None
 
 

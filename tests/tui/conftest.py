@@ -16,7 +16,7 @@ import pytest
 from sqlmodel import Session, select
 from textual.pilot import Pilot
 
-from calsync_server.db.models import PushChannel
+from calsync_server.db.models import PushSubscription
 from calsync_server.emulator.client import calendar_service
 from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
@@ -113,7 +113,7 @@ def pin_channels(world: DemoWorld) -> None:
     names = {c.id: c.name for c in _calendars(world)}
     with Session(world.server.runtime.db) as session:
         for channel in session.exec(
-            select(PushChannel).where(PushChannel.state == ChannelState.ACTIVE)
+            select(PushSubscription).where(PushSubscription.state == ChannelState.ACTIVE)
         ):
             name = names[channel.calendar_id]
             channel.expires_at = SERVER_NOW + CHANNEL_EXPIRY[name]

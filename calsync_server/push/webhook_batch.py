@@ -1,9 +1,10 @@
-"""Group commit for push notifications: what `POST /webhooks/google` does with a notification.
+"""Group commit for push notifications: what the webhooks do with each parsed notice.
 
-The webhook hands each checked notification to the runtime's `WebhookBatcher` and waits. One
-thread of its own takes every notification waiting (up to MAX_BATCH) and records them in one
-transaction of Core statements: one read of their channels, one compare-and-set of each
-channel's last message number, one enqueue per calendar, one insert of all the rows. Only then
+The webhook hands each notice (a provider's parser read it) to the runtime's `WebhookBatcher`
+and waits. One thread of its own takes every notice waiting (up to MAX_BATCH) and records
+them in one transaction of Core statements: one read of their subscriptions, one
+compare-and-set of each subscription's last sequence number, one enqueue per calendar, one
+insert of all the rows. Only then
 is each request answered: an acknowledged notification is a recorded one. A batch that fails
 is retried one notification at a time, so one bad notification cannot fail the others.
 """
@@ -19,13 +20,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from calsync_server.db.models import Notification, PushChannel
+from calsync_server.db.models import Notification, PushSubscription
 from calsync_server.jobs.queue import JobQueue
+from calsync_server.providers.model import Notice, NoticeKind
 from shared.clock import Clock
 from shared.domain import ChannelState, NotificationOutcome, SyncKind
 
@@ -37,20 +39,26 @@ T = TypeVar("T")
 DEBOUNCE_SECONDS = 0.3
 # Notifications recorded in one transaction at most.
 MAX_BATCH = 256
-# Channels whose notifications could not be recorded, remembered until the database is back
+# Subscriptions whose notices could not be recorded, remembered until the database is back
 # (then their calendars are synced); beyond this many, the oldest are forgotten (the safety
 # poll still covers them).
 MAX_LOST = 10_000
 
 
 @dataclass(frozen=True, slots=True)
-class PushHeaders:
-    channel_id: str
-    message_number: int
-    resource_id: str
-    resource_state: str
-    resource_uri: str
-    token: str
+class Incoming:
+    """A notice and how it was addressed: by our key (`/webhooks/{provider}/{key}`) or, on
+    the legacy `/webhooks/google` route, by the provider's own id (`key` None)."""
+
+    provider: str
+    notice: Notice
+    key: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What names it in the notification table (a subscription's key; Google: its channel
+        id, which is the key) and among the notices not recorded."""
+        return (self.key or self.notice.remote_id)[:64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,57 +79,80 @@ class Recorded:
 def record_notifications(
     connection: sa.Connection,
     jobs: JobQueue,
-    pushes: Sequence[PushHeaders],
+    pushes: Sequence[Incoming],
     now: datetime,
 ) -> Recorded:
     """Decide and record `pushes`, in order, inside the caller's transaction (which commits).
 
-    The same rules as one at a time: an unknown or stopped channel -> UNKNOWN_CHANNEL; a token
-    or resource that does not match -> FORGED; a message number not above the last one the
-    channel accepted (in the database or earlier in `pushes`) -> DUPLICATE; a fresh "sync"
-    message -> SYNC_MESSAGE; else the calendar's sync is queued (ENQUEUED) or joined
-    (COALESCED, debounced).
+    The same rules as one at a time: an unknown or stopped subscription -> UNKNOWN_CHANNEL; a
+    secret, remote id or resource that does not match -> FORGED; a sequence number not above
+    the last one the subscription accepted (in the database or earlier in `pushes`) ->
+    DUPLICATE; a fresh "opened" notice -> SYNC_MESSAGE; "reauthorize" -> LIFECYCLE (the keeper
+    renews it now); else the calendar's sync is queued (ENQUEUED) or joined (COALESCED,
+    debounced), and a "removed" subscription is marked for the keeper to replace.
     """
-    wanted = list({push.channel_id for push in pushes})
-    channels = {row.channel_id: row for row in connection.execute(_CHANNELS, {"ids": wanted})}
+    subscriptions = _subscriptions(connection, pushes)
     outcomes: list[NotificationOutcome | None] = [None] * len(pushes)
     calendars: list[int | None] = [None] * len(pushes)
-    seen: dict[int, int | None] = {}  # a channel's last message number as read
+    seen: dict[int, int | None] = {}  # a subscription's last sequence number as read
     highest: dict[int, int] = {}  # ... and once this batch's fresh ones are counted
-    fresh: dict[int, list[int]] = {}  # a channel's fresh notifications (indexes), in order
+    fresh: dict[int, list[int]] = {}  # a subscription's fresh numbered notices (indexes)
+    unnumbered: dict[int, list[int]] = {}  # ... and those without a number (Graph's)
     for index, push in enumerate(pushes):
-        channel = channels.get(push.channel_id)
-        if channel is None or channel.state == ChannelState.STOPPED:
+        notice = push.notice
+        row = subscriptions[index]
+        if row is None or row.state == ChannelState.STOPPED:
             outcomes[index] = NotificationOutcome.UNKNOWN_CHANNEL
-            calendars[index] = channel.calendar_id if channel is not None else None
+            calendars[index] = row.calendar_id if row is not None else None
             continue
-        calendars[index] = channel.calendar_id
-        # Compared in constant time: the token is the only proof the sender is the provider.
-        if not hmac.compare_digest(push.token.encode(), channel.token.encode()) or (
-            channel.resource_id is not None and channel.resource_id != push.resource_id
+        calendars[index] = row.calendar_id
+        # Compared in constant time: the secret is the only proof the sender is the provider.
+        if (
+            not hmac.compare_digest((notice.secret or "").encode(), row.secret.encode())
+            or row.provider != push.provider
+            or (row.remote_id is not None and notice.remote_id != row.remote_id)
+            or (row.resource is not None and notice.resource and notice.resource != row.resource)
         ):
             outcomes[index] = NotificationOutcome.FORGED
             continue
-        seen.setdefault(channel.id, channel.last_message_number)
-        last = highest.get(channel.id, channel.last_message_number)
-        if last is not None and push.message_number <= last:
+        if notice.sequence is None:
+            unnumbered.setdefault(row.id, []).append(index)
+            continue
+        seen.setdefault(row.id, row.last_sequence)
+        last = highest.get(row.id, row.last_sequence)
+        if last is not None and notice.sequence <= last:
             outcomes[index] = NotificationOutcome.DUPLICATE
             continue
-        highest[channel.id] = push.message_number
-        fresh.setdefault(channel.id, []).append(index)
+        highest[row.id] = notice.sequence
+        fresh.setdefault(row.id, []).append(index)
+
+    accepted: list[int] = []
+    for pk in sorted(fresh):  # one lock order for every transaction
+        indexes = fresh[pk]
+        numbers = [_known(pushes[index].notice.sequence) for index in indexes]
+        advanced = advance_message_number(connection, pk, seen[pk], numbers, now)
+        for index, ok in zip(indexes, advanced, strict=True):
+            if ok:
+                accepted.append(index)
+            else:
+                outcomes[index] = NotificationOutcome.DUPLICATE
+    for pk in sorted(unnumbered):
+        connection.execute(_TOUCH, {"b_pk": pk, "b_now": now})
+        accepted += unnumbered[pk]
 
     to_queue: list[int] = []
-    for channel_pk in sorted(fresh):  # one lock order for every transaction
-        indexes = fresh[channel_pk]
-        numbers = [pushes[index].message_number for index in indexes]
-        accepted = advance_message_number(connection, channel_pk, seen[channel_pk], numbers, now)
-        for index, ok in zip(indexes, accepted, strict=True):
-            if not ok:
-                outcomes[index] = NotificationOutcome.DUPLICATE
-            elif pushes[index].resource_state == "sync":
-                outcomes[index] = NotificationOutcome.SYNC_MESSAGE
-            else:
-                to_queue.append(index)
+    for index in accepted:
+        kind = pushes[index].notice.kind
+        pk = _known(subscriptions[index]).id
+        if kind is NoticeKind.OPENED:
+            outcomes[index] = NotificationOutcome.SYNC_MESSAGE
+        elif kind is NoticeKind.REAUTHORIZE:
+            connection.execute(_RENEW_NOW, {"b_pk": pk, "b_now": now})
+            outcomes[index] = NotificationOutcome.LIFECYCLE
+        else:
+            if kind is NoticeKind.REMOVED:
+                connection.execute(_REMOVED, {"b_pk": pk})
+            to_queue.append(index)
 
     to_queue.sort()  # the order they came in: the first one for a calendar may queue its job
     queued = False
@@ -144,10 +175,10 @@ def record_notifications(
         _RECORD,
         [
             {
-                "channel_id": push.channel_id,
+                "channel_id": push.label,
                 "calendar_id": calendars[index],
-                "message_number": push.message_number,
-                "resource_state": push.resource_state,
+                "message_number": push.notice.sequence,
+                "kind": push.notice.kind.value,
                 "outcome": decided[index].value,
                 "received_at": now,
             }
@@ -159,6 +190,26 @@ def record_notifications(
     )
 
 
+def _subscriptions(connection: sa.Connection, pushes: Sequence[Incoming]) -> list[Any]:
+    """Each notice's subscription: by key, or (legacy route) by the provider's id, a live one
+    before a stopped one."""
+    keys = list({push.key for push in pushes if push.key is not None})
+    remote = list({push.notice.remote_id for push in pushes if push.key is None})
+    by_key = {row.key: row for row in connection.execute(_BY_KEY, {"ids": keys})} if keys else {}
+    by_remote: dict[tuple[str, str], Any] = {}
+    if remote:
+        for row in connection.execute(_BY_REMOTE, {"ids": remote}):
+            mine = (row.provider, row.remote_id)
+            if mine not in by_remote or by_remote[mine].state == ChannelState.STOPPED:
+                by_remote[mine] = row
+    return [
+        by_key.get(push.key)
+        if push.key is not None
+        else by_remote.get((push.provider, push.notice.remote_id))
+        for push in pushes
+    ]
+
+
 def advance_message_number(
     connection: sa.Connection,
     channel_pk: int,
@@ -166,9 +217,9 @@ def advance_message_number(
     numbers: Sequence[int],
     now: datetime,
 ) -> list[bool]:
-    """Move a channel's last message number past `numbers` (increasing, all above `seen`, the
-    number read); which of them were fresh. Atomic: of two deliveries of one message number,
-    in any processes, at most one counts as fresh (none if a newer number came first).
+    """Move a subscription's last sequence number past `numbers` (increasing, all above
+    `seen`, the number read); which of them were fresh. Atomic: of two deliveries of one
+    number, in any processes, at most one counts as fresh (none if a newer number came first).
 
     One compare-and-set when nobody moved the number since it was read; when somebody did, one
     conditional update per number, in order, each fresh only if it is still above the number.
@@ -190,34 +241,59 @@ def advance_message_number(
 
 
 # The statements, built once: building them is most of the Python work of a small batch.
-_channel = SQLModel.metadata.tables[PushChannel.__tablename__]
-_CHANNELS = sa.select(
-    _channel.c.id,
-    _channel.c.channel_id,
-    _channel.c.calendar_id,
-    _channel.c.state,
-    _channel.c.token,
-    _channel.c.resource_id,
-    _channel.c.last_message_number,
-).where(_channel.c.channel_id.in_(sa.bindparam("ids", expanding=True)))
+_table = SQLModel.metadata.tables[PushSubscription.__tablename__]
+_COLUMNS = (
+    _table.c.id,
+    _table.c.key,
+    _table.c.provider,
+    _table.c.remote_id,
+    _table.c.calendar_id,
+    _table.c.state,
+    _table.c.secret,
+    _table.c.resource,
+    _table.c.last_sequence,
+)
+_BY_KEY = sa.select(*_COLUMNS).where(_table.c.key.in_(sa.bindparam("ids", expanding=True)))
+_BY_REMOTE = sa.select(*_COLUMNS).where(_table.c.remote_id.in_(sa.bindparam("ids", expanding=True)))
+_LOST = sa.select(_table.c.calendar_id, _table.c.state).where(
+    sa.or_(
+        _table.c.key.in_(sa.bindparam("ids", expanding=True)),
+        _table.c.remote_id.in_(sa.bindparam("remote", expanding=True)),
+    )
+)
 
 
 def _set_number(condition: sa.ColumnElement[bool]) -> sa.Update:
     return (
-        sa.update(_channel)
-        .where(_channel.c.id == sa.bindparam("b_pk"), condition)
+        sa.update(_table)
+        .where(_table.c.id == sa.bindparam("b_pk"), condition)
         .values(
-            last_message_number=sa.bindparam("b_number"),
+            last_sequence=sa.bindparam("b_number"),
             last_notification_at=sa.bindparam("b_now"),
             failures=0,
         )
     )
 
 
-_last = _channel.c.last_message_number
+_last = _table.c.last_sequence
 _SET_IF_NONE = _set_number(_last.is_(None))
 _SET_IF_SEEN = _set_number(_last == sa.bindparam("b_seen"))
 _SET_IF_ABOVE = _set_number(sa.or_(_last.is_(None), _last < sa.bindparam("b_number")))
+_mine = _table.c.id == sa.bindparam("b_pk")
+_TOUCH = (
+    sa.update(_table).where(_mine).values(last_notification_at=sa.bindparam("b_now"), failures=0)
+)
+_RENEW_NOW = sa.update(_table).where(_mine).values(renew_requested_at=sa.bindparam("b_now"))
+# Removed at the provider: the keeper makes a new one at once (polling covers the gap).
+_REMOVED = (
+    sa.update(_table)
+    .where(_mine, _table.c.state == ChannelState.ACTIVE)
+    .values(
+        state=ChannelState.FAILING,
+        last_error="the provider removed the subscription",
+        last_attempt_at=None,
+    )
+)
 _RECORD = sa.insert(SQLModel.metadata.tables[Notification.__tablename__])
 
 
@@ -228,7 +304,7 @@ def _known(value: T | None) -> T:
 
 @dataclass(slots=True)
 class _Waiting:
-    push: PushHeaders
+    push: Incoming
     future: asyncio.Future[Handled]
     loop: asyncio.AbstractEventLoop
 
@@ -257,7 +333,7 @@ class WebhookBatcher:
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    async def submit(self, push: PushHeaders) -> Handled:
+    async def submit(self, push: Incoming) -> Handled:
         """Record `push` (with whatever else is waiting) and return what became of it."""
         loop = asyncio.get_running_loop()
         waiting = _Waiting(push, loop.create_future(), loop)
@@ -274,12 +350,13 @@ class WebhookBatcher:
             return (await asyncio.to_thread(self.record, [push]))[0]
         return await waiting.future
 
-    def remember_lost(self, channel_ids: Sequence[str]) -> None:
-        """These channels' notifications were not recorded (the answer told the provider to
-        retry, but its retries may run out): their calendars get a sync once recording works."""
+    def remember_lost(self, labels: Sequence[str]) -> None:
+        """These subscriptions' notices (by key or remote id) were not recorded (the answer
+        told the provider to retry, but its retries may run out): their calendars get a sync
+        once recording works."""
         with self._lock:
-            for channel_id in channel_ids:
-                self._lost[channel_id] = None
+            for label in labels:
+                self._lost[label] = None
             while len(self._lost) > MAX_LOST:
                 del self._lost[next(iter(self._lost))]
 
@@ -300,15 +377,15 @@ class WebhookBatcher:
             calendars = sorted(
                 {
                     row.calendar_id
-                    for row in connection.execute(_CHANNELS, {"ids": lost})
+                    for row in connection.execute(_LOST, {"ids": lost, "remote": lost})
                     if row.state != ChannelState.STOPPED
                 }
             )
             if calendars:
                 self.jobs.enqueue_in(connection, calendars, SyncKind.WEBHOOK, now=self.clock.now())
         with self._lock:
-            for channel_id in lost:
-                self._lost.pop(channel_id, None)
+            for label in lost:
+                self._lost.pop(label, None)
         if calendars:
             log.info("syncing %d calendar(s) whose notifications were not recorded", len(calendars))
             self.wake()
@@ -324,13 +401,13 @@ class WebhookBatcher:
         if thread is not None:
             thread.join()
 
-    def record(self, pushes: Sequence[PushHeaders]) -> list[Handled]:
+    def record(self, pushes: Sequence[Incoming]) -> list[Handled]:
         """Blocking (any thread): record `pushes` in one transaction on a connection of the
         pool, and wake the workers if that queued a job."""
         with self.db.connect() as connection:
             return self._record_on(connection, pushes)
 
-    def _record_on(self, connection: sa.Connection, pushes: Sequence[PushHeaders]) -> list[Handled]:
+    def _record_on(self, connection: sa.Connection, pushes: Sequence[Incoming]) -> list[Handled]:
         with connection.begin():
             recorded = record_notifications(connection, self.jobs, pushes, self.clock.now())
         if recorded.queued:
@@ -381,7 +458,7 @@ class WebhookBatcher:
             # deserves that second try as much as a batch of them.
             log.warning("recording %d notification(s) failed (%s); one at a time", len(batch), exc)
             results = [self._alone(w.push) for w in batch]
-        failed = [w.push.channel_id for w, r in zip(batch, results, strict=True) if _failed(r)]
+        failed = [w.push.label for w, r in zip(batch, results, strict=True) if _failed(r)]
         if failed:
             self.remember_lost(failed)
         for loop in {w.loop for w in batch}:
@@ -391,11 +468,11 @@ class WebhookBatcher:
                 loop.call_soon_threadsafe(_settle, mine)
         return connection
 
-    def _alone(self, push: PushHeaders) -> Handled | BaseException:
+    def _alone(self, push: Incoming) -> Handled | BaseException:
         try:
             return self.record([push])[0]
         except Exception as exc:
-            log.exception("recording a notification on channel %s failed", push.channel_id)
+            log.exception("recording a notification for %s failed", push.label)
             return exc
 
 

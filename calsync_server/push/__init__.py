@@ -1,0 +1,1 @@
+"""Provider-neutral push: subscriptions kept, webhooks read by each provider's parser."""

@@ -1,0 +1,204 @@
+"""The webhooks: `POST /webhooks/{provider}/{key}`, and `POST /webhooks/google` for channels
+made before keys were in the path (until they expire).
+
+The provider's pure parser (from the registry) turns a request into notices or a validation
+handshake; this code names no provider. No provider call happens here. The database work runs
+in the runtime's webhook batcher (push/webhook_batch.py), which records the notices arriving
+together in one transaction, so the event loop stays free and a burst costs few commits; the
+answer waits for that commit. Stopping an unknown subscription at the provider runs after the
+answer, in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.enums import ParamType
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
+from litestar.params import PathParameter
+from litestar.status_codes import (
+    HTTP_200_OK,
+    HTTP_400_BAD_REQUEST,
+    HTTP_403_FORBIDDEN,
+    HTTP_404_NOT_FOUND,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    HTTP_503_SERVICE_UNAVAILABLE,
+)
+
+from calsync_server.api.openapi import errors
+from calsync_server.db.engine import is_outage
+from calsync_server.providers.model import Handshake, PushParser, PushRequest
+from calsync_server.providers.registry import GOOGLE, push_parser
+from calsync_server.push.webhook_batch import Handled, Incoming
+from calsync_server.runtime import Runtime
+from shared.domain import NotificationOutcome
+
+# What a 503 asks the sender to wait before trying again.
+RETRY_AFTER_SECONDS = 5
+# A provider's name, and our key (Google takes channel ids of at most 64 characters).
+ProviderName = Annotated[str, PathParameter(min_length=1, max_length=32)]
+Key = Annotated[str, PathParameter(min_length=1, max_length=64)]
+# The legacy route's provider: channels made before keys were in the path were all Google's.
+LEGACY_PROVIDER = GOOGLE
+
+
+def _legacy_parser() -> PushParser:
+    parser = push_parser(LEGACY_PROVIDER)
+    assert parser is not None
+    return parser
+
+
+@dataclass
+class LegacyOperation(Operation):
+    """The document's account of the legacy webhook: the headers it reads, as the provider's
+    parser checks them (Litestar only documents parameters the handler's signature declares)."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [
+            Parameter(
+                name=header.name,
+                param_in=ParamType.HEADER,
+                required=header.required,
+                schema=Schema(
+                    type=OpenAPIType.STRING,
+                    min_length=1 if header.required else None,
+                    max_length=header.longest,
+                    pattern=header.pattern,
+                ),
+            )
+            for header in _legacy_parser().headers
+        ]
+
+
+def _decimal(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _answer(
+    status: int, content: dict[str, Any], background: BackgroundTask | None = None
+) -> Response[Any]:
+    return Response(content, status_code=status, background=background)
+
+
+def _unavailable(runtime: Runtime) -> Response[Any]:
+    # The database is away: the provider retries a 503 later, and the batcher remembered the
+    # subscription, so its calendar is synced once the database is back (the provider's
+    # retries can run out first).
+    runtime.metrics.notifications.labels("unrecorded").inc()
+    return Response(
+        {"error": "the database is unavailable; try again later"},
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _body(request: Request[Any, Any, Any], limit: int) -> bytes | None:
+    """The body, or None when it is longer than `limit` (read no further)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not _decimal(declared) or int(declared) > limit):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return body
+
+
+async def receive(
+    request: Request[Any, Any, Any], provider: str, key: str | None, parser: PushParser
+) -> Response[Any]:
+    """Parse, check, record, enqueue, answer: the same for every provider."""
+    runtime: Runtime = request.app.state.runtime
+    started = time.perf_counter()
+    body = await _body(request, parser.max_body)
+    if body is None:
+        return _answer(HTTP_413_REQUEST_ENTITY_TOO_LARGE, {"error": "body too large"})
+    incoming = PushRequest(query=dict(request.query_params), headers=request.headers, body=body)
+    try:
+        parsed = parser.parse(incoming)
+    except ValueError as exc:
+        runtime.metrics.notifications.labels("bad_headers").inc()
+        return _answer(HTTP_400_BAD_REQUEST, {"error": str(exc)})
+    if isinstance(parsed, Handshake):
+        return await _handshake(runtime, provider, key, parsed)
+    pushes = [Incoming(provider, notice, key) for notice in parsed]
+    try:
+        handled: list[Handled] = list(
+            await asyncio.gather(*(runtime.webhooks.submit(push) for push in pushes))
+        )
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        return _unavailable(runtime)
+    for one in handled:
+        runtime.metrics.notifications.labels(one.outcome.value).inc()
+    runtime.metrics.webhook_seconds.observe(time.perf_counter() - started)
+    if handled and all(one.outcome is NotificationOutcome.FORGED for one in handled):
+        return _answer(HTTP_403_FORBIDDEN, {"error": "channel token does not match"})
+    stops = [
+        push
+        for push, one in zip(pushes, handled, strict=True)
+        if one.stop and runtime.channels.stop_unknown_wanted(push.label)
+    ]
+    background = (
+        BackgroundTask(asyncio.to_thread, runtime.channels.stop_unknown_all, stops)
+        if stops
+        else None
+    )
+    outcome = handled[0].outcome.value if len(handled) == 1 else None
+    content = {"outcome": outcome} if outcome else {"outcomes": [h.outcome.value for h in handled]}
+    return _answer(parser.accepted_status, content, background)
+
+
+async def _handshake(
+    runtime: Runtime, provider: str, key: str | None, handshake: Handshake
+) -> Response[Any]:
+    """A validation request (Graph): the token back as text/plain at once, for a key calsync
+    made (a subscription being made is in the table before the provider is asked)."""
+    if key is None:
+        return _answer(HTTP_400_BAD_REQUEST, {"error": "a handshake needs a subscription key"})
+    try:
+        known = await asyncio.to_thread(runtime.channels.key_known, provider, key)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        return _unavailable(runtime)
+    if not known:
+        return _answer(HTTP_404_NOT_FOUND, {"error": "no such subscription"})
+    return Response(handshake.token, status_code=HTTP_200_OK, media_type="text/plain")
+
+
+@post(
+    "/webhooks/{provider:str}/{key:str}",
+    status_code=HTTP_200_OK,
+    tags=["webhooks"],
+    responses=errors(400, 403, 404, 413, 503),
+)
+async def push_webhook(
+    request: Request[Any, Any, Any], provider: ProviderName, key: Key
+) -> Response[Any]:
+    """Receive a push notification for the subscription with this key (its provider's parser
+    reads it: Google's headers, Graph's JSON or validation handshake)."""
+    parser = push_parser(provider)
+    if parser is None:
+        return _answer(HTTP_404_NOT_FOUND, {"error": f"no push for provider {provider!r}"})
+    return await receive(request, provider, key, parser)
+
+
+@post(
+    "/webhooks/google",
+    status_code=HTTP_200_OK,
+    tags=["webhooks"],
+    operation_class=LegacyOperation,
+    responses=errors(400, 403, 413, 503),
+)
+async def google_webhook(request: Request[Any, Any, Any]) -> Response[Any]:
+    """Receive a Google Calendar push notification for a channel made before keys were in the
+    path (headers only; the body is empty)."""
+    return await receive(request, LEGACY_PROVIDER, None, _legacy_parser())
