@@ -13,7 +13,7 @@ from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog, descri
 from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
 from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
-from shared.domain import BusyTitle, CalendarRole
+from shared.domain import BusyTitle, CalendarRole, PushState
 from shared.schemas import CalendarOut, CalendarPatch
 
 ROLE_ORDER = (CalendarRole.BOTH, CalendarRole.SOURCE, CalendarRole.TARGET)
@@ -39,7 +39,10 @@ def _cells(calendar: CalendarOut, now_text: str) -> list[Text]:
     if calendar.read_only:
         role += " (read-only)"
     shows = "Busy" if calendar.busy_title == BusyTitle.PRIVATE else "Busy - title"
-    if calendar.channel_state is None:
+    if calendar.push is PushState.POLLED:
+        # Polled by design (a provider without push, no public URL): not a fault.
+        push = Text("polled", style="dim")
+    elif calendar.channel_state is None:
         push = Text("polling" if calendar.sync_enabled else "-", style="dim")
     else:
         push = Text(

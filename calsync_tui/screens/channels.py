@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static
 from calsync_tui.formatting import ago, one_line, plain_row, until
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
-from shared.domain import ChannelState
+from shared.domain import ChannelState, PushState
 from shared.schemas import ChannelOut
 
 STATE_STYLE = {ChannelState.ACTIVE: "green", ChannelState.FAILING: "bold red"}
@@ -54,9 +54,13 @@ class ChannelsScreen(CalsyncScreen):
                 if channel.state is not None
                 else Text("none", style="dim")
             )
-            mode = (
-                Text("polling", style="yellow") if channel.polling else Text("push", style="green")
-            )
+            if channel.push is PushState.POLLED:
+                # Polled by design (a provider without push, no public URL): not a fault.
+                mode = Text("polled", style="dim")
+            elif channel.polling:
+                mode = Text("polling", style="yellow")
+            else:
+                mode = Text("push", style="green")
             if channel.unannounced_changes:
                 mode.append(f" ({channel.unannounced_changes} unannounced)", style="red")
             table.add_row(

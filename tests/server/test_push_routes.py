@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlmodel import Session, col, select
 
-from calsync_server.db.models import Notification, PushSubscription
+from calsync_server.db.models import Account, Calendar, Notification, PushSubscription
 from tests.server.conftest import ServerWorld
 from tests.server.test_webhooks import headers_of
 from tests.support.waiting import wait_until
@@ -158,3 +158,34 @@ def test_a_validation_handshake_is_answered_at_once_for_our_own_keys_only(
         assert [(n, k) for n, k, _ in recorded] == [(None, "changed"), (None, "changed")]
         assert recorded[0][2] in ("enqueued", "coalesced")
         assert recorded[1][2] == "forged"
+
+
+def _pushes(api: httpx.Client, path: str, key: str = "id") -> dict[int, tuple[str, str | None]]:
+    answer = api.get(path)
+    assert answer.status_code == 200, answer.text
+    return {row[key]: (row["push"], row["polled_because"]) for row in answer.json()}
+
+
+def test_polled_by_design_is_not_push_failing(server_world: ServerWorld, unique: str) -> None:
+    """A provider without push (CalDAV) and a server without a public URL are "polled", with
+    the reason; a calendar whose push should work and does not is "failing"."""
+    world = server_world
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    caldav = world.account(f"dav-{unique}@example.com")["primary"]
+    world.configure(work, caldav)
+    with Session(world.db) as session:
+        calendar = session.get(Calendar, caldav.id)
+        assert calendar is not None
+        account = session.get(Account, calendar.account_id)
+        assert account is not None
+        account.provider = "caldav"  # type: ignore[assignment]
+        session.add(account)
+        session.commit()
+    world.start(push=False)
+    with world.api() as api:
+        polled = {
+            work.id: ("polled", "no_public_url"),
+            caldav.id: ("polled", "provider_without_push"),
+        }
+        assert _pushes(api, "/api/v1/calendars") == polled
+        assert _pushes(api, "/api/v1/channels", key="calendar_id") == polled
