@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from calsync_server.providers.credentials import StoredCredentials
 from calsync_server.providers.model import ErrorKind, Provider
 
 
@@ -28,6 +29,16 @@ class PersonEvent:
     recurrence: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Login:
+    """How calsync connects the account holding a calendar: the provider's name (as
+    ``Account.provider``), the account's address and its stored login."""
+
+    provider: str
+    email: str
+    credentials: StoredCredentials
+
+
 class Driver(Protocol):
     """One provider account of one person, and the provider it lives in."""
 
@@ -39,6 +50,10 @@ class Driver(Protocol):
 
     def new_calendar(self, name: str, *, read_only: bool = False) -> str:
         """A new empty calendar of the account; its provider calendar id."""
+        ...
+
+    def login(self, calendar_id: str) -> Login:
+        """The login of the account that holds the calendar, as a sign-in would store it."""
         ...
 
     def add(self, calendar_id: str, event: PersonEvent) -> str:
@@ -54,6 +69,17 @@ class Driver(Protocol):
 
     def cancel_occurrence(self, calendar_id: str, series_id: str, start: datetime) -> None:
         """Cancel the occurrence of a series that starts at ``start``."""
+        ...
+
+    def move_occurrence(
+        self,
+        calendar_id: str,
+        series_id: str,
+        start: datetime,
+        new_start: datetime,
+        new_end: datetime,
+    ) -> None:
+        """Move only the occurrence of a series that starts at ``start`` (an exception)."""
         ...
 
     def events(self, calendar_id: str) -> list[dict[str, object]]:

@@ -31,8 +31,9 @@ import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]
 
 from calsync_server.providers.caldav import CalDAVProvider
+from calsync_server.providers.credentials import CalDAVPassword
 from calsync_server.providers.model import ErrorKind
-from tests.support.drivers.base import PersonEvent
+from tests.support.drivers.base import Login, PersonEvent
 from tests.support.fault_proxy import FaultProxy
 
 Kind = Literal["radicale", "xandikos"]
@@ -208,6 +209,15 @@ class CalDAVDriver:
     def provider(self) -> CalDAVProvider:
         return CalDAVProvider(self.server.url, self.server.username, self.server.password)
 
+    def login(self, calendar_id: str) -> Login:
+        """One account holds every calendar the driver makes (the server's one user)."""
+        server = self.server
+        return Login(
+            "caldav",
+            server.username,
+            CalDAVPassword(url=server.url, username=server.username, password=server.password),
+        )
+
     def calendar_url(self, path: str) -> str:
         return self.server.proxy.url + path
 
@@ -297,6 +307,29 @@ class CalDAVDriver:
         first: Any = dtstart.dt
         zone = first.tzinfo
         master.add("EXDATE", start.astimezone(zone) if zone is not None else start)
+        self._put(calendar_id, name, cal)
+
+    def move_occurrence(
+        self,
+        calendar_id: str,
+        series_id: str,
+        start: datetime,
+        new_start: datetime,
+        new_end: datetime,
+    ) -> None:
+        """An override (RECURRENCE-ID) in the series' resource, as a client writes "this one"."""
+        name, cal = self._get(calendar_id, series_id)
+        master = _master(cal)
+        dtstart: Any = master["DTSTART"]
+        zone = dtstart.dt.tzinfo
+        override = icalendar.Event()
+        override.add("UID", master["UID"])
+        override.add("DTSTAMP", datetime.now(UTC))
+        override.add("RECURRENCE-ID", start.astimezone(zone) if zone is not None else start)
+        override.add("DTSTART", new_start)
+        override.add("DTEND", new_end)
+        override.add("SUMMARY", master.get("SUMMARY", ""))
+        cal.add_component(override)
         self._put(calendar_id, name, cal)
 
     def events(self, calendar_id: str) -> list[dict[str, object]]:

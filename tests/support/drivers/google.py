@@ -16,11 +16,12 @@ from google.oauth2.credentials import Credentials
 
 from calsync_server.emulator.client import calendar_service
 from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.providers.credentials import GoogleOAuth
 from calsync_server.providers.google import SCOPES, token_uri
 from calsync_server.providers.google.provider import GoogleProvider
 from calsync_server.providers.model import ErrorKind
 from calsync_server.providers.retry import RetryPolicy
-from tests.support.drivers.base import PersonEvent
+from tests.support.drivers.base import Login, PersonEvent
 
 # Retries in tests wait what the provider says (Retry-After), else next to nothing.
 QUICK_RETRY = RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=2.0)
@@ -47,6 +48,7 @@ class GoogleDriver:
         self.tag = tag
         self.admin = httpx.Client(base_url=emulator.url, timeout=10)
         self._tokens: dict[str, tuple[str, str]] = {}  # calendar id -> (access, refresh)
+        self._emails: dict[str, str] = {}  # calendar id -> its emulator account's address
         self._services: dict[str, Any] = {}
         self._latest: str | None = None
 
@@ -67,8 +69,17 @@ class GoogleDriver:
         body = answer.json()
         calendar_id = str(body["calendars"][1]["id"])
         self._tokens[calendar_id] = (body["access_token"], body["refresh_token"])
+        self._emails[calendar_id] = email
         self._latest = calendar_id
         return calendar_id
+
+    def login(self, calendar_id: str) -> Login:
+        access, refresh = self._tokens[calendar_id]
+        return Login(
+            "google",
+            self._emails[calendar_id],
+            GoogleOAuth(access_token=access, refresh_token=refresh),
+        )
 
     def provider(self) -> GoogleProvider:
         assert self._latest is not None, "make a calendar first"
@@ -131,6 +142,22 @@ class GoogleDriver:
         [occurrence] = [i for i in instances if _read_time(i["start"]) == start]
         self.delete(calendar_id, occurrence["id"])
 
+    def move_occurrence(
+        self,
+        calendar_id: str,
+        series_id: str,
+        start: datetime,
+        new_start: datetime,
+        new_end: datetime,
+    ) -> None:
+        instances = (
+            self._events(calendar_id)
+            .instances(calendarId=calendar_id, eventId=series_id)
+            .execute()["items"]
+        )
+        [occurrence] = [i for i in instances if _read_time(i["start"]) == start]
+        self.move(calendar_id, occurrence["id"], new_start, new_end)
+
     def events(self, calendar_id: str) -> list[dict[str, object]]:
         items = (
             self._events(calendar_id)
@@ -139,6 +166,7 @@ class GoogleDriver:
         )
         return [
             {
+                "id": item["id"],
                 "title": item.get("summary", ""),
                 "start": _read_time(item["start"]),
                 "end": _read_time(item["end"]),
