@@ -10,6 +10,8 @@ import msgspec
 from shared.schemas import (
     AccountOut,
     BusyBlockPage,
+    CalDAVConnected,
+    CalDAVLogin,
     CalendarOut,
     CalendarPatch,
     ChannelOut,
@@ -143,6 +145,12 @@ class CalsyncApi:
         return await self._call(
             "POST", "api/v1/accounts/google/authorize", AuthorizeAnswer, body=body
         )
+
+    async def add_caldav(self, url: str, username: str, password: str) -> CalDAVConnected:
+        """`POST /api/v1/accounts/caldav`: the server checks the login before storing it; a
+        refusal (wrong password 401, unreachable server 400) is an ApiError in its words."""
+        login = CalDAVLogin(url=url, username=username, password=password)
+        return await self._call("POST", "api/v1/accounts/caldav", CalDAVConnected, body=login)
 
     async def calendars(self) -> list[CalendarOut]:
         return await self._call("GET", "api/v1/calendars", list[CalendarOut])

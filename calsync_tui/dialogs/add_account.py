@@ -1,4 +1,5 @@
-"""Adding a Google account: shows the sign-in link and waits for the account to appear."""
+"""Adding an account: which provider first, then Google's sign-in link (this module) or the
+CalDAV/iCloud login form (dialogs/caldav_login.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.style import Style
-from textual.widgets import Static
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
 from calsync_tui.client import ApiError, CalsyncApi
@@ -19,9 +21,72 @@ from calsync_tui.client import ApiError, CalsyncApi
 WAIT_SECONDS = 300
 POLL_SECONDS = 1.0
 
+# What the choice answers: the provider's sign-in the Accounts screen opens next.
+GOOGLE, CALDAV, ICLOUD = "google", "caldav", "icloud"
+# Shown, not offered: a person with Outlook looks for it here, and learns it is on its way
+# rather than unsupported; the server has no Microsoft sign-in route yet. Enabling it is
+# one flag and one branch in the Accounts screen once that route exists.
+MICROSOFT = "microsoft"
 
-class AddAccountDialog(ModalScreen[bool]):
-    """Dismissed with True once a new account shows up in the account list."""
+
+def _choice(name: str, what: str, *, disabled: bool = False) -> Content:
+    return Content.assemble((f"{name:<10}", "dim" if disabled else "bold"), (what, "dim"))
+
+
+class AddAccountDialog(ModalScreen[str | None]):
+    """Which provider: dismissed with GOOGLE, CALDAV or ICLOUD, or None on cancel."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel"),
+        Binding("g", f"choose('{GOOGLE}')", "Google", show=False),
+        Binding("c", f"choose('{CALDAV}')", "CalDAV", show=False),
+        Binding("i", f"choose('{ICLOUD}')", "iCloud", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(classes="dialog-screen")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="add-account"):
+            yield Static("[b]Add an account[/b]: which provider?", classes="dialog-title")
+            yield OptionList(
+                Option(_choice("Google", "sign in with a link in your browser"), id=GOOGLE),
+                Option(
+                    _choice("CalDAV", "Fastmail, Nextcloud, Posteo, mailbox.org, your own"),
+                    id=CALDAV,
+                ),
+                Option(_choice("iCloud", "Apple ID and an app-specific password"), id=ICLOUD),
+                Option(
+                    _choice("Microsoft", "Outlook, Microsoft 365: coming", disabled=True),
+                    id=MICROSOFT,
+                    disabled=True,
+                ),
+                id="providers",
+                compact=True,
+            )
+            yield Static(
+                "[dim]enter or [b]g[/b] [b]c[/b] [b]i[/b] chooses, esc cancels[/dim]",
+            )
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    @on(OptionList.OptionSelected, "#providers")
+    def chosen(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.action_choose(event.option.id)
+
+    def action_choose(self, provider: str) -> None:
+        if provider in (GOOGLE, CALDAV, ICLOUD):
+            self.dismiss(provider)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class GoogleSignInDialog(ModalScreen[bool]):
+    """Shows the sign-in link; dismissed with True once a new account shows up in the account
+    list."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 

@@ -8,12 +8,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
-from calsync_tui.dialogs.add_account import AddAccountDialog
+from calsync_tui.dialogs.add_account import (
+    CALDAV,
+    GOOGLE,
+    ICLOUD,
+    AddAccountDialog,
+    GoogleSignInDialog,
+)
+from calsync_tui.dialogs.caldav_login import CalDAVLoginDialog
 from calsync_tui.dialogs.disconnect import DisconnectDialog
 from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
-from shared.domain import AccountState
-from shared.schemas import AccountOut, CalendarOut
+from shared.domain import AccountState, Provider
+from shared.schemas import AccountOut, CalDAVConnected, CalendarOut
+
+# Names as their makers spell them ("Caldav" would read as a typo).
+PROVIDER_LABEL = {Provider.GOOGLE: "Google", Provider.CALDAV: "CalDAV"}
+
+
+def provider_label(provider: Provider) -> str:
+    return PROVIDER_LABEL.get(provider, provider.value.capitalize())
 
 
 class AccountsScreen(CalsyncScreen):
@@ -33,7 +47,8 @@ class AccountsScreen(CalsyncScreen):
         table.border_title = "Accounts"
         yield table
         yield Static(
-            "[b]a[/b] add a Google account  [b]d[/b] disconnect the selected account",
+            "[b]a[/b] add an account (Google, CalDAV, iCloud)  "
+            "[b]d[/b] disconnect the selected account",
             classes="help",
         )
 
@@ -68,7 +83,7 @@ class AccountsScreen(CalsyncScreen):
             syncing = sum(1 for c in calendars if c.account_id == account.id and c.sync_enabled)
             table.add_row(
                 *plain_row(
-                    account.provider.value.capitalize(),
+                    provider_label(account.provider),
                     account.email,
                     state,
                     str(account.calendars),
@@ -85,8 +100,28 @@ class AccountsScreen(CalsyncScreen):
         return self.rows[row] if 0 <= row < len(self.rows) else None
 
     def action_add(self) -> None:
-        known = {a.id for a in self.rows}
-        self.app.push_screen(AddAccountDialog(self.host.api, known), self._added)
+        self.app.push_screen(AddAccountDialog(), self._chosen)
+
+    def _chosen(self, provider: str | None) -> None:
+        api = self.host.api
+        if provider == GOOGLE:
+            known = {a.id for a in self.rows}
+            self.app.push_screen(GoogleSignInDialog(api, known), self._added)
+        elif provider in (CALDAV, ICLOUD):
+            dialog = CalDAVLoginDialog(api, icloud=provider == ICLOUD)
+            self.app.push_screen(dialog, self._connected)
+
+    def _connected(self, connected: CalDAVConnected | None) -> None:
+        if connected is None:
+            return
+        count = len(connected.calendars)
+        self.notify(
+            f"{count} calendar{'' if count == 1 else 's'}, sync off: turn it on for the ones "
+            "calsync should use (3)",
+            title=f"{connected.email} {'reconnected' if connected.reauthorised else 'connected'}",
+            markup=False,
+        )
+        self.reload()
 
     def _added(self, added: bool | None) -> None:
         if added:
