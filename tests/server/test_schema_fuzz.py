@@ -36,6 +36,7 @@ from tests.support.waiting import wait_until
 EXAMPLES = 25
 
 # Refusals of schema-valid input that no schema can express, as the error says them.
+PROVIDER_WEBHOOK = "/webhooks/{provider}/{key}"
 REFUSALS_THE_SCHEMA_CANNOT_SAY = re.compile(
     "|".join(
         (
@@ -59,8 +60,11 @@ REFUSALS_THE_SCHEMA_CANNOT_SAY = re.compile(
 
 def accepts_valid_data(ctx: Any, response: Any, case: Any) -> bool | None:
     """Schemathesis' `positive_data_acceptance`, but for REFUSALS_THE_SCHEMA_CANNOT_SAY."""
-    if response.status_code == 400 and REFUSALS_THE_SCHEMA_CANNOT_SAY.search(
-        response.json().get("error", "")
+    if response.status_code == 400 and (
+        # What a notification must carry depends on the provider in the path (Google: headers;
+        # Graph: a JSON body or a validationToken), which one schema cannot say.
+        case.operation.path == PROVIDER_WEBHOOK
+        or REFUSALS_THE_SCHEMA_CANNOT_SAY.search(response.json().get("error", ""))
     ):
         return None
     return positive_data_acceptance(ctx, response, case)
@@ -96,6 +100,9 @@ def test_the_api_answers_only_what_its_schema_documents_whatever_the_input(
     real_ids = {
         "calendar_id": [c.id for c in (*work.values(), *home.values())],
         "account_id": account_ids,
+        # Webhooks: every provider's route, and a key no subscription has (acknowledged).
+        "provider": ["google", "microsoft", "caldav"],
+        "key": ["no-such-key"],
     }
     seen: list[tuple[str, int]] = []
     # Disconnecting accounts goes last: the other operations get the user's data to work on.
