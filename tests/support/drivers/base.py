@@ -84,8 +84,8 @@ class Driver(Protocol):
 
     def events(self, calendar_id: str) -> list[dict[str, object]]:
         """What the calendar holds now, read through the provider's protocol directly: each a
-        dict with at least "title", "start", "end" (aware datetimes or dates) and "mark" (the
-        calsync source key, or None)."""
+        dict with at least "id" (for ``delete``), "title", "start", "end" (aware datetimes or
+        dates) and "mark" (the calsync source key, or None)."""
         ...
 
     def expire_cursor(self, calendar_id: str) -> None:
