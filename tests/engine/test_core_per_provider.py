@@ -6,9 +6,11 @@ DST, read-only, crashes); a new provider gets these by adding one driver to DRIV
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from calsync_server.emulator.runner import RunningEmulator
@@ -165,6 +167,45 @@ def test_a_recurring_series_with_one_occurrence_cancelled_and_one_moved(
     world.sync(personal)
     assert blocks(driver, family) == []
     assert blocks(google, work) == []
+
+
+def test_a_zoned_daily_series_keeps_its_wall_clock_time_across_a_dst_change(
+    world: World, driver: Driver, google: GoogleDriver
+) -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    today = instant(0, days=0).date()
+    changes = []
+    for year in (today.year, today.year + 1):
+        for month in (3, 10):
+            last = date(year, month, 31)
+            while last.weekday() != 6:
+                last -= timedelta(days=1)
+            if last > today + timedelta(days=2):
+                changes.append(last)
+    change = min(changes)
+    # The change may lie past the default 90 days: widen the horizon to reach it.
+    world.engine.settings = msgspec.structs.replace(world.settings, horizon_days=400)
+    personal, family, work = mixed_user(world, driver, google)
+    first = datetime.combine(change - timedelta(days=2), time(9), tzinfo=berlin)
+    driver.add(
+        personal.provider_id,
+        PersonEvent("Standup", first, first + timedelta(hours=1), recurrence="FREQ=DAILY;COUNT=4"),
+    )
+
+    world.sync_all(personal, family, work)
+
+    # 09:00 in Berlin each day: one hour earlier or later in UTC from the change on.
+    expected = [
+        (
+            "Busy",
+            (first + timedelta(days=d)).astimezone(UTC),
+            (first + timedelta(days=d, hours=1)).astimezone(UTC),
+        )
+        for d in range(4)
+    ]
+    assert len({start.hour for _, start, _ in expected}) == 2
+    assert blocks(driver, family) == expected
+    assert blocks(google, work) == expected
 
 
 def test_an_all_day_event_blocks_only_while_include_all_day_is_on(

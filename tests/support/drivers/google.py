@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from google.oauth2.credentials import Credentials
@@ -29,6 +30,9 @@ _accounts = itertools.count(1)
 
 
 def _time(value: datetime | date) -> dict[str, str]:
+    if isinstance(value, datetime) and isinstance(value.tzinfo, ZoneInfo):
+        # A zoned series keeps its wall-clock time across a DST change, as the person meant.
+        return {"dateTime": value.replace(tzinfo=None).isoformat(), "timeZone": value.tzinfo.key}
     if isinstance(value, datetime):
         return {"dateTime": value.astimezone(UTC).isoformat(), "timeZone": "UTC"}
     return {"date": value.isoformat()}
