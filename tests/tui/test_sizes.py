@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
+from calsync_tui.dialogs.add_account import AddAccountDialog
+from calsync_tui.dialogs.caldav_login import CalDAVLoginDialog
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.widgets.header import SCREENS
 from calsync_tui.widgets.row_table import RowTable
-from tests.tui.conftest import live, snapshot_app, until
+from tests.tui.conftest import live, screen_text, snapshot_app, until
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
@@ -46,6 +48,20 @@ async def test_every_screen_renders(demo: DemoWorld, size: tuple[int, int]) -> N
         await until(pilot, lambda: isinstance(app.screen, CalendarSettingsDialog), what="the form")
         app.export_screenshot()
         await pilot.press("escape")
+        # The add-account choice, then each login form, with a refusal shown (nothing typed).
+        for provider in ("c", "i"):
+            await pilot.press("2", "a")
+            await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="choice")
+            app.export_screenshot()
+            await pilot.press(provider)
+            await until(pilot, lambda: isinstance(app.screen, CalDAVLoginDialog), what="form")
+            await pilot.press("ctrl+s")
+            await pilot.pause()
+            app.export_screenshot()
+            shown = screen_text(app)
+            assert "fill in" in shown
+            assert "Connect (ctrl+s)" in shown  # the refusal leaves the buttons in sight
+            await pilot.press("escape")
         # The command palette reaches the screens too.
         await pilot.press("ctrl+p")
         await pilot.press(*"Channels")
