@@ -9,6 +9,8 @@ class Provider(StrEnum):
     GOOGLE = "google"
     # A CalDAV login (iCloud, Fastmail, Nextcloud, any RFC 4791 server): polled by design.
     CALDAV = "caldav"
+    # Microsoft 365 and Outlook.com through Microsoft Graph (MSAL's token cache).
+    MICROSOFT = "microsoft"
 
 
 class AccountState(StrEnum):

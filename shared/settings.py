@@ -12,6 +12,8 @@ import msgspec
 import platformdirs
 
 GOOGLE_API_ROOT = "https://www.googleapis.com/"
+MICROSOFT_GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
+MICROSOFT_LOGIN_ROOT = "https://login.microsoftonline.com/"
 SETTINGS_FILE = "settings.toml"
 ENV_PREFIX = "CALSYNC_"
 
@@ -28,6 +30,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # Empty means the SQLite file calsync.db inside home (see database_url_resolved).
     database_url: str = ""
     google_api_url: str = GOOGLE_API_ROOT
+    # Microsoft Graph's root and the login authority's root (the tenant is added to it).
+    microsoft_graph_url: str = MICROSOFT_GRAPH_ROOT
+    microsoft_login_url: str = MICROSOFT_LOGIN_ROOT
+    # A CA bundle the login authority's TLS is checked against; only an emulator needs one.
+    microsoft_ca_file: str | None = None
+    # The Entra app (client) id that signs Microsoft accounts in; unset: no Microsoft sign-in.
+    microsoft_client_id: str | None = None
     # Where Google can reach this server's webhooks; unset means polling only.
     public_url: str | None = None
     # The default user's API token; generated on first run when unset.
@@ -145,11 +154,16 @@ def load_settings(
             ("sqlite:", "postgresql+psycopg:", "postgresql:"),
             sources.get("database_url", "default"),
         )
+    for field in ("google_api_url", "microsoft_graph_url"):
+        _check_url(
+            field, getattr(settings, field), ("http://", "https://"), sources.get(field, "default")
+        )
+    # MSAL takes only an HTTPS authority.
     _check_url(
-        "google_api_url",
-        settings.google_api_url,
-        ("http://", "https://"),
-        sources.get("google_api_url", "default"),
+        "microsoft_login_url",
+        settings.microsoft_login_url,
+        ("https://",),
+        sources.get("microsoft_login_url", "default"),
     )
     if settings.public_url is not None:
         _check_url(

@@ -107,6 +107,9 @@ class RemoteEvent:
     attendees: tuple[str, ...] = ()
     block_source: str | None = None
     updated: datetime | None = None
+    # The feed cannot show the mark (Graph's delta), but the item carries what a block's
+    # create does (a transactionId): calsync reads it before taking it for a person's event.
+    maybe_block: bool = False
 
     @property
     def all_day(self) -> bool:

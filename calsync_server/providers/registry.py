@@ -16,9 +16,11 @@ from calsync_server.providers.credentials import CalDAVPassword, StoredCredentia
 from calsync_server.providers.model import Capabilities, Provider, PushParser
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.providers.signin import OAuthSignIn
+from shared.settings import MICROSOFT_GRAPH_ROOT, MICROSOFT_LOGIN_ROOT, Settings
 
 GOOGLE = "google"
 CALDAV = "caldav"
+MICROSOFT = "microsoft"
 
 # (provider name, calsync account id, the account's stored login) -> the account's provider.
 ProviderFactory = Callable[[str, int | None, StoredCredentials], Provider]
@@ -31,6 +33,25 @@ class ProviderConfig:
     google_api_url: str
     retry: RetryPolicy | None = None
     timeout: float = 30.0
+    microsoft_graph_url: str = MICROSOFT_GRAPH_ROOT
+    microsoft_login_url: str = MICROSOFT_LOGIN_ROOT
+    # A CA bundle for the login authority's TLS (an emulator's); None: the system's.
+    microsoft_ca_file: str | None = None
+    microsoft_client_id: str | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, retry: RetryPolicy | None = None, *, timeout: float = 30.0
+    ) -> ProviderConfig:
+        return cls(
+            settings.google_api_url,
+            retry,
+            timeout,
+            microsoft_graph_url=settings.microsoft_graph_url,
+            microsoft_login_url=settings.microsoft_login_url,
+            microsoft_ca_file=settings.microsoft_ca_file,
+            microsoft_client_id=settings.microsoft_client_id,
+        )
 
 
 class UnknownProvider(ValueError):
@@ -60,6 +81,19 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
             )
         if name == CALDAV:
             return caldav_provider(credentials, config)
+        if name == MICROSOFT:
+            from calsync_server.providers.microsoft import MicrosoftProvider
+
+            retry = config.retry
+            return MicrosoftProvider.from_stored(
+                credentials,
+                client_id=config.microsoft_client_id,
+                login_root=config.microsoft_login_url,
+                graph_root=config.microsoft_graph_url,
+                verify=config.microsoft_ca_file,
+                max_attempts=retry.attempts if retry else 5,
+                backoff_s=retry.base_seconds if retry else 0.5,
+            )
         raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
 
     return build
@@ -94,6 +128,10 @@ def capabilities(name: str) -> Capabilities:
         from calsync_server.providers.caldav import CAPABILITIES as caldav
 
         return caldav
+    if name == MICROSOFT:
+        from calsync_server.providers.microsoft import CAPABILITIES as microsoft
+
+        return microsoft
     raise UnknownProvider(f"calsync knows no provider {name!r}")
 
 
@@ -104,7 +142,7 @@ def push_parser(name: str) -> PushParser | None:
         from calsync_server.providers.google.push import PARSER
 
         return PARSER
-    if name == "microsoft":
+    if name == MICROSOFT:
         from calsync_server.providers.microsoft.push import parse_notification
 
         return PushParser(
@@ -127,6 +165,8 @@ def block_identity(name: str) -> Callable[[str], str | None]:
         from calsync_server.providers.caldav.mapping import block_name
 
         return block_name
+    # Microsoft (and any provider that assigns ids): the digest is only the create's
+    # transactionId; the id is stored when Graph answers.
     return lambda digest: None
 
 

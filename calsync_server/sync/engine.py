@@ -21,7 +21,7 @@ from calsync_server.providers.model import ChangeSet, ErrorKind, ProviderError
 from calsync_server.providers.registry import ProviderConfig, ProviderFactory, provider_factory
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.applier import BlockApplier, BlockKey
-from calsync_server.sync.ingest import Ingested, store_changes
+from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
 from calsync_server.sync.providers import ProviderPool
@@ -185,6 +185,7 @@ class SyncEngine:
                 changes = provider.read_changes(
                     calendar.provider_calendar_id, cursor=None, window=window
                 )
+            changes = unmask_blocks(session, calendar, changes, provider)
             ingested = store_changes(session, calendar, changes, zone, report)
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
@@ -257,4 +258,4 @@ class SyncEngine:
 
 def default_factory(settings: Settings, retry: RetryPolicy | None = None) -> ProviderFactory:
     """The registry's providers, pointed where the settings say (the composition root's)."""
-    return provider_factory(ProviderConfig(settings.google_api_url, retry))
+    return provider_factory(ProviderConfig.from_settings(settings, retry))

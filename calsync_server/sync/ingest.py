@@ -3,12 +3,19 @@ blocks seen in it aside to be settled under the user's lock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import BusyBlock, Calendar, Event
-from calsync_server.providers.model import ChangeSet, RemoteEvent
+from calsync_server.providers.model import (
+    BlockAction,
+    BlockOp,
+    ChangeSet,
+    ErrorKind,
+    Provider,
+    RemoteEvent,
+)
 from calsync_server.sync import stored
 from calsync_server.sync.report import SyncReport
 from calsync_server.sync.rows import chunks, events_by_id, store_event
@@ -36,6 +43,51 @@ def _soft_delete(
         session.add(event)
         report.events_deleted += 1
         changed.append(event.provider_event_id)
+
+
+def unmask_blocks(
+    session: Session, calendar: Calendar, changes: ChangeSet, provider: Provider
+) -> ChangeSet:
+    """The read's items that may be calsync's blocks without showing its mark (Graph's delta
+    never does), and whose ids calsync has not stored, read again with the mark.
+
+    Such an item is a block whose row was lost (a crash between the create and the commit) or
+    is not committed yet (another sync is writing it): taken for a person's event it would be
+    mirrored back as a block of a block. Echoes of stored blocks cost no read.
+    """
+    assert calendar.id is not None
+    maybe = [event for event in changes.events if event.maybe_block and not event.is_block]
+    if not maybe:
+        return changes
+    known = {
+        pid
+        for chunk in chunks([event.id for event in maybe])
+        for pid in session.exec(
+            select(BusyBlock.provider_event_id).where(
+                BusyBlock.target_calendar_id == calendar.id,
+                col(BusyBlock.provider_event_id).in_(chunk),
+            )
+        )
+    }
+    unknown = [event for event in maybe if event.id not in known]
+    if not unknown:
+        return changes
+    reads = provider.apply(
+        [
+            BlockOp(BlockAction.READ, calendar.provider_calendar_id, block_id=event.id)
+            for event in unknown
+        ]
+    )
+    marked: dict[str, RemoteEvent] = {}
+    for event, read in zip(unknown, reads, strict=True):
+        if read.error is not None and read.error.kind is not ErrorKind.GONE:
+            # Unread, it could be stored as a source: the sync fails and reads again.
+            raise read.error
+        if read.block is not None and read.block.is_block:
+            marked[event.id] = replace(event, block_source=read.block.block_source)
+    if not marked:
+        return changes
+    return replace(changes, events=tuple(marked.get(e.id, e) for e in changes.events))
 
 
 def store_changes(

@@ -108,6 +108,7 @@ def to_remote_event(event: GraphEvent, *, block_source: str | None = None) -> Re
         raise ValueError(f"the event {event.id} has no start or end")
     zone = event.originalStartTimeZone
     show_as = event.showAs or "busy"
+    mark = mark_of(event)
     response = RESPONSES.get(
         (event.responseStatus.response if event.responseStatus else None) or "none", Response.NONE
     )
@@ -127,8 +128,10 @@ def to_remote_event(event: GraphEvent, *, block_source: str | None = None) -> Re
             for a in event.attendees
             if a.emailAddress is not None and a.emailAddress.address
         ),
-        block_source=mark_of(event) or block_source,
+        block_source=mark or block_source,
         updated=parse_stamp(event.lastModifiedDateTime),
+        # Delta items never carry the mark; one with a transactionId may be calsync's block.
+        maybe_block=bool(event.transactionId) and not (mark or block_source),
     )
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import msgspec
 
+from calsync_server.providers.credentials import MicrosoftTokenCache, StoredCredentials
 from calsync_server.providers.microsoft import blocks, delta, push
 from calsync_server.providers.microsoft.client import MAILBOX_CONCURRENCY, GraphClient, TokenSource
 from calsync_server.providers.microsoft.mapping import to_calendar
@@ -71,6 +72,8 @@ class MicrosoftProvider:
             transport=transport,
         )
         self.writer = blocks.BlockWriter(self.client, max_attempts=max_attempts)
+        # The serialized token cache after MSAL rotated a token during this provider's life.
+        self.rotated_cache: str | None = None
 
     @classmethod
     def from_token_cache(
@@ -100,6 +103,53 @@ class MicrosoftProvider:
             on_cache_change=on_cache_change,
         )
         return cls(tokens, mailbox_key=home_account_id, graph_root=graph_root, clock=clock)
+
+    @classmethod
+    def from_stored(
+        cls,
+        credentials: StoredCredentials,
+        *,
+        client_id: str | None,
+        login_root: str = LOGIN_ROOT,
+        graph_root: str = GRAPH_ROOT,
+        verify: str | None = None,
+        max_attempts: int = 5,
+        backoff_s: float = 0.5,
+    ) -> MicrosoftProvider:
+        """The provider of a stored Microsoft login; a token MSAL rotates on the way is kept
+        for `credentials_to_store` (the engine seals it back into the account)."""
+        if not isinstance(credentials, MicrosoftTokenCache):
+            raise ValueError(f"a Microsoft account needs a token cache login, not {credentials!r}")
+        app_id = credentials.client_id or client_id
+        if app_id is None:
+            raise ValueError("a Microsoft account needs the Entra app id it was signed in with")
+        tokens = MsalTokens.from_cache(
+            credentials.cache,
+            credentials.home_account_id,
+            client_id=app_id,
+            authority=login_root.rstrip("/") + "/common",
+            verify=verify,
+        )
+        provider = cls(
+            tokens,
+            mailbox_key=credentials.home_account_id,
+            graph_root=graph_root,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+        )
+        tokens.on_cache_change = provider._keep_cache
+        return provider
+
+    def _keep_cache(self, serialized: str) -> None:
+        self.rotated_cache = serialized
+
+    def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:
+        """The login with the rotated token cache, None when MSAL changed nothing."""
+        if self.rotated_cache is None or not isinstance(previous, MicrosoftTokenCache):
+            return None
+        if self.rotated_cache == previous.cache:
+            return None
+        return msgspec.structs.replace(previous, cache=self.rotated_cache)
 
     # ------------------------------------------------------------------------- Provider
 
