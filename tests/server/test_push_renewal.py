@@ -29,7 +29,11 @@ from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
 from tests.support.push_receiver import PushReceiver, push_receiver
 from tests.support.rows import add_calendars
 
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+def _now() -> datetime:
+    """calsync's fixed clock starts at the Graph emulator's (the real) time when a test starts:
+    the lifetimes Graph answers count from then, not from when the module was imported."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +78,7 @@ def _live(db: sa.Engine, calendar_id: int) -> list[PushSubscription]:
 def test_a_subscription_is_renewed_in_place_and_made_anew_when_gone(
     db_engine: sa.Engine, driver: MicrosoftDriver, receiver: PushReceiver, tmp_path: Path
 ) -> None:
+    NOW = _now()
     upgrade_database(db_engine)
     with Session(db_engine) as session:
         graph_calendar = driver.new_calendar("Pushed")
@@ -165,6 +170,7 @@ def test_a_subscription_is_renewed_in_place_and_made_anew_when_gone(
 def test_a_provider_without_push_never_gets_a_subscription(
     db_engine: sa.Engine, tmp_path: Path
 ) -> None:
+    NOW = _now()
     upgrade_database(db_engine)
     with Session(db_engine, expire_on_commit=False) as session:
         (calendar_id,) = add_calendars(session, "polled")
