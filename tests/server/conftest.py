@@ -17,6 +17,7 @@ from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
 from shared.domain import ChannelState, JobState
+from tests.support.processes import Servers
 from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, Cal, World
 
@@ -115,3 +116,21 @@ def server_world(
     built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=3600.0)
     yield built
     built.close()
+
+
+@pytest.fixture
+def world(emulator: RunningEmulator, database_url: str, tmp_path: Path) -> Iterator[World]:
+    """The engine world without a server (modules that serve one override it)."""
+    built = World(emulator, database_url, tmp_path / "home")
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def servers(tmp_path: Path, database_url: str) -> Iterator[Servers]:
+    """`calsync serve` processes, killed before their database goes (database_url's teardown)."""
+    made = Servers(tmp_path)
+    try:
+        yield made
+    finally:
+        made.kill_all()

@@ -8,38 +8,21 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
 from calsync_server.db.models import SyncLog
-from calsync_server.emulator.runner import RunningEmulator
 from shared.domain import JobState
-from tests.server.test_processes import REPO, Servers, _insert_many, _jobs
+from tests.server.test_processes import _insert_many, _jobs
+from tests.support.processes import REPO, Servers
 from tests.support.waiting import wait_until
 from tests.support.world import World, timed
 
 # `calsync serve` and `calsync sync` run in processes of their own, on the real clock whatever
 # this one's says.
 pytestmark = pytest.mark.real_clock
-
-
-@pytest.fixture
-def servers(tmp_path: Path, database_url: str) -> Iterator[Servers]:
-    made = Servers(tmp_path)
-    try:
-        yield made
-    finally:
-        made.kill_all()
-
-
-@pytest.fixture
-def world(emulator: RunningEmulator, database_url: str, tmp_path: Path) -> Iterator[World]:
-    built = World(emulator, database_url, tmp_path / "home")
-    yield built
-    built.close()
 
 
 def _slow_inserts(world: World, delay_ms: int) -> None:

@@ -3,17 +3,13 @@ intervals) and one without at the poll interval: decided on a fixed clock, tick 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
-import pytest
 from sqlmodel import Session, delete
 
 from calsync_server.db.lease import Leases
 from calsync_server.db.models import Calendar, PushSubscription, SyncJob
-from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.push.channels import LEASE, ChannelKeeper
 from calsync_server.scheduler import Scheduler
@@ -27,13 +23,6 @@ POLL = timedelta(seconds=60)
 # scheduler's SAFETY_POLL_FACTOR): a change of the factor must fail this test.
 SAFETY = 10 * POLL
 T0 = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)  # a DST change day in Europe, past midnight
-
-
-@pytest.fixture
-def world(emulator: RunningEmulator, database_url: str, tmp_path: Path) -> Iterator[World]:
-    built = World(emulator, database_url, tmp_path / "home")
-    yield built
-    built.close()
 
 
 def test_push_covered_calendars_are_polled_ten_times_less_often(world: World, unique: str) -> None:
