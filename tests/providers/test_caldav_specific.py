@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -20,17 +19,7 @@ from calsync_server.providers.model import (
 )
 from tests.providers.contract import WINDOW, Calendar, at, block, digest_of
 from tests.support.drivers.base import PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, Kind, caldav_server
-
-
-@pytest.fixture(scope="module", params=["radicale", "xandikos"])
-def caldav(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[CalDAVServer]:
-    kind: Kind = request.param
-    root: Path = tmp_path_factory.mktemp(kind)
-    with caldav_server(kind, root) as server:
-        yield server
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer
 
 
 @pytest.fixture
