@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench import calls, dashboard, propagation, scale, webhook
+from tests.bench import caldav_calls, calls, dashboard, propagation, scale, webhook
 from tests.bench.harness import Table, machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -23,6 +23,7 @@ FIGURES: list[tuple[str, Callable[[Table, Path], None]]] = [
     ("3. Provider calls per change", calls.measure),
     ("4. Scale", scale.measure),
     ("5. Dashboard", dashboard.measure),
+    ("6. CalDAV requests per change", caldav_calls.measure),
 ]
 
 
