@@ -209,11 +209,12 @@ class CalDAVProvider:
             if r.calendar_data
         ]
 
-    def _own_addresses(self, data: str) -> frozenset[str]:
+    def _own_addresses(self, data: str | bytes) -> frozenset[str]:
         """The owner's addresses, which only an invitation needs (whose answer is the owner's):
         finding them costs discovery (three PROPFINDs), so a resource without attendees, most
         of them and every block, does without."""
-        if "ATTENDEE" not in data.upper():
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        if "ATTENDEE" not in text.upper():
             return frozenset()
         return self.client.home().addresses
 
