@@ -18,10 +18,9 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
-from calsync_server.providers.base import (
+from calsync_server.providers.google.wire import (
     BlockWrite,
     BlockWriteKind,
-    CallStats,
     ChannelInfo,
     EventFeed,
     ProviderCalendar,
@@ -31,6 +30,7 @@ from calsync_server.providers.base import (
     SyncTokenExpired,
     WriteResult,
 )
+from calsync_server.providers.model import CallStats
 from calsync_server.providers.retry import RetryPolicy
 
 T = TypeVar("T")

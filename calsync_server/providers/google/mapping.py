@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from calsync_server.providers.base import ProviderCalendar as GoogleCalendar
-from calsync_server.providers.base import (
+from calsync_server.providers.google.wire import ProviderCalendar as GoogleCalendar
+from calsync_server.providers.google.wire import (
     ProviderError as GoogleError,
 )
-from calsync_server.providers.base import (
+from calsync_server.providers.google.wire import (
     ReauthRequired,
     SyncTokenExpired,
 )

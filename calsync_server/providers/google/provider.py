@@ -8,12 +8,12 @@ from typing import TypeVar
 
 from google.oauth2.credentials import Credentials
 
-from calsync_server.providers.base import BlockWrite, BlockWriteKind, ChannelInfo
-from calsync_server.providers.base import ProviderError as GoogleError
 from calsync_server.providers.credentials import GoogleOAuth, StoredCredentials
 from calsync_server.providers.google import credentials as google_credentials
 from calsync_server.providers.google import mapping
 from calsync_server.providers.google.client import BATCH_SIZE, GoogleCalendarProvider
+from calsync_server.providers.google.wire import BlockWrite, BlockWriteKind
+from calsync_server.providers.google.wire import ProviderError as GoogleError
 from calsync_server.providers.model import (
     BlockAction,
     BlockIds,
@@ -202,24 +202,6 @@ class GoogleProvider:
     def renew(self, subscription: Subscription, *, lifetime: timedelta) -> Subscription:
         """Google renews no channel in place: the caller makes a new one, then stops this."""
         raise ProviderError(ErrorKind.GONE, "Google channels are replaced, not renewed")
-
-    def watch(
-        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl_seconds: int
-    ) -> ChannelInfo:
-        """A channel with the id calsync chose, at the fixed /webhooks/google address (the
-        channel keeper's way until push moves to /webhooks/{provider}/{key})."""
-        return self._mapped(
-            lambda: self.client.watch(
-                calendar_id,
-                channel_id=channel_id,
-                token=token,
-                address=address,
-                ttl_seconds=ttl_seconds,
-            )
-        )
-
-    def stop_channel(self, channel_id: str, resource_id: str) -> None:
-        self._mapped(lambda: self.client.stop_channel(channel_id, resource_id))
 
     def unsubscribe(self, subscription: Subscription) -> None:
         try:

@@ -1,14 +1,11 @@
-"""What calsync needs of a calendar provider, and the failures a provider can report."""
+"""Google Calendar's calendars, event feeds, batch writes and errors, as its client speaks them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
-
-from calsync_server.providers.model import CallStats as CallStats
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,40 +106,3 @@ class ReauthRequired(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     """Transient failures outlasted the retries; the job is kept for later."""
-
-
-class CalendarProvider(Protocol):
-    """One account's connection to its provider. Blocking: call it from a worker thread."""
-
-    stats: CallStats
-
-    def list_calendars(self) -> list[ProviderCalendar]: ...
-
-    def fetch_events(
-        self,
-        calendar_id: str,
-        *,
-        sync_token: str | None,
-        time_min: datetime,
-        time_max: datetime,
-    ) -> EventFeed:
-        """Incremental from `sync_token` when given, else everything in [time_min, time_max)."""
-        ...
-
-    def list_busy_blocks(self, calendar_id: str, *, time_min: datetime) -> list[dict[str, Any]]:
-        """calsync-marked events of a calendar (by the private mark, never the title)."""
-        ...
-
-    def write(self, writes: Sequence[BlockWrite]) -> list[WriteResult]:
-        """Run writes in batches, retrying transient failures; one result per write, in order."""
-        ...
-
-    def watch(
-        self, calendar_id: str, *, channel_id: str, token: str, address: str, ttl_seconds: int
-    ) -> ChannelInfo: ...
-
-    def stop_channel(self, channel_id: str, resource_id: str) -> None: ...
-
-    def close(self) -> None:
-        """Let go of the provider's connections; it is not used again."""
-        ...
