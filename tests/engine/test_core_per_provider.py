@@ -1,7 +1,7 @@
-"""The engine's core behaviours once per driver (Google, Radicale, Xandikos): a mixed user with
-two calendars made and edited through the driver and a Google one, every outcome read back from
-the providers' own calendars. test_sync.py holds the Google-only details (fields of a block,
-DST, read-only, crashes); a new provider gets these by adding one driver to DRIVERS."""
+"""The engine's core behaviours once per driver (Google, Microsoft, Radicale, Xandikos): a mixed
+user with two calendars made and edited through the driver and a Google one, every outcome read
+back from the providers' own calendars. test_sync.py holds the Google-only details (fields of a
+block, DST, read-only, crashes); a new provider gets these by adding one driver to DRIVERS."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ import msgspec
 import pytest
 
 from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.model import ErrorKind
+from calsync_server.sync.engine import SyncEngine
 from shared.domain import SyncStatus
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, caldav_server
 from tests.support.drivers.connect import blocks, connect
 from tests.support.drivers.google import GoogleDriver
-from tests.support.world import Cal, World, at
+from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.world import FAST_RETRY, Cal, World, at
 
-DRIVERS = ["google", "caldav-radicale", "caldav-xandikos"]
+DRIVERS = ["google", "microsoft", "caldav-radicale", "caldav-xandikos"]
 
 
 @pytest.fixture
@@ -38,10 +42,16 @@ def hands(
     emulator: RunningEmulator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[str], Driver]]:
-    """A maker of drivers for one provider; a CalDAV server is started once per module."""
+    """A maker of drivers for one provider; a Graph emulator or CalDAV server is started once
+    per module."""
     name: str = request.param
     if name == "google":
         yield lambda tag: GoogleDriver(emulator, tag)
+        return
+    if name == "microsoft":
+        with run_graph_emulator(GraphEmulatorConfig()) as running:
+            endpoints = GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+            yield lambda _tag: MicrosoftDriver(endpoints)
         return
     kind = name.removeprefix("caldav-")
     with caldav_server(kind, tmp_path_factory.mktemp(kind)) as server:  # type: ignore[arg-type]
@@ -49,11 +59,24 @@ def hands(
 
 
 @pytest.fixture
-def driver(hands: Callable[[str], Driver], unique: str) -> Iterator[Driver]:
+def driver(hands: Callable[[str], Driver], unique: str, world: World) -> Iterator[Driver]:
     made = hands(unique)
+    if isinstance(made, MicrosoftDriver):
+        # The engine reaches Graph where the settings point it, as a deployment would.
+        endpoints = made.endpoints
+        world.settings = msgspec.structs.replace(
+            world.settings,
+            microsoft_graph_url=f"{endpoints.url}v1.0",
+            microsoft_login_url=endpoints.tls_url,
+            microsoft_ca_file=endpoints.ca_path,
+        )
+        world.engine = SyncEngine(world.db, world.settings, vault=world.vault, retry=FAST_RETRY)
     yield made
     if isinstance(made, GoogleDriver):
         made.close()  # its faults, if any are left, must not reach the next test
+    elif isinstance(made, MicrosoftDriver):
+        made.admin.delete("/emulator/faults")
+        made.close()
     elif isinstance(made, CalDAVDriver):
         made.server.reset()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
+from zoneinfo import ZoneInfo
 
 import httpx
 import msal
@@ -56,6 +57,10 @@ class GraphEndpoints:
 
 
 def _graph_time(moment: datetime | date) -> dict[str, str]:
+    if isinstance(moment, datetime) and isinstance(moment.tzinfo, ZoneInfo):
+        # A zoned series keeps its wall-clock time across a DST change, as the person meant.
+        text = moment.replace(tzinfo=None).isoformat(timespec="seconds")
+        return {"dateTime": text, "timeZone": moment.tzinfo.key}
     if isinstance(moment, datetime):
         text = moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         return {"dateTime": text, "timeZone": "UTC"}
@@ -74,7 +79,12 @@ def _read_time(value: dict[str, Any], all_day: bool) -> datetime | date:
 def recurrence(rule: str, start: datetime | date) -> dict[str, Any]:
     """An RRULE (FREQ, INTERVAL, BYDAY, COUNT, UNTIL) as Graph's patternedRecurrence."""
     parts = dict(p.split("=", 1) for p in rule.upper().split(";") if p)
-    day = start.astimezone(UTC).date() if isinstance(start, datetime) else start
+    # The series starts on the day its start is sent in: the event's own zone, else UTC.
+    if isinstance(start, datetime):
+        zoned = isinstance(start.tzinfo, ZoneInfo)
+        day = (start if zoned else start.astimezone(UTC)).date()
+    else:
+        day = start
     interval = int(parts.get("INTERVAL", "1"))
     freq = parts["FREQ"]
     pattern: dict[str, Any]
