@@ -20,7 +20,7 @@ from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.clock import FixedClock
 from shared.domain import SyncKind, SyncStatus
-from tests.support.shared_calendar import connect_with
+from tests.support.shared_calendar import shared_team
 from tests.support.world import FAST_RETRY, Cal, World
 
 # The engine's clock stands still here; every event is placed relative to it, never to the
@@ -74,8 +74,7 @@ def test_a_calendar_that_stops_being_a_target_loses_even_the_block_that_ended_an
     world: World, unique: str, change: dict[str, Any], full: bool
 ) -> None:
     engine = engine_at(world, FixedClock(NOW))
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home, busy_title="title")
     world.insert(work, **event("Ended an hour ago", -timedelta(hours=2)))
     world.insert(work, **event("Later today", timedelta(hours=2)))
@@ -96,8 +95,7 @@ def test_a_calendar_turned_off_keeps_its_blocks_when_the_user_chose_so(
     world: World, unique: str
 ) -> None:
     engine = engine_at(world, FixedClock(NOW))
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     world.configure(home, keep_blocks_when_off=True)
     world.insert(work, **event("Ended", -timedelta(hours=2)))
@@ -117,8 +115,7 @@ def test_a_target_that_stays_one_keeps_the_block_of_an_event_that_ended(
 ) -> None:
     clock = FixedClock(NOW)
     engine = engine_at(world, clock)
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     made = world.insert(work, **event("Standup", timedelta(minutes=30)))
     sync_all(engine, work, home)
@@ -136,8 +133,7 @@ def test_a_disconnect_removes_past_blocks_from_the_leaving_calendars(
     world: World, unique: str
 ) -> None:
     engine = engine_at(world, FixedClock(NOW))
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     world.insert(work, **event("Ended", -timedelta(hours=2)))
     world.insert(home, **event("Ended too", -timedelta(hours=3)))
@@ -162,24 +158,11 @@ def _account_of(world: World, cal: Cal) -> int:
 # -- 4. one calendar through two accounts; one calendar failing among the others ---------------
 
 
-def _shared_world(world: World, unique: str) -> tuple[Cal, Cal, Cal, Cal]:
-    """Work (with Team) and home, whose login Team is shared into too."""
-    first = world.account(f"work-{unique}@example.com", "Team")
-    work, team = first["primary"], first["Team"]
-    second = connect_with(
-        world, f"home-{unique}@example.com", [{"id": team.provider_id, "summary": "Team"}]
-    )
-    home, team_again = second["primary"], second["Team"]
-    assert team_again.provider_id == team.provider_id
-    assert team_again.id != team.id
-    return work, team, home, team_again
-
-
 def test_one_calendar_through_two_accounts_turned_on_in_both_fails_no_full_sync(
     world: World, unique: str
 ) -> None:
     engine = engine_at(world, FixedClock(NOW))
-    work, team, home, team_again = _shared_world(world, unique)
+    work, team, home, team_again = shared_team(world, unique)
     world.insert(team, **event("Team offsite", timedelta(hours=1)))
     world.insert(work, **event("Board", timedelta(hours=3)))
     world.insert(home, **event("Dentist", timedelta(hours=5)))
@@ -290,8 +273,7 @@ def test_a_timeout_a_dropped_connection_and_a_429_on_events_list_then_success(
         vault=world.vault,
         provider_factory=provider,
     )
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     world.insert(work, **event("Board", timedelta(hours=1)))
     for fault in (
@@ -321,8 +303,7 @@ def test_the_sync_log_counts_events_and_the_api_counts_per_calendar(
 ) -> None:
     clock = FixedClock(NOW)
     engine = engine_at(world, clock)
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     made = [world.insert(work, **event(f"Meeting {n}", timedelta(hours=n + 1))) for n in range(3)]
 
@@ -360,8 +341,7 @@ def test_the_sync_log_counts_events_and_the_api_counts_per_calendar(
 
 def test_deleting_a_block_that_is_already_gone_counts_as_done(world: World, unique: str) -> None:
     engine = engine_at(world, FixedClock(NOW))
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.configure(work, home)
     made = [world.insert(work, **event(f"Meeting {n}", timedelta(hours=n + 1))) for n in range(2)]
     sync_all(engine, work, home)

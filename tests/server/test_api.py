@@ -13,7 +13,7 @@ from httpx_sse import connect_sse
 
 from shared.schemas import MAX_ID
 from tests.server.conftest import ServerWorld
-from tests.support.shared_calendar import connect_with
+from tests.support.shared_calendar import shared_team
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, at, timed
 
@@ -575,12 +575,7 @@ def test_a_calendar_shared_into_a_second_account_is_turned_on_once(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
-    first = world.account(f"work-{unique}@example.com", "Team")
-    work, team = first["primary"], first["Team"]
-    second = connect_with(
-        world, f"home-{unique}@example.com", [{"id": team.provider_id, "summary": "Team"}]
-    )
-    home, team_again = second["primary"], second["Team"]
+    work, team, home, team_again = shared_team(world, unique)
     world.insert(team, **timed("Offsite", 9, 10))
     world.start(push=False)
     with world.api() as api:

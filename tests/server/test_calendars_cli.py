@@ -7,7 +7,7 @@ from click.testing import CliRunner, Result
 from calsync_server.cli import cli
 from tests.server.conftest import ServerWorld
 from tests.server.test_api import calendar, shown
-from tests.support.shared_calendar import connect_with
+from tests.support.shared_calendar import shared_team
 from tests.support.waiting import wait_until
 from tests.support.world import at, timed
 
@@ -20,12 +20,7 @@ def test_calendars_list_and_set_against_a_running_server(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
-    first = world.account(f"work-{unique}@example.com", "Team")
-    work, team = first["primary"], first["Team"]
-    second = connect_with(
-        world, f"home-{unique}@example.com", [{"id": team.provider_id, "summary": "Team"}]
-    )
-    home, team_again = second["primary"], second["Team"]
+    work, team, home, team_again = shared_team(world, unique)
     world.insert(work, **timed("Board", 9, 10))
     world.start(push=False)
     server = ["--server", world.url, "--token", "token-ada"]

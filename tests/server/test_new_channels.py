@@ -45,8 +45,7 @@ def test_a_not_exists_notification_syncs_its_calendar(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.start()
     with world.api() as api:
         world.enable(api, work, home)

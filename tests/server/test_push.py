@@ -43,8 +43,7 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.start()
     with world.api() as api:
         world.enable(api, work, home)

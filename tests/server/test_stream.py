@@ -52,8 +52,7 @@ def test_the_stream_shows_syncs_counters_and_channels(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.start()
     with following(world) as events, world.api() as api:
         hello = wait_until(lambda: [e for e in events if e["type"] == "hello"], what="hello")
@@ -88,8 +87,7 @@ def test_the_stream_shows_syncs_counters_and_channels(
 
 def test_the_stream_shows_nothing_of_another_user(server_world: ServerWorld, unique: str) -> None:
     world = server_world
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
+    work, home = world.work_and_home(unique)
     world.account(f"bob-{unique}@example.com", user="bob")
     world.start()
     with following(world, "bob") as bobs, world.api() as api:

@@ -71,12 +71,18 @@ class World:
         return self.users[name]
 
     def account(
-        self, email: str, *others: str, user: str = "ada", readers: tuple[str, ...] = ()
+        self,
+        email: str,
+        *others: str,
+        user: str = "ada",
+        readers: tuple[str, ...] = (),
+        shared: dict[str, Cal] | None = None,
     ) -> dict[str, Cal]:
-        """Create the account in the emulator and connect it; calendars by summary ("primary")."""
-        specs = [{"summary": s} for s in others] + [
-            {"summary": s, "access_role": "reader"} for s in readers
-        ]
+        """Create the account in the emulator and connect it; calendars by summary ("primary").
+        Each of `shared` (summary: an existing calendar) is shared into this login too."""
+        specs: list[dict[str, Any]] = [{"summary": s} for s in others]
+        specs += [{"summary": s, "access_role": "reader"} for s in readers]
+        specs += [{"id": c.provider_id, "summary": s} for s, c in (shared or {}).items()]
         answer = self.admin.post(
             "/emulator/accounts",
             json={"email": email, "time_zone": "Europe/Berlin", "calendars": specs},
@@ -106,6 +112,12 @@ class World:
             if made["id"] != email:
                 result[made["summary"]] = self._cal(by_provider_id[made["id"]], email)
         return result
+
+    def work_and_home(self, unique: str) -> tuple[Cal, Cal]:
+        """Ada's two accounts' primary calendars, "work" and "home", still off."""
+        work = self.account(f"work-{unique}@example.com")["primary"]
+        home = self.account(f"home-{unique}@example.com")["primary"]
+        return work, home
 
     @staticmethod
     def _cal(calendar: Calendar, email: str) -> Cal:
