@@ -21,7 +21,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -439,7 +439,3 @@ def _master(cal: icalendar.Calendar) -> icalendar.Component:
         if "RECURRENCE-ID" not in component:
             return component
     raise AssertionError("no master event")
-
-
-def as_date(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
