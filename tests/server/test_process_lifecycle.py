@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -16,9 +17,9 @@ from sqlmodel import Session, select
 from calsync_server.db.models import SyncLog
 from shared.domain import JobState
 from tests.server.test_processes import _insert_many, _jobs
-from tests.support.processes import REPO, Servers
+from tests.support.processes import REPO, Served, Servers
 from tests.support.waiting import wait_until
-from tests.support.world import World, timed
+from tests.support.world import Cal, World, timed
 
 # `calsync serve` and `calsync sync` run in processes of their own, on the real clock whatever
 # this one's says.
@@ -36,21 +37,39 @@ def _inserts(world: World) -> int:
     return int(world.stats()["calls"].get("events.insert", 0))
 
 
+def _syncing(
+    servers: Servers,
+    world: World,
+    database_url: str,
+    tmp_path: Path,
+    unique: str,
+    *,
+    events: int,
+    delay_ms: int,
+    **settings: Any,
+) -> tuple[Cal, Served]:
+    """Work's `events` on their way into home, each block's insert `delay_ms` slow: a server
+    started with `settings` and its sync writing blocks. Home and the server."""
+    work, home = world.work_and_home(unique)
+    _insert_many(world, work, events)
+    world.configure(work, home)
+    _slow_inserts(world, delay_ms)
+    served = servers.start(tmp_path / "home", database_url, **settings)
+    before = _inserts(world)
+    with served.api() as api:
+        assert api.post("/sync", json={}).status_code == 202
+    wait_until(lambda: _inserts(world) > before, timeout=30, what="a sync writing blocks")
+    return home, served
+
+
 def test_a_restarted_server_takes_back_its_dead_predecessors_jobs_at_once(
     servers: Servers, world: World, database_url: str, unique: str, tmp_path: Path
 ) -> None:
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
-    _insert_many(world, work, 600)
-    world.configure(work, home)
-    _slow_inserts(world, 150)
     # The default lease (300 s): only knowing the predecessor is dead frees its jobs in time.
     settings = {"google_api_url": world.emulator.url, "poll_interval_seconds": 3600}
-    first = servers.start(tmp_path / "home", database_url, **settings)
-    before = _inserts(world)
-    with first.api() as api:
-        assert api.post("/sync", json={}).status_code == 202
-    wait_until(lambda: _inserts(world) > before, timeout=30, what="a sync writing blocks")
+    home, first = _syncing(
+        servers, world, database_url, tmp_path, unique, events=600, delay_ms=150, **settings
+    )
     running = [j for j in _jobs(world.db) if j.state == JobState.RUNNING]
     assert running
     assert all(j.worker and f"-{first.pid}-" in j.worker for j in running), running
@@ -75,16 +94,16 @@ def test_a_restarted_server_takes_back_its_dead_predecessors_jobs_at_once(
 def test_sigint_mid_sync_stops_the_server_cleanly(
     servers: Servers, world: World, database_url: str, unique: str, tmp_path: Path
 ) -> None:
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
-    _insert_many(world, work, 200)
-    world.configure(work, home)
-    _slow_inserts(world, 100)
-    served = servers.start(tmp_path / "home", database_url, google_api_url=world.emulator.url)
-    before = _inserts(world)
-    with served.api() as api:
-        assert api.post("/sync", json={}).status_code == 202
-    wait_until(lambda: _inserts(world) > before, timeout=30, what="a sync writing blocks")
+    _, served = _syncing(
+        servers,
+        world,
+        database_url,
+        tmp_path,
+        unique,
+        events=200,
+        delay_ms=100,
+        google_api_url=world.emulator.url,
+    )
 
     assert served.stop(signal.SIGINT, timeout=30) == 0, served.output()  # Ctrl-C
     output = served.output()
