@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -262,6 +263,24 @@ def test_a_series_master_in_delta_is_expanded_through_instances() -> None:
         finally:
             provider.close()
             person.close()
+
+
+def test_a_zoned_series_starting_after_local_midnight_begins_on_its_own_day(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    # 00:30 in Berlin is 23:30 UTC the day before: the series (and its range's startDate, which
+    # Graph wants equal to the start's date) is on the person's day, not UTC's.
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 3, 3, 0, 30, tzinfo=berlin)
+    cal = driver.default_calendar
+    driver.add(
+        cal,
+        PersonEvent("early", first, first + timedelta(hours=1), recurrence="FREQ=DAILY;COUNT=3"),
+    )
+    expected = [(first + timedelta(days=d)).astimezone(UTC) for d in range(3)]
+    assert sorted(e["start"] for e in driver.events(cal)) == expected  # type: ignore[type-var]
+    read = provider.read_changes(cal, cursor=None, window=WINDOW)
+    assert sorted(e.start.instant for e in read.events if e.start.instant) == expected
 
 
 # -- blocks -------------------------------------------------------------------------------------
