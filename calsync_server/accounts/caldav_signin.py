@@ -12,17 +12,16 @@ import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from calsync_server.accounts.google_signin import SignedIn
+from calsync_server.accounts.google_signin import SignedIn, catch_up, resumed
 from calsync_server.accounts.service import connect_account, import_calendars
-from calsync_server.db.models import Account, Calendar
-from calsync_server.live import LiveUpdate
+from calsync_server.db.models import Account
 from calsync_server.providers.credentials import CalDAVPassword
 from calsync_server.providers.model import ErrorKind, ProviderCalendar, ProviderError
 from calsync_server.providers.registry import ProviderConfig, caldav_provider
 from calsync_server.providers.signin import SignInRefused
-from shared.domain import AccountState, Provider, SyncKind
+from shared.domain import Provider
 
 if TYPE_CHECKING:
     from calsync_server.runtime import Runtime
@@ -145,19 +144,6 @@ def connect_caldav(
         assert account.id is not None
         account_id = account.id
         names = [c.name for c in calendars]
-        resume = [
-            c.id
-            for c in session.exec(
-                select(Calendar).where(
-                    Calendar.account_id == account_id, col(Calendar.sync_enabled).is_(True)
-                )
-            )
-            if c.id is not None
-        ]
-        active = account.state == AccountState.ACTIVE
-    if active:
-        # A login brought back (a new app-specific password) catches up with a full pass.
-        for calendar_id in resume:
-            runtime.enqueue(calendar_id, SyncKind.MANUAL, full=True)
-    runtime.bus.publish(LiveUpdate(user_id, "changed", {"account_id": account_id}))
+        resume = resumed(session, account)  # a new app-specific password, say
+    catch_up(runtime, user_id, account_id, resume)
     return SignedIn(account_id, email, reauthorised, names)

@@ -56,6 +56,24 @@ class SignedIn:
     calendars: list[str] = field(default_factory=list)
 
 
+def resumed(session: Session, account: Account) -> list[int]:
+    """The calendars a login brought back resumes: those with sync on, if the account is active."""
+    if account.state != AccountState.ACTIVE:
+        return []
+    enabled = select(Calendar).where(
+        Calendar.account_id == account.id, col(Calendar.sync_enabled).is_(True)
+    )
+    return [c.id for c in session.exec(enabled) if c.id is not None]
+
+
+def catch_up(runtime: Runtime, user_id: int, account_id: int, resume: list[int]) -> None:
+    """A login brought back picks up where it stopped, with a full pass of each calendar it
+    syncs; the dashboard hears of the account either way."""
+    for calendar_id in resume:
+        runtime.enqueue(calendar_id, SyncKind.MANUAL, full=True)
+    runtime.bus.publish(LiveUpdate(user_id, "changed", {"account_id": account_id}))
+
+
 def google_sign_in(settings: Settings) -> OAuthSignIn:
     """Google's sign-in, its client kept in CALSYNC_HOME, its endpoints under the API root."""
     return oauth_sign_in(GOOGLE, ProviderConfig(settings.google_api_url), settings.home)
@@ -166,19 +184,6 @@ def finish_sign_in(
         assert account.id is not None
         account_id = account.id
         names = [c.name for c in calendars]
-        resume = [
-            c.id
-            for c in session.exec(
-                select(Calendar).where(
-                    Calendar.account_id == account_id, col(Calendar.sync_enabled).is_(True)
-                )
-            )
-            if c.id is not None
-        ]
-        active = account.state == AccountState.ACTIVE
-    if active:
-        # A re-authorised account picks up where it stopped, with a full pass to catch up.
-        for calendar_id in resume:
-            runtime.enqueue(calendar_id, SyncKind.MANUAL, full=True)
-    runtime.bus.publish(LiveUpdate(pending.user_id, "changed", {"account_id": account_id}))
+        resume = resumed(session, account)
+    catch_up(runtime, pending.user_id, account_id, resume)
     return SignedIn(account_id, email, reauthorised, names)
