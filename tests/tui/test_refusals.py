@@ -7,14 +7,42 @@ from typing import Any
 
 import httpx
 import msgspec
+from textual.pilot import Pilot
 from textual.widgets import Static
 
+from calsync_tui.app import CalsyncApp
 from calsync_tui.client import _message
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.launch.demo import DemoWorld, enable_calendar
 from calsync_tui.screens.calendars import CalendarsScreen
 from shared.schemas import CalendarOut, CalendarPatch
 from tests.tui.conftest import SIZE, dashboard, live, sign_in, until
+
+
+async def sync_on_refused(
+    pilot: Pilot[Any], app: CalsyncApp, calendar: CalendarOut
+) -> tuple[str, list[str]]:
+    """Sync on for `calendar`, refused twice: in its settings form, which shows the refusal in
+    place (its first line), then by a key on the Calendars screen, which shows it as a
+    notification (every such notification's message)."""
+    dialog = CalendarSettingsDialog(app.api, calendar)
+    await app.push_screen(dialog)
+    await pilot.press("space", "ctrl+s")  # sync on, save
+    error = dialog.query_one("#settings-error", Static)
+    await until(pilot, lambda: error.display, what="the refusal in the form")
+    in_form = str(error.render()).splitlines()[0]
+    await pilot.press("escape")
+    await pilot.press("3")
+    await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="calendars")
+    screen = app.screen
+    assert isinstance(screen, CalendarsScreen)
+    screen.change(calendar, CalendarPatch(sync_enabled=True), "sync on")
+    await until(
+        pilot,
+        lambda: any(n.title == "Request failed" for n in app._notifications),
+        what="the refusal as a notification",
+    )
+    return in_form, [n.message for n in app._notifications if n.title == "Request failed"]
 
 
 async def test_a_refusal_reads_as_the_servers_sentence(fresh_demo: DemoWorld) -> None:
@@ -34,27 +62,8 @@ async def test_a_refusal_reads_as_the_servers_sentence(fresh_demo: DemoWorld) ->
     app = dashboard(fresh_demo)
     async with app.run_test(size=SIZE) as pilot:
         await live(pilot)
-        # The settings form shows the refusal in place.
-        dialog = CalendarSettingsDialog(app.api, stale)
-        await app.push_screen(dialog)
-        await pilot.press("space", "ctrl+s")
-        error = dialog.query_one("#settings-error", Static)
-        await until(pilot, lambda: error.display, what="the refusal in the form")
-        shown = str(error.render())
-        assert shown.splitlines()[0] == f"The server did not save this: {sentence}"
-        await pilot.press("escape")
-        # A key on the Calendars screen shows it as a notification.
-        await pilot.press("3")
-        await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="calendars")
-        screen = app.screen
-        assert isinstance(screen, CalendarsScreen)
-        screen.change(stale, CalendarPatch(sync_enabled=True), "sync on")
-        await until(
-            pilot,
-            lambda: any(n.title == "Request failed" for n in app._notifications),
-            what="the refusal as a notification",
-        )
-        said = [n.message for n in app._notifications if n.title == "Request failed"]
+        in_form, said = await sync_on_refused(pilot, app, stale)
+        assert in_form == f"The server did not save this: {sentence}"
         assert said == [sentence]
 
 
@@ -115,25 +124,8 @@ async def test_sync_on_for_a_calendar_already_synced_through_another_account_say
     app = dashboard(fresh_demo)
     async with app.run_test(size=SIZE) as pilot:
         await live(pilot)
-        dialog = CalendarSettingsDialog(app.api, second)
-        await app.push_screen(dialog)
-        await pilot.press("space", "ctrl+s")  # sync on, save
-        error = dialog.query_one("#settings-error", Static)
-        await until(pilot, lambda: error.display, what="the refusal in the form")
-        first_line = str(error.render()).splitlines()[0]
-        assert first_line.startswith(f"The server did not save this: {expected}"), first_line
-        await pilot.press("escape")
-        await pilot.press("3")
-        await until(pilot, lambda: isinstance(app.screen, CalendarsScreen), what="calendars")
-        screen = app.screen
-        assert isinstance(screen, CalendarsScreen)
-        screen.change(second, CalendarPatch(sync_enabled=True), "sync on")
-        await until(
-            pilot,
-            lambda: any(n.title == "Request failed" for n in app._notifications),
-            what="the refusal as a notification",
-        )
-        said = [n.message for n in app._notifications if n.title == "Request failed"]
+        in_form, said = await sync_on_refused(pilot, app, second)
+        assert in_form.startswith(f"The server did not save this: {expected}"), in_form
         assert len(said) == 1
         assert said[0].startswith(expected), said
     with fresh_demo.api() as client:
