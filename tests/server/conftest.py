@@ -17,6 +17,7 @@ from calsync_server.emulator.runner import RunningEmulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
 from shared.domain import ChannelState, JobState
+from tests.support.drivers.caldav import CalDAVServer, caldav_server
 from tests.support.processes import Servers
 from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, Cal, World
@@ -116,6 +117,24 @@ def server_world(
     built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=3600.0)
     yield built
     built.close()
+
+
+@pytest.fixture
+def polling_world(
+    emulator: RunningEmulator, database_url: str, tmp_path: Path
+) -> Iterator[ServerWorld]:
+    """A server that polls every second: CalDAV has no push, and Google is polled alike (no
+    public URL) so both directions wait on the same scheduler."""
+    built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=1.0)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="module")
+def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
+    """A Radicale server (behind the fault proxy) for the module's CalDAV accounts."""
+    with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ push for CalDAV) so a change in Radicale reaches Google within the poll interval
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,30 +15,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from calsync_server.cli import cli
-from calsync_server.emulator.runner import RunningEmulator
 from tests.server.conftest import ServerWorld
 from tests.support.drivers.base import PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server, free_port
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, free_port
 from tests.support.waiting import wait_until
 from tests.support.world import at, timed
 
 ROUTE = "/api/v1/accounts/caldav"
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
-    with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
-        yield server
-
-
-@pytest.fixture
-def polling_world(
-    emulator: RunningEmulator, database_url: str, tmp_path: Path
-) -> Iterator[ServerWorld]:
-    """A server that polls every second (CalDAV has no push)."""
-    built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=1.0)
-    yield built
-    built.close()
 
 
 def login(server: CalDAVServer, **changes: str) -> dict[str, str]:

@@ -6,40 +6,19 @@ Google and calsync's blocks out of its calendars."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from calsync_server.emulator.runner import RunningEmulator
 from tests.server.conftest import ServerWorld
 from tests.support.drivers.base import PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer
 from tests.support.drivers.connect import Span, blocks, own_events
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, at
 
 When = datetime | date
-
-
-@pytest.fixture(scope="module")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
-    with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
-        yield server
-
-
-@pytest.fixture
-def polling_world(
-    emulator: RunningEmulator, database_url: str, tmp_path: Path
-) -> Iterator[ServerWorld]:
-    """A server that polls every second: CalDAV has no push, and Google is polled alike (no
-    public URL) so both directions wait on the same scheduler."""
-    built = ServerWorld(emulator, database_url, tmp_path / "home", poll_interval_seconds=1.0)
-    yield built
-    built.close()
 
 
 def instant(hours: float, days: int = 1) -> datetime:
