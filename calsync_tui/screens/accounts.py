@@ -41,6 +41,8 @@ class AccountsScreen(CalsyncScreen):
         super().__init__()
         self.rows: list[AccountOut] = []
         self.calendar_rows: list[CalendarOut] = []
+        # What the table shows now, row key and cells: redrawn only when it would change.
+        self._shown: list[tuple[str, list[Text]]] = []
 
     def body(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="accounts", cursor_type="row")
@@ -71,9 +73,8 @@ class AccountsScreen(CalsyncScreen):
     def show(self, accounts: list[AccountOut], calendars: list[CalendarOut]) -> None:
         self.rows, self.calendar_rows = accounts, calendars
         table: DataTable[str | Text] = self.query_one(DataTable)
-        cursor = table.cursor_row
-        table.clear()
         now = self.host.now()
+        shown: list[tuple[str, list[Text]]] = []
         for account in accounts:
             state = (
                 Text("● active", style="green")
@@ -81,17 +82,25 @@ class AccountsScreen(CalsyncScreen):
                 else Text("● needs sign-in", style="bold red")
             )
             syncing = sum(1 for c in calendars if c.account_id == account.id and c.sync_enabled)
-            table.add_row(
-                *plain_row(
-                    provider_label(account.provider),
-                    account.email,
-                    state,
-                    str(account.calendars),
-                    str(syncing),
-                    ago(account.created_at, now),
-                ),
-                key=str(account.id),
+            cells = plain_row(
+                provider_label(account.provider),
+                account.email,
+                state,
+                str(account.calendars),
+                str(syncing),
+                ago(account.created_at, now),
             )
+            shown.append((str(account.id), cells))
+        # A live update that changes nothing on screen leaves the table as it is: a cleared
+        # table is sized for its headers until it is next idle, and behind a dialog it is not,
+        # so the accounts stayed cut to "alex." there.
+        if shown == self._shown:
+            return
+        self._shown = shown
+        cursor = table.cursor_row
+        table.clear()
+        for key, cells in shown:
+            table.add_row(*cells, key=key)
         if accounts:
             table.move_cursor(row=min(max(cursor, 0), len(accounts) - 1))
 
