@@ -14,8 +14,13 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from calsync_server.accounts.google_signin import SignedIn, catch_up, resumed
-from calsync_server.accounts.service import connect_account, import_calendars
+from calsync_server.accounts.service import (
+    SignedIn,
+    catch_up,
+    connect_account,
+    import_calendars,
+    resumed,
+)
 from calsync_server.db.models import Account
 from calsync_server.providers.credentials import CalDAVPassword
 from calsync_server.providers.model import ErrorKind, ProviderCalendar, ProviderError

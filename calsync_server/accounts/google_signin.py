@@ -12,20 +12,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from calsync_server.accounts.service import connect_account, import_calendars
-from calsync_server.db.models import Account, Calendar, OAuthFlow
-from calsync_server.live import LiveUpdate
+from calsync_server.accounts.service import (
+    SignedIn,
+    catch_up,
+    connect_account,
+    import_calendars,
+    resumed,
+)
+from calsync_server.db.models import Account, OAuthFlow
 from calsync_server.providers.model import ProviderError
 from calsync_server.providers.registry import GOOGLE, ProviderConfig, oauth_sign_in
 from calsync_server.providers.signin import OAuthSignIn, SignInRefused, SignInUnavailable
-from shared.domain import AccountState, Provider, SyncKind
+from shared.domain import Provider
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -46,32 +50,6 @@ CALLBACK_PATH = "oauth/google/callback"
 # a link found later in a browser history is useless.
 FLOW_LIFETIME = timedelta(minutes=10)
 MAX_STATE_LENGTH = 128
-
-
-@dataclass(frozen=True)
-class SignedIn:
-    account_id: int
-    email: str
-    reauthorised: bool
-    calendars: list[str] = field(default_factory=list)
-
-
-def resumed(session: Session, account: Account) -> list[int]:
-    """The calendars a login brought back resumes: those with sync on, if the account is active."""
-    if account.state != AccountState.ACTIVE:
-        return []
-    enabled = select(Calendar).where(
-        Calendar.account_id == account.id, col(Calendar.sync_enabled).is_(True)
-    )
-    return [c.id for c in session.exec(enabled) if c.id is not None]
-
-
-def catch_up(runtime: Runtime, user_id: int, account_id: int, resume: list[int]) -> None:
-    """A login brought back picks up where it stopped, with a full pass of each calendar it
-    syncs; the dashboard hears of the account either way."""
-    for calendar_id in resume:
-        runtime.enqueue(calendar_id, SyncKind.MANUAL, full=True)
-    runtime.bus.publish(LiveUpdate(user_id, "changed", {"account_id": account_id}))
 
 
 def google_sign_in(settings: Settings) -> OAuthSignIn:

@@ -5,16 +5,22 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account, Calendar, User
+from calsync_server.live import LiveUpdate
 from calsync_server.providers.credentials import expiry_of
 from calsync_server.providers.model import Provider as CalendarProvider
-from shared.domain import AccountState, Provider
+from shared.domain import AccountState, Provider, SyncKind
+
+if TYPE_CHECKING:
+    from calsync_server.runtime import Runtime
 
 
 def token_hash(token: str) -> str:
@@ -135,3 +141,32 @@ def ensure_default_user(session: Session, api_token: str, now: datetime) -> User
 
 def user_for_token(session: Session, api_token: str) -> User | None:
     return session.exec(select(User).where(User.api_token_hash == token_hash(api_token))).first()
+
+
+# -- after a sign-in (every provider) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    account_id: int
+    email: str
+    reauthorised: bool
+    calendars: list[str] = field(default_factory=list)
+
+
+def resumed(session: Session, account: Account) -> list[int]:
+    """The calendars a login brought back resumes: those with sync on, if the account is active."""
+    if account.state != AccountState.ACTIVE:
+        return []
+    enabled = select(Calendar).where(
+        Calendar.account_id == account.id, col(Calendar.sync_enabled).is_(True)
+    )
+    return [c.id for c in session.exec(enabled) if c.id is not None]
+
+
+def catch_up(runtime: Runtime, user_id: int, account_id: int, resume: list[int]) -> None:
+    """A login brought back picks up where it stopped, with a full pass of each calendar it
+    syncs; the dashboard hears of the account either way."""
+    for calendar_id in resume:
+        runtime.enqueue(calendar_id, SyncKind.MANUAL, full=True)
+    runtime.bus.publish(LiveUpdate(user_id, "changed", {"account_id": account_id}))

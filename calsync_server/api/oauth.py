@@ -14,12 +14,12 @@ from litestar.params import JSONBody, QueryParameter
 
 from calsync_server.accounts.google_signin import (
     CALLBACK_PATH,
-    SignedIn,
     SignInRefused,
     SignInUnavailable,
     finish_sign_in,
     start_sign_in,
 )
+from calsync_server.accounts.service import SignedIn
 from calsync_server.api.auth import provide_user_id
 from calsync_server.api.openapi import WITH_BODY, OptionalBody, errors
 from calsync_server.runtime import Runtime
