@@ -160,8 +160,8 @@ def emulator(provider: str, host: str, port: int, scenario: str, live: bool) -> 
         _microsoft_emulator(host, port, scenario, live)
         return
 
-    from calsync_server.emulator.app import create_emulator_app
-    from calsync_server.emulator.config import EmulatorConfig
+    from calsync_server.emulators.google.app import create_emulator_app
+    from calsync_server.emulators.google.config import EmulatorConfig
 
     app = create_emulator_app(EmulatorConfig(scenario=scenario, live=live))
     click.echo(f"Google Calendar emulator at http://{host}:{port}/ (scenario {scenario})")

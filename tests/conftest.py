@@ -13,8 +13,8 @@ import pytest
 import sqlalchemy as sa
 
 from calsync_server.db.engine import create_db_engine, normalise_url
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from tests.support import world as world_support
 from tests.support.clock import WALL_CLOCK_ENV, WALL_CLOCK_SHARE_ENV, travel_from_env
 

@@ -107,7 +107,7 @@ def test_the_microsoft_provider_reaches_nothing_past_the_boundary() -> None:
     loaded = _calsync_modules_after_import("calsync_server.providers.microsoft")
     assert "calsync_server.providers.microsoft.delta" in loaded  # the check sees the package
     # Nor the Graph emulator it is tested against (nor the Google one).
-    forbidden = (*PROVIDER_FORBIDDEN, "calsync_server.emulators", "calsync_server.emulator")
+    forbidden = (*PROVIDER_FORBIDDEN, "calsync_server.emulators")
     reached = sorted(m for m in loaded if m.startswith(forbidden))
     assert reached == []
 
@@ -155,3 +155,15 @@ def test_the_google_provider_reaches_nothing_past_the_boundary() -> None:
     assert "calsync_server.providers.google.mapping" in loaded  # the check sees the package
     reached = sorted(m for m in loaded if m.startswith(PROVIDER_FORBIDDEN))
     assert reached == []
+
+
+def test_the_emulators_reach_nothing_else_of_the_server() -> None:
+    """An emulator plays the provider's side of the wire: it shares no code with the client it
+    is tested against (a shared mistake would pass both ways)."""
+    loaded = _calsync_modules_after_import("calsync_server.emulators")
+    assert "calsync_server.emulators.google.store" in loaded  # the check sees both emulators
+    assert "calsync_server.emulators.microsoft.store" in loaded
+    # `serving` runs an app on a port in a thread: transport, no calsync domain in it.
+    allowed = ("calsync_server.emulators", "calsync_server.serving")
+    reached = sorted(m for m in loaded if not m.startswith(allowed))
+    assert reached in ([], ["calsync_server"])

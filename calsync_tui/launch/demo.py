@@ -14,9 +14,9 @@ from sqlmodel import Session
 
 from calsync_server.accounts.service import connect_account, ensure_default_user, import_calendars
 from calsync_server.accounts.vault import GoogleOAuth
-from calsync_server.emulator import scenario
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from calsync_server.emulators.google import scenario
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from calsync_tui.launch.embedded import EmbeddedServer, embedded_server
 from shared.settings import load_settings
 

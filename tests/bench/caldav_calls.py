@@ -9,8 +9,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from tests.bench.harness import Table
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server

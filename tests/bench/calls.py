@@ -12,8 +12,8 @@ from urllib.parse import quote
 
 import httpx
 
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from tests.bench.harness import Table
 from tests.support.world import Cal, World
 

@@ -12,9 +12,9 @@ from typing import Any
 from sqlmodel import Session, select
 
 from calsync_server.db.models import BusyBlock
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
-from calsync_server.emulator.store import Store
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
+from calsync_server.emulators.google.store import Store
 from tests.bench.harness import (
     Table,
     api,

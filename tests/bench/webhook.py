@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from tests.bench.harness import (
     PYTHON,
     ROOT,

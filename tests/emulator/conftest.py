@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
+from tests.support.google_service import calendar_service
 
 
 @dataclass

@@ -7,10 +7,10 @@ from typing import Any
 import google.oauth2.credentials
 import httpx
 
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from tests.emulator.conftest import Emu
+from tests.support.google_service import calendar_service
 from tests.support.waiting import wait_until
 
 AUTH_HINT = (

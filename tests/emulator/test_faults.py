@@ -9,10 +9,10 @@ import httpx
 import pytest
 from googleapiclient.errors import HttpError
 
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from tests.emulator.conftest import Emu
+from tests.support.google_service import calendar_service
 
 
 def test_fault_answers_status_and_reason_the_given_number_of_times(emu: Emu) -> None:

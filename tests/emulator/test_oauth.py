@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from calsync_server.emulator.client import calendar_service
 from tests.emulator.conftest import Emu
+from tests.support.google_service import calendar_service
 
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPE = "https://www.googleapis.com/auth/calendar"

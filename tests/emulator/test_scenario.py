@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from calsync_server.emulator import scenario
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from calsync_server.emulators.google import scenario
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
+from tests.support.google_service import calendar_service
 from tests.support.push_receiver import push_receiver
 from tests.support.waiting import wait_until
 

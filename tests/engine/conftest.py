@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from tests.support.world import World
 
 

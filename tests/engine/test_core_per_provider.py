@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import pytest
 
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.model import ErrorKind

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import RunningEmulator, run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from calsync_server.providers.google import mapping
 from calsync_server.providers.registry import block_identity
 from calsync_server.sync.planner import CalendarView, block_digest

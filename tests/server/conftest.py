@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from calsync_server.app import create_app
 from calsync_server.db.models import PushSubscription, SyncJob
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
 from shared.domain import ChannelState, JobState

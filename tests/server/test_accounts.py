@@ -16,8 +16,8 @@ from sqlmodel import Session, select
 
 from calsync_server.accounts.vault import KEY_FILE, StoredCredentials
 from calsync_server.db.models import Account, OAuthFlow
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.runner import run_emulator
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.runner import run_emulator
 from calsync_server.providers.google.signin import CLIENT_FILE
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until

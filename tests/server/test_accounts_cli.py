@@ -16,7 +16,7 @@ import httpx
 from click.testing import CliRunner, Result
 
 from calsync_server.cli import cli
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.google.signin import CLIENT_FILE
 from tests.server.conftest import ServerWorld
 from tests.server.test_accounts import accounts, calendars, google_account, refresh_grant, stored

@@ -19,7 +19,7 @@ import pytest
 from sqlmodel import Session, select
 
 from calsync_server.db.models import PushSubscription
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.push.channels import LEASE, LEASE_TTL, ChannelKeeper
 from shared.clock import SystemClock
 from tests.server.conftest import ServerWorld

@@ -20,7 +20,7 @@ from sqlmodel import Session, select
 
 from calsync_server.db.engine import alembic_config, create_db_engine, current_revision
 from calsync_server.db.models import BusyBlock, SyncJob, SyncLog, User
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.google.mapping import SOURCE_PROPERTY as SOURCE_KEY_PROPERTY
 from shared.domain import JobState
 from tests.support.processes import Served, Servers

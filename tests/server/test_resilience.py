@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from tests.server.conftest import ServerWorld
 from tests.server.pg_cluster import Cluster, find_bin
+from tests.support.google_service import calendar_service
 from tests.support.waiting import wait_until
 from tests.support.world import timed
 

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, col, func, select
 
 from calsync_server.db.models import Notification, PushSubscription, SyncJob
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, timed

@@ -18,12 +18,12 @@ from calsync_server.accounts.service import connect_account, ensure_user, import
 from calsync_server.accounts.vault import CredentialVault, GoogleOAuth, StoredCredentials
 from calsync_server.db.engine import create_db_engine, upgrade_database
 from calsync_server.db.models import BusyBlock, Calendar
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.domain import SyncKind
 from shared.settings import load_settings
+from tests.support.google_service import calendar_service
 
 # Tiny backoff: tests check that retries happen, not how long they wait.
 FAST_RETRY = RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=0.05)

@@ -17,7 +17,6 @@ from sqlmodel import Session, select
 from textual.pilot import Pilot
 
 from calsync_server.db.models import PushSubscription
-from calsync_server.emulator.client import calendar_service
 from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
 from calsync_tui.launch.demo import DemoWorld, demo_world, enable_calendar
@@ -26,6 +25,7 @@ from shared.clock import Clock, FixedClock
 from shared.domain import ChannelState
 from shared.schemas import CalendarOut
 from tests.support.clock import SteadyClock
+from tests.support.google_service import calendar_service
 from tests.support.waiting import DEADLINE_S, wait_until
 
 # The demo scenario seeded around a fixed Wednesday, the server's clock standing still on it,

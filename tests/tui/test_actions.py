@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from textual.widgets import Checkbox, DataTable, RadioSet, Static
 
-from calsync_server.emulator.scenario import FAMILY, PERSONAL, PROJECTS, WORK
+from calsync_server.emulators.google.scenario import FAMILY, PERSONAL, PROJECTS, WORK
 from calsync_tui.app import CalsyncApp
 from calsync_tui.dialogs.add_account import AddAccountDialog, GoogleSignInDialog
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog

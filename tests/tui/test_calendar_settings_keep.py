@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from textual.widgets import Checkbox
 
-from calsync_server.emulator.scenario import PERSONAL, WORK
+from calsync_server.emulators.google.scenario import PERSONAL, WORK
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.calendars import CalendarsScreen

@@ -12,7 +12,6 @@ import httpx
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable, Select, Static
 
-from calsync_server.emulator.client import calendar_service
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
@@ -25,6 +24,7 @@ from calsync_tui.screens.channels import ChannelsScreen
 from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.screens.sync_log import SyncLogScreen
 from calsync_tui.widgets.row_table import RowTable
+from tests.support.google_service import calendar_service
 from tests.support.waiting import wait_until
 from tests.tui.conftest import (
     dashboard,

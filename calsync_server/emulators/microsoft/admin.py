@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from calsync_server.emulator import admin as google_admin
-from calsync_server.emulator.admin import AdminError
+from calsync_server.emulators.google import admin as google_admin
+from calsync_server.emulators.google.admin import AdminError
 from calsync_server.emulators.microsoft import errors
 from calsync_server.emulators.microsoft.state import GraphEmulator
 from calsync_server.emulators.microsoft.zones import UnknownZone, zone_info

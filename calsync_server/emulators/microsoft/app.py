@@ -12,7 +12,7 @@ from litestar.datastructures import State
 
 # The Google emulator's transport pieces (dropping a connection, raw paths, JSON and form
 # bodies) serve every emulator; they move to `emulators/common/` with it.
-from calsync_server.emulator.app import (
+from calsync_server.emulators.google.app import (
     EmulatorApp,
     _admin_body,
     _answer,

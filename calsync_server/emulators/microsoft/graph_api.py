@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 # One request/response shape for every emulator: the Google emulator's, reused.
-from calsync_server.emulator.calendar_api import ApiRequest, ApiResponse
-from calsync_server.emulator.faults import Faults, Stats
+from calsync_server.emulators.google.calendar_api import ApiRequest, ApiResponse
+from calsync_server.emulators.google.faults import Faults, Stats
 from calsync_server.emulators.microsoft import errors
 from calsync_server.emulators.microsoft.delta import DeltaRounds, Prefs
 from calsync_server.emulators.microsoft.store import (

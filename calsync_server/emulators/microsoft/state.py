@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calsync_server.emulator.faults import Faults, Stats
+from calsync_server.emulators.google.faults import Faults, Stats
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.graph_api import GraphApi
 from calsync_server.emulators.microsoft.store import Store

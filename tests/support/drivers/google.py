@@ -15,14 +15,14 @@ from zoneinfo import ZoneInfo
 import httpx
 from google.oauth2.credentials import Credentials
 
-from calsync_server.emulator.client import calendar_service
-from calsync_server.emulator.runner import RunningEmulator
+from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.credentials import GoogleOAuth
 from calsync_server.providers.google import SCOPES, token_uri
 from calsync_server.providers.google.provider import GoogleProvider
 from calsync_server.providers.model import ErrorKind
 from calsync_server.providers.retry import RetryPolicy
 from tests.support.drivers.base import Login, PersonEvent
+from tests.support.google_service import calendar_service
 
 # Retries in tests wait what the provider says (Retry-After), else next to nothing.
 QUICK_RETRY = RetryPolicy(attempts=4, base_seconds=0.01, max_seconds=2.0)

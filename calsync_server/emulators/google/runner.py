@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from litestar import Litestar
 
-from calsync_server.emulator.app import EmulatorApp, create_emulator_app
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.state import Emulator
+from calsync_server.emulators.google.app import EmulatorApp, create_emulator_app
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.state import Emulator
 from calsync_server.serving import serve_in_thread
 
 

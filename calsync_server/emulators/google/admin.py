@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.faults import Fault
-from calsync_server.emulator.state import Emulator
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.faults import Fault
+from calsync_server.emulators.google.state import Emulator
 
 
 class AdminError(Exception):

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from calsync_server.emulator.store import Store
+from calsync_server.emulators.google.store import Store
 
 SCENARIOS = ("empty", "demo")
 WORK = "alex.morgan@work.example.com"

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.store import AuthCode, Store
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.store import AuthCode, Store
 
 DEFAULT_SCOPE = "https://www.googleapis.com/auth/calendar"
 

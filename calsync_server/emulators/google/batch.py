@@ -9,8 +9,8 @@ from email.parser import BytesParser, Parser
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.calendar_api import ApiRequest, ApiResponse, CalendarApi
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.calendar_api import ApiRequest, ApiResponse, CalendarApi
 
 MAX_PARTS = 1000
 

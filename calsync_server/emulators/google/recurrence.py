@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dateutil.rrule import rruleset, rrulestr
 
-from calsync_server.emulator import errors
+from calsync_server.emulators.google import errors
 
 
 def zone(name: str | None, fallback: str) -> ZoneInfo:

@@ -7,7 +7,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from calsync_server.emulator import errors
+from calsync_server.emulators.google import errors
 
 
 @dataclass

@@ -12,11 +12,11 @@ from litestar import Litestar, Request, Response, delete, get, post, put, route
 from litestar.datastructures import State
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
-from calsync_server.emulator import admin, oauth, scenario
-from calsync_server.emulator.batch import handle_batch
-from calsync_server.emulator.calendar_api import ApiRequest, ApiResponse
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.state import Emulator
+from calsync_server.emulators.google import admin, oauth, scenario
+from calsync_server.emulators.google.batch import handle_batch
+from calsync_server.emulators.google.calendar_api import ApiRequest, ApiResponse
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.state import Emulator
 
 AnyRequest = Request[Any, Any, State]
 TRANSPORT_KEY = "calsync.emulator.transport"

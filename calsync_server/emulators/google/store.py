@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.config import EmulatorConfig
-from calsync_server.emulator.recurrence import (
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.config import EmulatorConfig
+from calsync_server.emulators.google.recurrence import (
     EventTime,
     Series,
     format_timestamp,

@@ -16,8 +16,8 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.config import EmulatorConfig
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.config import EmulatorConfig
 
 DEFAULT_TTL_S = 604_800
 MAX_TTL_S = 2_592_000

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from calsync_server.emulator import errors
-from calsync_server.emulator.faults import Faults, Quota, Stats
-from calsync_server.emulator.push import PushManager
-from calsync_server.emulator.recurrence import parse_rfc3339
-from calsync_server.emulator.store import ListQuery, Resource, Store, Window
+from calsync_server.emulators.google import errors
+from calsync_server.emulators.google.faults import Faults, Quota, Stats
+from calsync_server.emulators.google.push import PushManager
+from calsync_server.emulators.google.recurrence import parse_rfc3339
+from calsync_server.emulators.google.store import ListQuery, Resource, Store, Window
 
 JSON_TYPE = "application/json; charset=UTF-8"
 # With a syncToken Google refuses these: the token already fixes the question.
