@@ -2,7 +2,8 @@
 
 Plan, then apply (vdirsyncer's way): nothing here talks to a provider, a database or the clock;
 the applier executes the plan. The rules are domain.md's "Which events block", "What a busy
-block looks like", "The invariant" and the switches and hand edits that bend it.
+block looks like", "The invariant", the switches and hand edits that bend it, and the rules the
+user chooses per calendar (rules.py: filters, working hours, already invited, merged blocks).
 """
 
 from __future__ import annotations
@@ -11,15 +12,23 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from calsync_server.providers.model import BlockContent, EventTime, RemoteEvent, Response
-from calsync_server.sync import stored
-from shared.domain import BusyTitle, CalendarRole
+from calsync_server.providers.model import EventTime, Response
+from calsync_server.sync import plan_types, stored
+from calsync_server.sync import rules as rule
+from calsync_server.sync.rules import Piece, Removed
+from shared.domain import BusyTitle
 
-BUSY = "Busy"
+# The planner's types live in plan_types.py; the engine and the tests know them by these names.
+CalendarView = plan_types.CalendarView
+SourceEvent = plan_types.SourceEvent
+ExistingBlock = plan_types.ExistingBlock
+DesiredBlock = plan_types.DesiredBlock
+BusyBlockPlan = plan_types.BusyBlockPlan
+
+BUSY = rule.BUSY
 # Keeps "Busy - <title>" within the busy_block.summary column (1100 characters).
 MAX_TITLE_CHARS = 1024
 
@@ -27,120 +36,6 @@ Window = tuple[datetime, datetime]
 # (target calendar id, identity digest) -> the id the target's provider gives that block, or
 # None where the provider assigns ids (known once the create answers). Pure: no I/O.
 BlockIdentity = Callable[[int, str], str | None]
-
-
-@dataclass(frozen=True, slots=True)
-class CalendarView:
-    """What the planner needs to know of a calendar, its account and its settings."""
-
-    id: int
-    user_id: int
-    provider_calendar_id: str
-    sync_enabled: bool
-    role: CalendarRole
-    busy_title: BusyTitle
-    include_all_day: bool
-    read_only: bool
-    # False when the account needs re-authorisation: nothing is read or written for it.
-    account_active: bool
-    # The user's choice: when sync is turned off, the blocks this calendar holds stay.
-    keep_blocks_when_off: bool = False
-
-    @property
-    def is_writable_target(self) -> bool:
-        """Whether calsync can write into this calendar at all (deleting included)."""
-        return self.account_active and not self.read_only
-
-    @property
-    def receives_blocks(self) -> bool:
-        return self.sync_enabled and self.role.is_target and self.is_writable_target
-
-    @property
-    def gives_blocks(self) -> bool:
-        return self.sync_enabled and self.role.is_source and self.account_active
-
-    @property
-    def keeps_blocks_while_off(self) -> bool:
-        """Sync is off and the user chose to keep the blocks this calendar held."""
-        return not self.sync_enabled and self.keep_blocks_when_off
-
-
-@dataclass(frozen=True, slots=True)
-class SourceEvent:
-    """A stored event instance of one calendar; soft-deleted ones never block. ``time_zone`` is
-    its calendar's: an all-day event floats with it."""
-
-    calendar_id: int
-    event: RemoteEvent
-    is_deleted: bool = False
-    time_zone: str = "UTC"
-
-    @property
-    def start_at(self) -> datetime:
-        return self.event.start.to_utc(self.time_zone)
-
-    @property
-    def end_at(self) -> datetime:
-        return self.event.end.to_utc(self.time_zone)
-
-
-@dataclass(frozen=True, slots=True)
-class ExistingBlock:
-    """A busy block calsync knows of (from its table, or listed from the provider by its mark)."""
-
-    target_calendar_id: int
-    source_calendar_id: int
-    source_key: str
-    provider_event_id: str
-    summary: str
-    start: EventTime | None
-    end: EventTime | None
-    user_modified: bool = False
-    # A tombstone: the user deleted the block by hand, so it is not at the provider any more.
-    user_deleted: bool = False
-    source_fingerprint: str | None = None
-    # When the block ends; a block that ended is history. Read from ``end`` when None.
-    end_at: datetime | None = None
-    etag: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class DesiredBlock:
-    """The busy block one target calendar should hold for one blocking source instance."""
-
-    target_calendar_id: int
-    source_calendar_id: int
-    source_provider_event_id: str
-    source_key: str
-    # The block's identity (hex); ``provider_event_id`` is the id the provider gives it, None
-    # where the provider assigns ids (Graph): then it is stored when the create answers.
-    digest: str
-    provider_event_id: str | None
-    summary: str
-    start: EventTime
-    end: EventTime
-    start_at: datetime
-    end_at: datetime
-    fingerprint: str
-
-    @property
-    def content(self) -> BlockContent:
-        """Everything calsync writes into the block; the provider adds privacy and its mark."""
-        return BlockContent(self.summary, self.start, self.end, self.source_key)
-
-
-@dataclass(frozen=True, slots=True)
-class BusyBlockPlan:
-    """What the applier must do; ``preserved`` is a report (hand-edited blocks), not an action."""
-
-    creates: tuple[DesiredBlock, ...] = ()
-    patches: tuple[tuple[ExistingBlock, DesiredBlock], ...] = ()
-    deletes: tuple[ExistingBlock, ...] = ()
-    preserved: tuple[ExistingBlock, ...] = field(default=())
-
-    @property
-    def is_empty(self) -> bool:
-        return not (self.creates or self.patches or self.deletes)
 
 
 def _sha256(*parts: str) -> bytes:
@@ -221,30 +116,22 @@ def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> boo
     return event.start_at < window_end and event.end_at > window_start
 
 
-def desired_block(
-    event: SourceEvent,
-    source: CalendarView,
-    target: CalendarView,
-    key: str,
-    block_id: BlockIdentity,
-) -> DesiredBlock:
-    """The block ``target`` should hold for a blocking ``event`` of ``source``."""
-    remote = event.event
-    summary = block_title(source, remote.title)
-    digest = block_digest(target, key)
+def desired_block(piece: Piece, target: CalendarView, block_id: BlockIdentity) -> DesiredBlock:
+    """The block ``target`` should hold for one piece of blocking time (rules.pieces)."""
+    digest = block_digest(target, piece.key)
     return DesiredBlock(
         target_calendar_id=target.id,
-        source_calendar_id=source.id,
-        source_provider_event_id=remote.id,
-        source_key=key,
+        source_calendar_id=piece.source_calendar_id,
+        source_provider_event_id=piece.source_event_id,
+        source_key=piece.key,
         digest=digest,
         provider_event_id=block_id(target.id, digest),
-        summary=summary,
-        start=remote.start,
-        end=remote.end,
-        start_at=event.start_at,
-        end_at=event.end_at,
-        fingerprint=block_fingerprint(summary, remote.start, remote.end),
+        summary=piece.title,
+        start=piece.start,
+        end=piece.end,
+        start_at=piece.start_at,
+        end_at=piece.end_at,
+        fingerprint=block_fingerprint(piece.title, piece.start, piece.end),
     )
 
 
@@ -321,7 +208,8 @@ def plan_busy_blocks(
         if calendar.receives_blocks and calendar.id not in copies:
             targets_of_user[calendar.user_id].append(calendar)
 
-    desired: dict[tuple[int, str], DesiredBlock] = {}
+    found: dict[int, list[Piece]] = defaultdict(list)
+    removed: dict[Removed, set[tuple[int, str]]] = defaultdict(set)
     seen: set[tuple[int, str]] = set()
     for event in events:
         source = _calendar(by_id, event.calendar_id)
@@ -335,9 +223,34 @@ def plan_busy_blocks(
         seen.add((source.user_id, key))
         if not is_blocking(event, source, window):
             continue
+        remote = event.event
+        why = rule.source_removes(source.rules, remote)
+        if why is not None:
+            removed[why].add((source.user_id, key))
+            continue
+        title = block_title(source, remote.title)
+        span = (event.start_at, event.end_at)
         for target in targets_of_user[source.user_id]:
-            if target.id != source.id:
-                desired[(target.id, key)] = desired_block(event, source, target, key, block_id)
+            if target.id == source.id:
+                continue
+            if rule.invited_there(target.rules, target.addresses, remote):
+                removed[Removed.INVITED].add((source.user_id, key))
+                continue
+            hours, zone = target.rules.working_hours, target.time_zone
+            parts = rule.pieces(key, source.id, remote, title, span, hours, zone)
+            if not parts:
+                removed[Removed.HOURS].add((source.user_id, key))
+            found[target.id] += parts
+
+    desired: dict[tuple[int, str], DesiredBlock] = {}
+    members = merged = 0
+    for target_id, parts in found.items():
+        target = by_id[target_id]
+        if target.rules.merge:
+            parts, in_merged, made = rule.merge(parts)
+            members, merged = members + in_merged, merged + made
+        for piece in parts:
+            desired[(target_id, piece.key)] = desired_block(piece, target, block_id)
 
     blocks_at: dict[tuple[int, str], list[ExistingBlock]] = defaultdict(list)
     for block in existing:
@@ -416,4 +329,6 @@ def plan_busy_blocks(
         patches=tuple(sorted(patches, key=lambda pair: block_order(pair[0]))),
         deletes=tuple(sorted(deletes, key=block_order)),
         preserved=tuple(sorted(preserved, key=block_order)),
+        removed=tuple((why, len(removed[why])) for why in Removed if removed[why]),
+        merged=(members, merged),
     )
