@@ -27,13 +27,17 @@ class GoogleOAuth(msgspec.Struct, frozen=True, kw_only=True, tag="google", tag_f
 
 
 class CalDAVPassword(msgspec.Struct, frozen=True, kw_only=True, tag="caldav", tag_field="kind"):
-    """A CalDAV login (an app-specific password for iCloud). ``calendar_home`` is where
-    discovery found the calendars, kept to show and to skip discovery where a provider can."""
+    """A CalDAV login (an app-specific password for iCloud). What discovery found at sign-in
+    is kept with it (the calendar home, on iCloud's partition host; the principal and its
+    addresses, which an invitation's answer is read by), so no sync discovers again; a login
+    kept without them discovers once and is stored back with them."""
 
     url: str
     username: str
     password: str
     calendar_home: str | None = None
+    principal: str | None = None
+    addresses: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"CalDAVPassword(url={self.url!r}, username={self.username!r})"

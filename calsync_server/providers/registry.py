@@ -108,13 +108,7 @@ def caldav_provider(
         raise ValueError(f"a CalDAV account needs a CalDAV password login, not {credentials!r}")
     from calsync_server.providers.caldav import CalDAVProvider
 
-    return CalDAVProvider(
-        credentials.url,
-        credentials.username,
-        credentials.password,
-        timeout=config.timeout,
-        max_tries=max_tries,
-    )
+    return CalDAVProvider.from_login(credentials, timeout=config.timeout, max_tries=max_tries)
 
 
 def capabilities(name: str) -> Capabilities:

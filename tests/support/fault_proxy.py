@@ -3,8 +3,9 @@
 It forwards every request as it is and answers the provider's bad days on demand: a failure
 status (with Retry-After) or a dropped connection for the next requests, a refused login, a
 sync token that is no longer valid, the collection itself listed as a sync-collection member
-(as iCloud does), a root that is not DAV (discovery must take /.well-known/caldav), and a
-Basic login check for servers without one of their own (Xandikos).
+(as iCloud does), a root that is not DAV (discovery must take /.well-known/caldav), a server
+without sync-collection (the REPORT refused as such servers refuse it, and no sync-token in
+PROPFIND answers), and a Basic login check for servers without one of their own (Xandikos).
 """
 
 from __future__ import annotations
@@ -28,6 +29,14 @@ _WRITE_PRIVILEGE = re.compile(
     rb"(?:all|write|write-content|write-properties|bind|unbind)\s*/>\s*</(?P=p)?privilege>"
 )
 _MULTISTATUS_END = re.compile(rb"</(?:[A-Za-z0-9_]+:)?multistatus>\s*$")
+_SYNC_TOKEN_PROP = re.compile(
+    rb"<(?P<p>[A-Za-z0-9_]+:)?sync-token(?:\s[^>]*)?(?:/>|>[^<]*</(?P=p)?sync-token>)"
+)
+# How servers without RFC 6578 answer its REPORT: RFC 3253's precondition in a 403 (or a 415,
+# as SabreDAV without its sync plugin), or a plain 501.
+_NO_SYNC_REPORT = (
+    b'<?xml version="1.0" encoding="utf-8"?><D:error xmlns:D="DAV:"><D:supported-report/></D:error>'
+)
 
 
 @dataclass
@@ -47,6 +56,10 @@ class ProxyState:
     # Calendar path -> tokens issued after its cursors were expired (all others are refused).
     expired: dict[str, set[str]] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)
+    # A server without sync-collection: the status its REPORT is refused with (None: served),
+    # and whether PROPFIND answers lose their sync-token as such a server has none to give.
+    refuse_sync: int | None = None
+    hide_sync_token: bool = False
     log: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -87,6 +100,14 @@ class FaultProxy:
         """Writes into the calendar are refused (403) and PROPFIND reports read rights only."""
         with self.lock:
             self.state.read_only.add(_norm(unquote(calendar_path)))
+
+    def without_sync_collection(self, status: int = 501, *, token: bool = False) -> None:
+        """From now on the server acts as one without RFC 6578: its REPORT answers ``status``
+        (403/415 with DAV:supported-report, else a bare status), and, unless ``token``, its
+        calendars have no sync-token to give."""
+        with self.lock:
+            self.state.refuse_sync = status
+            self.state.hide_sync_token = not token
 
     def requests(self) -> list[tuple[str, str]]:
         with self.lock:
@@ -148,6 +169,14 @@ class _Handler(BaseHTTPRequestHandler):
         ):
             self._answer(403, b"read-only calendar", {})
             return
+        if (
+            state.refuse_sync is not None
+            and self.command == "REPORT"
+            and b"sync-collection" in body
+        ):
+            refusal = _NO_SYNC_REPORT if state.refuse_sync in (400, 403, 415) else b"no such report"
+            self._answer(state.refuse_sync, refusal, {"Content-Type": "application/xml"})
+            return
         body = self._rewrite_token(path, body)
         headers = {
             k: v
@@ -162,6 +191,8 @@ class _Handler(BaseHTTPRequestHandler):
                 content = self._after_sync(path, content)
             if self.command == "PROPFIND" and state.read_only:
                 content = self._read_only_rights(content)
+            if self.command == "PROPFIND" and state.hide_sync_token:
+                content = _SYNC_TOKEN_PROP.sub(b"", content)
         out = {
             k: v
             for k, v in reply.headers.items()

@@ -46,10 +46,23 @@ CALENDARS_BODY = (
     "<C:supported-calendar-component-set/><D:current-user-privilege-set/>"
     "</D:prop></D:propfind>"
 )
-SYNC_TOKEN_BODY = (
+CS = "{http://calendarserver.org/ns/}"
+# What a first read asks of a calendar: its sync-token (RFC 6578), and CalendarServer's ctag
+# for a server without one (it changes whenever anything in the calendar does).
+STATE_BODY = (
     '<?xml version="1.0" encoding="utf-8"?>'
-    '<D:propfind xmlns:D="DAV:"><D:prop><D:sync-token/></D:prop></D:propfind>'
+    '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
+    "<D:sync-token/><CS:getctag/></D:prop></D:propfind>"
 )
+CTAG_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?>'
+    '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/"><D:prop>'
+    "<CS:getctag/></D:prop></D:propfind>"
+)
+
+# How servers without sync-collection refuse the REPORT: SabreDAV without its sync plugin 415,
+# others 501 or 405; a 403 or 400 with DAV:supported-report (RFC 3253) says it in words.
+SYNC_UNSUPPORTED_STATUSES = frozenset({405, 415, 501})
 
 # Statuses worth another try: the server or the way to it is having a bad moment.
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -80,6 +93,11 @@ class Home:
     addresses: frozenset[str]
 
 
+class SyncUnsupported(Exception):
+    """The server refuses the sync-collection REPORT: the calendar is read by its ctag instead.
+    Only the CalDAV provider sees it (no ErrorKind: nothing past the provider has to act)."""
+
+
 def absolute(base: str, href: str) -> str:
     """An href as an absolute URL (iCloud answers with absolute URLs on partition hosts)."""
     return urljoin(base, href.strip())
@@ -105,6 +123,7 @@ class CalDAVClient:
         password: str,
         *,
         stats: CallStats,
+        home: Home | None = None,
         timeout: float = 30.0,
         max_tries: int = 4,
         max_wait: float = 60.0,
@@ -127,7 +146,10 @@ class CalDAVClient:
             timeout=int(timeout),
             enable_rfc6764=False,
         )
-        self._home: Home | None = None
+        # Where discovery found the calendars at sign-in (kept in the login): later syncs
+        # start from it and discover again only when it no longer answers.
+        self._home: Home | None = home
+        self.discovered = False
 
     def close(self) -> None:
         self.dav.close()
@@ -170,6 +192,8 @@ class CalDAVClient:
             else:
                 if sync and _cursor_refused(reply):
                     raise ProviderError(ErrorKind.CURSOR_EXPIRED, "the sync token is invalid")
+                if sync and _sync_unsupported(reply.status, reply.body):
+                    raise SyncUnsupported(f"sync-collection answered {reply.status}")
                 if reply.status not in TRANSIENT_STATUSES:
                     return reply
                 wait = _retry_after(reply.headers.get("retry-after"))
@@ -198,9 +222,13 @@ class CalDAVClient:
 
     def _refused(
         self, method: str, exc: dav_error.AuthorizationError, *, sync: bool
-    ) -> ProviderError:
+    ) -> ProviderError | SyncUnsupported:
         if exc.status == 403 and VALID_SYNC_TOKEN in exc.preconditions:
             return ProviderError(ErrorKind.CURSOR_EXPIRED, "the sync token is no longer valid")
+        if exc.status == 403 and sync:
+            # A REPORT refused on a calendar the login reads: a server without sync-collection
+            # (when it is a real refusal, the ctag read that follows gets it again, and says so).
+            return SyncUnsupported(f"sync-collection refused: {exc.reason}")
         if exc.status == 403:
             return ProviderError(ErrorKind.FORBIDDEN, f"{method} refused: {exc.reason}")
         return ProviderError(ErrorKind.AUTH, f"the server refused the login ({exc.reason})")
@@ -214,11 +242,12 @@ class CalDAVClient:
     # -- discovery -----------------------------------------------------------------------------
 
     def home(self) -> Home:
-        """The principal and calendar home: from the URL given, or /.well-known/caldav when that
-        is just a host (RFC 6764 section 6), then current-user-principal, then
-        calendar-home-set (on whatever host it names)."""
+        """The principal and calendar home: the one kept from sign-in, else from the URL given,
+        or /.well-known/caldav when that is just a host (RFC 6764 section 6), then
+        current-user-principal, then calendar-home-set (on whatever host it names)."""
         if self._home is None:
             self._home = self._discover()
+            self.discovered = True
         return self._home
 
     def _discover(self) -> Home:
@@ -252,6 +281,12 @@ class CalDAVClient:
     def calendars(self) -> list[ProviderCalendar]:
         home = self.home().calendar_home
         reply = self.propfind(home, CALENDARS_BODY, 1)
+        if (reply.status >= 400 or reply.dav is None) and not self.discovered:
+            # The home kept from sign-in has moved (an iCloud account on another partition):
+            # find it again, once.
+            self._home = None
+            home = self.home().calendar_home
+            reply = self.propfind(home, CALENDARS_BODY, 1)
         if reply.status >= 400 or reply.dav is None:
             raise ProviderError(ErrorKind.INVALID, f"listing calendars answered {reply.status}")
         found: list[ProviderCalendar] = []
@@ -281,17 +316,23 @@ class CalDAVClient:
             )
         return found
 
-    def sync_token(self, calendar_url: str) -> str | None:
-        reply = self.propfind(calendar_url, SYNC_TOKEN_BODY, 0)
-        if reply.status == 404:
+    def state(self, calendar_url: str) -> tuple[str | None, str | None]:
+        """(sync-token, ctag) of a calendar in one PROPFIND; None for what the server lacks."""
+        return self._collection_props(calendar_url, STATE_BODY)
+
+    def ctag(self, calendar_url: str) -> str | None:
+        """The calendar's ctag: one small PROPFIND, the whole cost of a quiet poll."""
+        return self._collection_props(calendar_url, CTAG_BODY)[1]
+
+    def _collection_props(self, calendar_url: str, body: str) -> tuple[str | None, str | None]:
+        reply = self.propfind(calendar_url, body, 0)
+        if reply.status in (404, 410):
             raise ProviderError(ErrorKind.GONE, f"no calendar at {calendar_url}")
-        if reply.dav is None:
-            return None
-        for _, props in _responses(reply.dav):
-            token = _text(props.get(DAV + "sync-token"))
-            if token:
-                return token
-        return None
+        if reply.status >= 400 or reply.dav is None:
+            return None, None
+        for _, props in _responses(reply.dav):  # Depth 0: the calendar's one answer
+            return _text(props.get(DAV + "sync-token")), _text(props.get(CS + "getctag"))
+        return None, None
 
 
 def _cursor_refused(reply: Reply) -> bool:
@@ -299,6 +340,12 @@ def _cursor_refused(reply: Reply) -> bool:
     if reply.status == 412:
         return True
     return reply.status == 500 and b"token" in reply.body.lower()
+
+
+def _sync_unsupported(status: int, body: bytes) -> bool:
+    if status in SYNC_UNSUPPORTED_STATUSES:
+        return True
+    return status == 400 and b"supported-report" in body
 
 
 def _responses(dav: DAVResponse) -> list[tuple[str, dict[str, Any]]]:

@@ -3,7 +3,11 @@ Radicale, Xandikos...).
 
 Reads: a first read is a time-range calendar-query over the window, with the collection's
 sync-token as the cursor; later reads are one sync-collection REPORT asking for calendar-data
-in the same answer. Every changed resource replaces its instances whole (``series_replaced``);
+in the same answer. A server without sync-collection (no sync-token, or the REPORT refused)
+is polled by its ctag instead: one PROPFIND when nothing changed, else the window's query
+compared by ETag with the snapshot in the cursor (cursor.py).
+
+Every changed resource replaces its instances whole (``series_replaced``);
 a resource gone (404 in the report) removes them. Blocks live at ``<calendar>/<digest>.ics``
 with UID ``<digest>@calsync``; the ETag is the version, so an echo of calsync's own write is
 recognised without another request.
@@ -17,8 +21,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from urllib.parse import quote, unquote, urlsplit
 
+import msgspec
+
+from calsync_server.providers.caldav import cursor as cursors
 from calsync_server.providers.caldav import mapping
-from calsync_server.providers.caldav.client import XML_HEADERS, CalDAVClient, Reply, same_path
+from calsync_server.providers.caldav.client import (
+    XML_HEADERS,
+    CalDAVClient,
+    Home,
+    Reply,
+    SyncUnsupported,
+    same_path,
+)
+from calsync_server.providers.credentials import CalDAVPassword, StoredCredentials
 from calsync_server.providers.model import (
     BlockAction,
     BlockIds,
@@ -85,6 +100,10 @@ def resource_name(href: str) -> str:
     return unquote(urlsplit(href).path.rstrip("/").rsplit("/", 1)[-1])
 
 
+def _snapshot(ctag: str | None, listing: Sequence[tuple[str, str | None, str]]) -> cursors.Snapshot:
+    return cursors.Snapshot(ctag, {resource_name(href): etag for href, etag, _ in listing})
+
+
 class CalDAVProvider:
     """One CalDAV login (server URL, user name, password: an app-specific one for iCloud)."""
 
@@ -96,6 +115,7 @@ class CalDAVProvider:
         username: str,
         password: str,
         *,
+        home: Home | None = None,
         timeout: float = 30.0,
         max_tries: int = 4,
         sleep: Callable[[float], None] = time.sleep,
@@ -108,11 +128,44 @@ class CalDAVProvider:
             username,
             password,
             stats=self.stats,
+            home=home,
             timeout=timeout,
             max_tries=max_tries,
             sleep=sleep,
         )
         self._zones: dict[str, str | None] = {}
+
+    @classmethod
+    def from_login(
+        cls, login: CalDAVPassword, *, timeout: float = 30.0, max_tries: int = 4
+    ) -> CalDAVProvider:
+        """The login's provider, starting from the calendar home kept in it (a login stored
+        before calsync kept it discovers it again, and credentials_to_store keeps it then)."""
+        home = None
+        if login.calendar_home and login.principal:
+            home = Home(login.principal, login.calendar_home, frozenset(login.addresses))
+        return cls(
+            login.url,
+            login.username,
+            login.password,
+            home=home,
+            timeout=timeout,
+            max_tries=max_tries,
+        )
+
+    def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:
+        """The login with what discovery found, when it found something the login lacks: the
+        next sync, or the sign-in's import, starts from there."""
+        if not self.client.discovered or not isinstance(previous, CalDAVPassword):
+            return None
+        home = self.client.home()
+        found = msgspec.structs.replace(
+            previous,
+            calendar_home=home.calendar_home,
+            principal=home.principal,
+            addresses=tuple(sorted(home.addresses)),
+        )
+        return None if found == previous else found
 
     # -- calendars -----------------------------------------------------------------------------
 
@@ -128,16 +181,69 @@ class CalDAVProvider:
     ) -> ChangeSet:
         if cursor is None:
             return self._read_window(calendar_id, window)
-        return self._read_since(calendar_id, cursor, window)
+        try:
+            snapshot = cursors.decode(cursor)
+        except cursors.BadCursor as exc:
+            raise ProviderError(ErrorKind.CURSOR_EXPIRED, f"unreadable cursor: {exc}") from None
+        if snapshot is not None:
+            return self._read_by_ctag(calendar_id, cursor, snapshot, window)
+        try:
+            return self._read_since(calendar_id, cursor, window)
+        except SyncUnsupported:
+            # It gave a sync-token and then refused to sync from it: from now on the calendar
+            # is polled by its ctag (the cursor says so), starting with this full read.
+            self.stats.note("the server refuses sync-collection: polled by its ctag")
+            return self._read_by_ctag(calendar_id, None, None, window)
 
     def _read_window(self, calendar_id: str, window: tuple[datetime, datetime]) -> ChangeSet:
         # The token first: a change made while the query runs is then read again next time
         # rather than skipped.
-        token = self.client.sync_token(calendar_id)
+        token, ctag = self.client.state(calendar_id)
+        listing = self._query(calendar_id, window)
         events: list[RemoteEvent] = []
-        for href, etag, data in self._query(calendar_id, window):
+        for href, etag, data in listing:
             events.extend(self._instances(calendar_id, href, etag, data, window))
-        return ChangeSet(events=tuple(events), cursor=token, full=True)
+        cursor = token or cursors.encode(_snapshot(ctag, listing))
+        return ChangeSet(events=tuple(events), cursor=cursor, full=True)
+
+    def _read_by_ctag(
+        self,
+        calendar_id: str,
+        cursor: str | None,
+        previous: cursors.Snapshot | None,
+        window: tuple[datetime, datetime],
+    ) -> ChangeSet:
+        """A calendar without sync-collection: its ctag first (all a quiet poll costs), and
+        when that moved, the window's resources compared by ETag with the last snapshot."""
+        ctag = self.client.ctag(calendar_id)
+        if previous is not None and ctag is not None and ctag == previous.ctag:
+            return ChangeSet(cursor=cursor, full=False)
+        listing = self._query(calendar_id, window)
+        fresh = cursors.encode(_snapshot(ctag, listing))
+        if previous is None:
+            events = [
+                event
+                for href, etag, data in listing
+                for event in self._instances(calendar_id, href, etag, data, window)
+            ]
+            return ChangeSet(events=tuple(events), cursor=fresh, full=True)
+        changed: list[str] = []
+        events = []
+        for href, etag, data in listing:
+            name = resource_name(href)
+            # No ETag from the server: read it again, there is no telling it is the same.
+            if etag is None or name not in previous.etags or previous.etags[name] != etag:
+                changed.append(name)
+                events.extend(self._instances(calendar_id, href, etag, data, window))
+        held = {resource_name(href) for href, _, _ in listing}
+        gone = [name for name in previous.etags if name not in held]
+        return ChangeSet(
+            events=tuple(events),
+            removed=tuple(gone),
+            series_replaced=tuple(changed + gone),
+            cursor=fresh,
+            full=False,
+        )
 
     def _query(
         self, calendar_id: str, window: tuple[datetime, datetime]
