@@ -167,3 +167,11 @@ def test_the_emulators_reach_nothing_else_of_the_server() -> None:
     allowed = ("calsync_server.emulators", "calsync_server.serving")
     reached = sorted(m for m in loaded if not m.startswith(allowed))
     assert reached in ([], ["calsync_server"])
+
+
+def test_the_graph_emulator_borrows_nothing_from_the_google_one() -> None:
+    """What both emulators share lives in emulators/common; one provider's emulator is not
+    built from the other's."""
+    loaded = _calsync_modules_after_import("calsync_server.emulators.microsoft")
+    assert "calsync_server.emulators.common.transport" in loaded  # the check sees the package
+    assert sorted(m for m in loaded if m.startswith("calsync_server.emulators.google")) == []

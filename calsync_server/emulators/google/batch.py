@@ -9,8 +9,9 @@ from email.parser import BytesParser, Parser
 from http import HTTPStatus
 from urllib.parse import parse_qsl, urlsplit
 
+from calsync_server.emulators.common.api import ApiRequest, ApiResponse
 from calsync_server.emulators.google import errors
-from calsync_server.emulators.google.calendar_api import ApiRequest, ApiResponse, CalendarApi
+from calsync_server.emulators.google.calendar_api import CalendarApi, error_response
 
 MAX_PARTS = 1000
 
@@ -52,15 +53,15 @@ def _parse_part(part: Message, outer: ApiRequest) -> ApiRequest:
 def handle_batch(api: CalendarApi, outer: ApiRequest) -> ApiResponse:
     content_type = outer.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/mixed"):
-        return ApiResponse.error(errors.bad_request("Batch requests must be multipart/mixed."))
+        return error_response(errors.bad_request("Batch requests must be multipart/mixed."))
     message = BytesParser().parsebytes(
         b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + outer.body
     )
     parts = message.get_payload()
     if not message.is_multipart() or not isinstance(parts, list) or not parts:
-        return ApiResponse.error(errors.bad_request("Batch request has no parts."))
+        return error_response(errors.bad_request("Batch request has no parts."))
     if len(parts) > MAX_PARTS:
-        return ApiResponse.error(
+        return error_response(
             errors.bad_request(f"A batch request may hold at most {MAX_PARTS} calls.")
         )
     boundary = "batch_" + secrets.token_hex(12)
@@ -75,7 +76,7 @@ def handle_batch(api: CalendarApi, outer: ApiRequest) -> ApiResponse:
         try:
             response = api.handle(_parse_part(part, outer))
         except errors.GoogleError as exc:
-            response = ApiResponse.error(exc)
+            response = error_response(exc)
         if response.drop:
             return ApiResponse(0, drop=True, delay_s=max(delay, response.delay_s))
         delay = max(delay, response.delay_s)

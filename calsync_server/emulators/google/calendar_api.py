@@ -5,17 +5,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import unquote
 
+from calsync_server.emulators.common.api import JSON_TYPE, ApiRequest, ApiResponse
+from calsync_server.emulators.common.faults import Faults, Stats
 from calsync_server.emulators.google import errors
-from calsync_server.emulators.google.faults import Faults, Quota, Stats
 from calsync_server.emulators.google.push import PushManager
+from calsync_server.emulators.google.quota import Quota
 from calsync_server.emulators.google.recurrence import parse_rfc3339
 from calsync_server.emulators.google.store import ListQuery, Resource, Store, Window
 
-JSON_TYPE = "application/json; charset=UTF-8"
 # With a syncToken Google refuses these: the token already fixes the question.
 FORBIDDEN_WITH_SYNC_TOKEN = (
     "iCalUID",
@@ -29,33 +29,9 @@ FORBIDDEN_WITH_SYNC_TOKEN = (
 )
 
 
-@dataclass
-class ApiRequest:
-    method: str
-    path: str  # percent-encoded, without the query
-    query: list[tuple[str, str]]
-    headers: dict[str, str]  # names in lower case
-    body: bytes
-    root_url: str  # the emulator's root, ending in "/"
-
-
-@dataclass
-class ApiResponse:
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    delay_s: float = 0.0
-    drop: bool = False
-
-    @staticmethod
-    def json(status: int, payload: Any, headers: dict[str, str] | None = None) -> ApiResponse:
-        return ApiResponse(
-            status, json.dumps(payload).encode(), {"content-type": JSON_TYPE, **(headers or {})}
-        )
-
-    @staticmethod
-    def error(exc: errors.GoogleError) -> ApiResponse:
-        return ApiResponse(exc.code, exc.body_bytes(), {"content-type": JSON_TYPE, **exc.headers})
+def error_response(exc: errors.GoogleError) -> ApiResponse:
+    """Google's error answer: its JSON error body, and `Retry-After` where it says one."""
+    return ApiResponse(exc.code, exc.body_bytes(), {"content-type": JSON_TYPE, **exc.headers})
 
 
 @dataclass
@@ -149,7 +125,7 @@ class CalendarApi:
     def handle(self, request: ApiRequest) -> ApiResponse:
         routed = route(request.method.upper(), request.path)
         if routed is None:
-            return ApiResponse.error(errors.not_found())
+            return error_response(errors.not_found())
         name, params = routed
         self.stats.call(name)
         # Calendar routes name the calendar first ("primary" stays as the client wrote it).
@@ -159,7 +135,7 @@ class CalendarApi:
         if fault is not None and fault.drop_connection:
             return ApiResponse(0, drop=True, delay_s=delay)
         if fault is not None and fault.status >= 400:
-            response = ApiResponse.error(errors.injected(fault.status, fault.reason))
+            response = error_response(errors.injected(fault.status, fault.reason))
             if fault.retry_after_s is not None:
                 response.headers["retry-after"] = str(fault.retry_after_s)
             response.delay_s = delay
@@ -170,7 +146,7 @@ class CalendarApi:
             self.quota.check(call.user)
             response = _HANDLERS[name](self, call)
         except errors.GoogleError as exc:
-            response = ApiResponse.error(exc)
+            response = error_response(exc)
         response.delay_s = delay
         return response
 

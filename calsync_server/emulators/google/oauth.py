@@ -6,38 +6,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from calsync_server.emulators.common.api import SignInAnswer
 from calsync_server.emulators.google import errors
 from calsync_server.emulators.google.store import AuthCode, Store
 
 DEFAULT_SCOPE = "https://www.googleapis.com/auth/calendar"
 
 
-@dataclass
-class OAuthAnswer:
-    status: int
-    json: dict[str, Any] | None = None
-    html: str | None = None
-    location: str | None = None
+def _token_error(error: str, description: str, status: int = 400) -> SignInAnswer:
+    return SignInAnswer(status, {"error": error, "error_description": description})
 
 
-def _token_error(error: str, description: str, status: int = 400) -> OAuthAnswer:
-    return OAuthAnswer(status, {"error": error, "error_description": description})
-
-
-def authorize(store: Store, params: dict[str, str], self_url: str) -> OAuthAnswer:
+def authorize(store: Store, params: dict[str, str], self_url: str) -> SignInAnswer:
     """`GET /o/oauth2/auth`: consent is automatic when the account is known (login_hint) or
     is the only one; otherwise a page lets the user pick."""
     redirect_uri = params.get("redirect_uri", "")
     if not redirect_uri or urlsplit(redirect_uri).scheme not in ("http", "https"):
-        return OAuthAnswer(400, html="<h1>400</h1><p>Missing or invalid redirect_uri.</p>")
+        return SignInAnswer(400, html="<h1>400</h1><p>Missing or invalid redirect_uri.</p>")
     if params.get("response_type", "code") != "code":
-        return OAuthAnswer(400, html="<h1>400</h1><p>Unsupported response_type.</p>")
+        return SignInAnswer(400, html="<h1>400</h1><p>Unsupported response_type.</p>")
     if not params.get("client_id"):
-        return OAuthAnswer(400, html="<h1>400</h1><p>Missing required parameter: client_id</p>")
+        return SignInAnswer(400, html="<h1>400</h1><p>Missing required parameter: client_id</p>")
     with store.lock:
         emails = list(store.accounts)
     hint = params.get("login_hint")
@@ -56,7 +48,7 @@ def authorize(store: Store, params: dict[str, str], self_url: str) -> OAuthAnswe
             "<!doctype html><title>Choose an account</title>"
             f"<h1>Choose an account</h1><ul>{body}</ul>"
         )
-        return OAuthAnswer(200, html=page)
+        return SignInAnswer(200, html=page)
     with store.lock:
         granted = store.accounts[email].granted_scope
     scope = granted if granted is not None else params.get("scope", DEFAULT_SCOPE)
@@ -74,7 +66,7 @@ def authorize(store: Store, params: dict[str, str], self_url: str) -> OAuthAnswe
     if "state" in params:
         query = {"state": params["state"], **query}
     separator = "&" if "?" in redirect_uri else "?"
-    return OAuthAnswer(302, location=redirect_uri + separator + urlencode(query))
+    return SignInAnswer(302, location=redirect_uri + separator + urlencode(query))
 
 
 def _pkce_ok(code: AuthCode, verifier: str | None) -> bool:
@@ -89,7 +81,7 @@ def _pkce_ok(code: AuthCode, verifier: str | None) -> bool:
     return verifier == code.code_challenge
 
 
-def token(store: Store, form: dict[str, str]) -> OAuthAnswer:
+def token(store: Store, form: dict[str, str]) -> SignInAnswer:
     """`POST /token`: authorization_code (with PKCE) or refresh_token grants."""
     grant = form.get("grant_type")
     lifetime = int(store.config.access_token_lifetime_s)
@@ -102,7 +94,7 @@ def token(store: Store, form: dict[str, str]) -> OAuthAnswer:
         if not _pkce_ok(code, form.get("code_verifier")):
             return _token_error("invalid_grant", "Invalid code verifier.")
         access, refresh = store.new_grant(code.email)
-        return OAuthAnswer(
+        return SignInAnswer(
             200,
             {
                 "access_token": access,
@@ -122,7 +114,7 @@ def token(store: Store, form: dict[str, str]) -> OAuthAnswer:
         with store.lock:
             known = store.accounts.get(email)
             granted = known.granted_scope if known is not None else None
-        return OAuthAnswer(
+        return SignInAnswer(
             200,
             {
                 "access_token": access,
@@ -134,41 +126,41 @@ def token(store: Store, form: dict[str, str]) -> OAuthAnswer:
     return _token_error("unsupported_grant_type", f"Invalid grant_type: {grant}")
 
 
-def grant_scope(store: Store, email: str, body: Any) -> OAuthAnswer:
+def grant_scope(store: Store, email: str, body: Any) -> SignInAnswer:
     """`PUT /emulator/accounts/{email}/granted-scope` (admin): what the account's consent grants
     from now on, `{"scope": "openid email ..."}` as Google's token answer spells it, or
     `{"scope": null}` for exactly what each sign-in asks for (the default)."""
     if not isinstance(body, dict) or set(body) != {"scope"}:
-        return OAuthAnswer(400, {"error": 'the body must be {"scope": "<scopes>" or null}'})
+        return SignInAnswer(400, {"error": 'the body must be {"scope": "<scopes>" or null}'})
     scope = body["scope"]
     if scope is not None and (not isinstance(scope, str) or not scope.split()):
-        return OAuthAnswer(400, {"error": "'scope' must be space-separated scopes or null"})
+        return SignInAnswer(400, {"error": "'scope' must be space-separated scopes or null"})
     with store.lock:
         account = store.accounts.get(email)
         if account is None:
-            return OAuthAnswer(404, {"error": f"no account {email}"})
+            return SignInAnswer(404, {"error": f"no account {email}"})
         account.granted_scope = " ".join(scope.split()) if scope is not None else None
-    return OAuthAnswer(200, {"email": email, "granted_scope": account.granted_scope})
+    return SignInAnswer(200, {"email": email, "granted_scope": account.granted_scope})
 
 
-def revoke(store: Store, value: str) -> OAuthAnswer:
+def revoke(store: Store, value: str) -> SignInAnswer:
     if value and store.revoke(value):
-        return OAuthAnswer(200, {})
+        return SignInAnswer(200, {})
     return _token_error("invalid_token", "Token expired or revoked")
 
 
-def userinfo(store: Store, authorization: str | None) -> OAuthAnswer:
+def userinfo(store: Store, authorization: str | None) -> SignInAnswer:
     try:
         email = store.authenticate(authorization)
     except errors.GoogleError:
-        return OAuthAnswer(
+        return SignInAnswer(
             401,
             {"error": "invalid_request", "error_description": "Invalid Credentials"},
         )
     with store.lock:
         account = store.accounts[email]
         sub = str(int(hashlib.sha256(email.encode()).hexdigest()[:15], 16))
-        return OAuthAnswer(
+        return SignInAnswer(
             200,
             {
                 "sub": sub,

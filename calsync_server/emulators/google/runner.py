@@ -6,9 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from litestar import Litestar
-
-from calsync_server.emulators.google.app import EmulatorApp, create_emulator_app
+from calsync_server.emulators.google.app import GoogleEmulatorApp, create_emulator_app
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.state import Emulator
 from calsync_server.serving import serve_in_thread
@@ -19,13 +17,12 @@ class RunningEmulator:
     url: str  # the root, ending in "/": point CALSYNC_GOOGLE_API_URL or rootUrl here
     host: str
     port: int
-    app: Litestar
+    app: GoogleEmulatorApp
 
     @property
     def emulator(self) -> Emulator:
         """The in-process state, for a caller that also owns this process (demo, benchmarks).
         Tests should use the HTTP admin API instead."""
-        assert isinstance(self.app, EmulatorApp)
         return self.app.emulator
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from calsync_server.emulators.common.faults import Faults, Stats
 from calsync_server.emulators.google.calendar_api import CalendarApi
 from calsync_server.emulators.google.config import EmulatorConfig
-from calsync_server.emulators.google.faults import Faults, Quota, Stats
 from calsync_server.emulators.google.push import PushManager
+from calsync_server.emulators.google.quota import Quota
 from calsync_server.emulators.google.store import Store
 
 

@@ -1,27 +1,20 @@
-"""The `/emulator/` admin API's logic for Graph: accounts, events as others send them, clock,
+"""The `/emulator/` admin API's Graph logic: accounts, events as others send them, clock,
 throttling, cursor expiry, subscriptions and lifecycle notices."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
-from calsync_server.emulators.google import admin as google_admin
-from calsync_server.emulators.google.admin import AdminError
+from calsync_server.emulators.common.admin import AdminError, json_object
 from calsync_server.emulators.microsoft import errors
 from calsync_server.emulators.microsoft.state import GraphEmulator
 from calsync_server.emulators.microsoft.zones import UnknownZone, zone_info
 
-__all__ = ["AdminError", "add_event", "add_fault", "advance_clock", "create_account"]
-
-
-def _object(body: Any) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise AdminError("the body must be a JSON object")
-    return body
+__all__ = ["AdminError", "add_event", "advance_clock", "create_account"]
 
 
 def create_account(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
-    body = _object(body)
+    body = json_object(body)
     email = body.get("email")
     if not isinstance(email, str) or "@" not in email or " " in email.strip():
         raise AdminError("'email' must be an email address")
@@ -54,23 +47,10 @@ def create_account(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
     }
 
 
-class _FaultsOnly:
-    """What the Google admin's `add_fault` touches of an emulator: its fault rules."""
-
-    def __init__(self, emulator: GraphEmulator) -> None:
-        self.faults = emulator.faults
-
-
-def add_fault(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
-    """The Google emulator's fault rules and their validation; `method` is a Graph operation
-    name (`events.create`, `calendarView.delta`, ...) and `reason` an error code."""
-    return google_admin.add_fault(cast(Any, _FaultsOnly(emulator)), body)
-
-
 def add_event(emulator: GraphEmulator, email: str, body: Any) -> dict[str, Any]:
     """An event as someone else puts it in the mailbox: an invitation (organizer, response,
     attendees) or a meeting its organizer cancelled (`isCancelled`)."""
-    body = _object(body)
+    body = json_object(body)
     calendar_id = body.pop("calendar_id", None)
     try:
         mailbox = emulator.store.mailbox_of(email)
@@ -81,7 +61,7 @@ def add_event(emulator: GraphEmulator, email: str, body: Any) -> dict[str, Any]:
 
 
 def advance_clock(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
-    body = _object(body)
+    body = json_object(body)
     seconds = body.get("seconds", 0)
     if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or seconds < 0:
         raise AdminError("'seconds' must be a non-negative number")
@@ -92,7 +72,7 @@ def advance_clock(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
 
 
 def expire_cursors(emulator: GraphEmulator, calendar_id: str, body: Any) -> dict[str, Any]:
-    body = _object(body)
+    body = json_object(body)
     status = body.get("status", 410)
     if status not in (400, 404, 410):
         raise AdminError("'status' must be 400, 404 or 410")
@@ -104,7 +84,7 @@ def expire_cursors(emulator: GraphEmulator, calendar_id: str, body: Any) -> dict
 
 
 def lifecycle(emulator: GraphEmulator, subscription_id: str, body: Any) -> dict[str, Any]:
-    body = _object(body)
+    body = json_object(body)
     try:
         return emulator.subscriptions.lifecycle(subscription_id, str(body.get("event")))
     except errors.GraphError as exc:
@@ -112,7 +92,7 @@ def lifecycle(emulator: GraphEmulator, subscription_id: str, body: Any) -> dict[
 
 
 def throttling(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
-    body = _object(body)
+    body = json_object(body)
     for key in ("requests_per_window", "concurrent_requests"):
         value = body.get(key)
         if key in body and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
@@ -123,7 +103,7 @@ def throttling(emulator: GraphEmulator, body: Any) -> dict[str, Any]:
 def add_calendar(emulator: GraphEmulator, email: str, body: Any) -> dict[str, Any]:
     """A calendar someone shares into the mailbox (read-only unless `can_edit`), or one more of
     the owner's own."""
-    body = _object(body)
+    body = json_object(body)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise AdminError("'name' must be a non-empty string")

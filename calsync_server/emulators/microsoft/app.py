@@ -7,20 +7,10 @@ import asyncio
 import contextlib
 from typing import Any, cast
 
-from litestar import Request, Response, delete, get, post, put, route
+from litestar import Request, Response, get, post, put, route
 from litestar.datastructures import State
 
-# The Google emulator's transport pieces (dropping a connection, raw paths, JSON and form
-# bodies) serve every emulator; they move to `emulators/common/` with it.
-from calsync_server.emulators.google.app import (
-    EmulatorApp,
-    _admin_body,
-    _answer,
-    _api_request,
-    _form,
-    _json,
-    _root_url,
-)
+from calsync_server.emulators.common import transport
 from calsync_server.emulators.microsoft import admin, identity, scenario
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.state import GraphEmulator
@@ -28,7 +18,7 @@ from calsync_server.emulators.microsoft.state import GraphEmulator
 AnyRequest = Request[Any, Any, State]
 
 
-class GraphEmulatorApp(EmulatorApp):
+class GraphEmulatorApp(transport.EmulatorApp):
     graph: GraphEmulator
 
 
@@ -40,29 +30,25 @@ def _graph(request: AnyRequest) -> GraphEmulator:
 async def graph_v1(request: AnyRequest) -> Response[bytes]:
     emulator = _graph(request)
     emulator.stats.request()
-    return await _answer(request, await emulator.api.handle(await _api_request(request)))
-
-
-def _identity_response(answer: identity.IdentityAnswer) -> Response[bytes]:
-    if answer.location is not None:
-        return Response(b"", status_code=answer.status, headers={"location": answer.location})
-    if answer.html is not None:
-        return Response(answer.html.encode(), status_code=answer.status, media_type="text/html")
-    return _json(answer.status, answer.json)
+    return await transport.to_response(
+        request, await emulator.api.handle(await transport.api_request(request))
+    )
 
 
 @get("/{tenant:str}/v2.0/.well-known/openid-configuration")
 async def openid_configuration(request: AnyRequest) -> Response[bytes]:
     tenant = str(request.path_params["tenant"])
     _graph(request).stats.request()
-    return _json(200, identity.openid_configuration(_root_url(request), tenant))
+    return transport.json_response(
+        200, identity.openid_configuration(transport.root_url(request), tenant)
+    )
 
 
 @get("/{tenant:str}/discovery/v2.0/keys")
 async def keys(request: AnyRequest) -> Response[bytes]:
     tenant = str(request.path_params["tenant"])
     del tenant
-    return _json(200, {"keys": []})
+    return transport.json_response(200, {"keys": []})
 
 
 @get("/{tenant:str}/oauth2/v2.0/authorize")
@@ -71,8 +57,8 @@ async def authorize(request: AnyRequest) -> Response[bytes]:
     emulator = _graph(request)
     emulator.stats.request()
     params = {k: v for k, v in request.query_params.items()}
-    self_url = f"{_root_url(request)}{tenant}/oauth2/v2.0/authorize"
-    return _identity_response(identity.authorize(emulator.store, params, self_url))
+    self_url = f"{transport.root_url(request)}{tenant}/oauth2/v2.0/authorize"
+    return transport.sign_in_response(identity.authorize(emulator.store, params, self_url))
 
 
 @post("/{tenant:str}/oauth2/v2.0/token", status_code=200)
@@ -86,106 +72,87 @@ async def token(request: AnyRequest) -> Response[bytes]:
     if fault is not None and fault.delay_ms:
         await asyncio.sleep(fault.delay_ms / 1000)
     if fault is not None and fault.status >= 400:
-        return _json(fault.status, {"error": fault.reason or "temporarily_unavailable"})
-    answer = identity.token(emulator.store, await _form(request), _root_url(request))
-    return _identity_response(answer)
-
-
-def _admin(status: int, work: Any) -> Response[bytes]:
-    try:
-        return _json(status, work())
-    except admin.AdminError as exc:
-        return _json(exc.status, {"error": str(exc)})
+        return transport.json_response(
+            fault.status, {"error": fault.reason or "temporarily_unavailable"}
+        )
+    answer = identity.token(
+        emulator.store, await transport.form_fields(request), transport.root_url(request)
+    )
+    return transport.sign_in_response(answer)
 
 
 @post("/emulator/accounts", status_code=201)
 async def admin_accounts(request: AnyRequest) -> Response[bytes]:
-    body = await _admin_body(request)
-    return _admin(201, lambda: admin.create_account(_graph(request), body))
+    return await transport.admin_with_body(
+        request, 201, lambda body: admin.create_account(_graph(request), body)
+    )
 
 
 @post("/emulator/accounts/{email:str}/events", status_code=201)
 async def admin_events(request: AnyRequest) -> Response[bytes]:
     email = str(request.path_params["email"])
-    body = await _admin_body(request)
-    return _admin(201, lambda: admin.add_event(_graph(request), email, body))
+    return await transport.admin_with_body(
+        request, 201, lambda body: admin.add_event(_graph(request), email, body)
+    )
 
 
 @post("/emulator/accounts/{email:str}/calendars", status_code=201)
 async def admin_calendars(request: AnyRequest) -> Response[bytes]:
     email = str(request.path_params["email"])
-    body = await _admin_body(request)
-    return _admin(201, lambda: admin.add_calendar(_graph(request), email, body))
+    return await transport.admin_with_body(
+        request, 201, lambda body: admin.add_calendar(_graph(request), email, body)
+    )
 
 
 @post("/emulator/accounts/{email:str}/refuse-login", status_code=200)
 async def admin_refuse_login(request: AnyRequest) -> Response[bytes]:
     email = str(request.path_params["email"])
-    return _admin(200, lambda: admin.refuse_login(_graph(request), email))
-
-
-@get("/emulator/stats")
-async def admin_stats(request: AnyRequest) -> Response[bytes]:
-    return _json(200, _graph(request).stats.snapshot())
-
-
-@post("/emulator/stats/reset", status_code=200)
-async def admin_stats_reset(request: AnyRequest) -> Response[bytes]:
-    emulator = _graph(request)
-    emulator.stats.reset()
-    return _json(200, emulator.stats.snapshot())
-
-
-@post("/emulator/faults", status_code=201)
-async def admin_add_fault(request: AnyRequest) -> Response[bytes]:
-    body = await _admin_body(request)
-    return _admin(201, lambda: admin.add_fault(_graph(request), body))
-
-
-@delete("/emulator/faults", status_code=204)
-async def admin_clear_faults(request: AnyRequest) -> None:
-    _graph(request).faults.clear()
+    return transport.admin_answer(200, lambda: admin.refuse_login(_graph(request), email))
 
 
 @get("/emulator/clock")
 async def admin_clock(request: AnyRequest) -> Response[bytes]:
-    return _json(200, {"now": _graph(request).clock.now().isoformat()})
+    return transport.json_response(200, {"now": _graph(request).clock.now().isoformat()})
 
 
 @post("/emulator/clock/advance", status_code=200)
 async def admin_clock_advance(request: AnyRequest) -> Response[bytes]:
-    body = await _admin_body(request)
-    return _admin(200, lambda: admin.advance_clock(_graph(request), body))
+    return await transport.admin_with_body(
+        request, 200, lambda body: admin.advance_clock(_graph(request), body)
+    )
 
 
 @get("/emulator/throttling")
 async def admin_throttling(request: AnyRequest) -> Response[bytes]:
-    return _json(200, _graph(request).throttle.settings())
+    return transport.json_response(200, _graph(request).throttle.settings())
 
 
 @put("/emulator/throttling", status_code=200)
 async def admin_set_throttling(request: AnyRequest) -> Response[bytes]:
-    body = await _admin_body(request)
-    return _admin(200, lambda: admin.throttling(_graph(request), body))
+    return await transport.admin_with_body(
+        request, 200, lambda body: admin.throttling(_graph(request), body)
+    )
 
 
 @post("/emulator/calendars/{calendar_id:str}/expire-cursors", status_code=200)
 async def admin_expire(request: AnyRequest) -> Response[bytes]:
     calendar_id = str(request.path_params["calendar_id"])
-    body = await _admin_body(request)
-    return _admin(200, lambda: admin.expire_cursors(_graph(request), calendar_id, body))
+    return await transport.admin_with_body(
+        request, 200, lambda body: admin.expire_cursors(_graph(request), calendar_id, body)
+    )
 
 
 @get("/emulator/subscriptions")
 async def admin_subscriptions(request: AnyRequest) -> Response[bytes]:
-    return _json(200, _graph(request).subscriptions.listing())
+    return transport.json_response(200, _graph(request).subscriptions.listing())
 
 
 @post("/emulator/subscriptions/{subscription_id:str}/lifecycle", status_code=200)
 async def admin_lifecycle(request: AnyRequest) -> Response[bytes]:
     subscription_id = str(request.path_params["subscription_id"])
-    body = await _admin_body(request)
-    return _admin(200, lambda: admin.lifecycle(_graph(request), subscription_id, body))
+    return await transport.admin_with_body(
+        request, 200, lambda body: admin.lifecycle(_graph(request), subscription_id, body)
+    )
 
 
 def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulatorApp:
@@ -210,6 +177,7 @@ def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulator
 
     app = GraphEmulatorApp(
         route_handlers=[
+            *transport.ADMIN_ROUTES,
             graph_v1,
             openid_configuration,
             keys,
@@ -219,10 +187,6 @@ def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulator
             admin_events,
             admin_calendars,
             admin_refuse_login,
-            admin_stats,
-            admin_stats_reset,
-            admin_add_fault,
-            admin_clear_faults,
             admin_clock,
             admin_clock_advance,
             admin_throttling,
@@ -235,5 +199,5 @@ def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulator
         on_shutdown=[shutdown],
         openapi_config=None,
     )
-    app.graph = emulator
+    app.graph, app.stats, app.faults = emulator, emulator.stats, emulator.faults
     return app

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
-# One request/response shape for every emulator: the Google emulator's, reused.
-from calsync_server.emulators.google.calendar_api import ApiRequest, ApiResponse
-from calsync_server.emulators.google.faults import Faults, Stats
+from calsync_server.emulators.common.api import ApiRequest, ApiResponse
+from calsync_server.emulators.common.faults import Faults, Stats
 from calsync_server.emulators.microsoft import errors
 from calsync_server.emulators.microsoft.delta import DeltaRounds, Prefs
 from calsync_server.emulators.microsoft.store import (
@@ -228,7 +227,7 @@ class GraphApi:
 
     @staticmethod
     def _json(status: int, payload: Any) -> ApiResponse:
-        return ApiResponse(status, json.dumps(payload).encode(), {"content-type": JSON_TYPE})
+        return ApiResponse.json(status, payload, content_type=JSON_TYPE)
 
     def _link_base(self, call: Call) -> str:
         return f"{call.request.root_url}v1.0{unquote(call.request.path)[len('/v1.0') :]}"

@@ -10,11 +10,11 @@ import html
 import json
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from calsync_server.emulators.common.api import SignInAnswer
 from calsync_server.emulators.microsoft.store import AuthCode, Mailbox, Store
 
 # Scopes MSAL adds itself; what the token is for is the rest.
@@ -22,22 +22,14 @@ RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
 CODE_LIFETIME = timedelta(minutes=10)
 
 
-@dataclass
-class IdentityAnswer:
-    status: int
-    json: dict[str, Any] | None = None
-    html: str | None = None
-    location: str | None = None
-
-
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _error(store: Store, error: str, code: int, description: str) -> IdentityAnswer:
+def _error(store: Store, error: str, code: int, description: str) -> SignInAnswer:
     trace, correlation = str(uuid.uuid4()), str(uuid.uuid4())
     stamp = store.now().strftime("%Y-%m-%d %H:%M:%SZ")
-    return IdentityAnswer(
+    return SignInAnswer(
         400,
         {
             "error": error,
@@ -85,20 +77,20 @@ def openid_configuration(root: str, tenant: str) -> dict[str, Any]:
     }
 
 
-def authorize(store: Store, params: dict[str, str], self_url: str) -> IdentityAnswer:
+def authorize(store: Store, params: dict[str, str], self_url: str) -> SignInAnswer:
     """Consent is automatic for the account in `login_hint`, or the only one; otherwise a
     page lists the accounts to pick from."""
     redirect_uri = params.get("redirect_uri", "")
     if not redirect_uri or urlsplit(redirect_uri).scheme not in ("http", "https"):
-        return IdentityAnswer(400, html="<h1>AADSTS50011</h1><p>Invalid redirect_uri.</p>")
+        return SignInAnswer(400, html="<h1>AADSTS50011</h1><p>Invalid redirect_uri.</p>")
     if not params.get("client_id"):
-        return IdentityAnswer(400, html="<h1>AADSTS900144</h1><p>client_id is required.</p>")
+        return SignInAnswer(400, html="<h1>AADSTS900144</h1><p>client_id is required.</p>")
 
-    def back(query: dict[str, str]) -> IdentityAnswer:
+    def back(query: dict[str, str]) -> SignInAnswer:
         if "state" in params:
             query["state"] = params["state"]
         separator = "&" if "?" in redirect_uri else "?"
-        return IdentityAnswer(302, location=redirect_uri + separator + urlencode(query))
+        return SignInAnswer(302, location=redirect_uri + separator + urlencode(query))
 
     if params.get("response_type", "code") != "code":
         return back({"error": "unsupported_response_type", "error_description": "code only"})
@@ -120,7 +112,7 @@ def authorize(store: Store, params: dict[str, str], self_url: str) -> IdentityAn
             for query in [{**params, "login_hint": m.email}]
         )
         body = links or "<li>No accounts yet: create one with POST /emulator/accounts.</li>"
-        return IdentityAnswer(
+        return SignInAnswer(
             200, html=f"<!doctype html><title>Pick an account</title><ul>{body}</ul>"
         )
     code = store.new_auth_code(
@@ -165,13 +157,13 @@ def _id_token(store: Store, mailbox: Mailbox, client_id: str, root: str, nonce: 
 
 def _tokens(
     store: Store, oid: str, client_id: str, scope: str, root: str, nonce: str | None
-) -> IdentityAnswer:
+) -> SignInAnswer:
     access, refresh = store.issue_tokens(oid)
     with store.lock:
         mailbox = store.mailboxes[oid]
     lifetime = int(store.config.access_token_lifetime_s)
     client_info = _b64(json.dumps({"uid": mailbox.oid, "utid": mailbox.tenant_id}).encode())
-    return IdentityAnswer(
+    return SignInAnswer(
         200,
         {
             "token_type": "Bearer",
@@ -195,7 +187,7 @@ def _pkce_ok(code: AuthCode, verifier: str | None) -> bool:
     return hmac.compare_digest(_b64(digest), code.code_challenge)
 
 
-def token(store: Store, form: dict[str, str], root: str) -> IdentityAnswer:
+def token(store: Store, form: dict[str, str], root: str) -> SignInAnswer:
     """`POST /{tenant}/oauth2/v2.0/token`: authorization_code or refresh_token."""
     grant = form.get("grant_type")
     client_id = form.get("client_id", "")

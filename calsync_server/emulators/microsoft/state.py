@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calsync_server.emulators.google.faults import Faults, Stats
+from calsync_server.emulators.common.faults import Faults, Stats
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.graph_api import GraphApi
 from calsync_server.emulators.microsoft.store import Store
@@ -15,7 +15,7 @@ class GraphEmulator:
         self.config = config
         self.clock = config.clock
         self.store = Store(config)
-        # Fault rules and call counts are the Google emulator's: the same admin shape.
+        # Fault rules and call counts: the same admin routes as every emulator's.
         self.stats = Stats()
         self.faults = Faults()
         self.throttle = Throttle(config, config.clock)

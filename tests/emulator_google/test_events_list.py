@@ -8,7 +8,7 @@ import httpx
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu, timed
+from tests.emulator_google.conftest import Emu, timed
 
 
 def _all_pages(events: Any, **params: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu
+from tests.emulator_google.conftest import Emu
 
 
 def test_primary_calendar_is_the_email_and_others_get_group_ids(emu: Emu) -> None:

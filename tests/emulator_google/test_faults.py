@@ -11,7 +11,7 @@ from googleapiclient.errors import HttpError
 
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import run_emulator
-from tests.emulator.conftest import Emu
+from tests.emulator_google.conftest import Emu
 from tests.support.google_service import calendar_service
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu, timed
+from tests.emulator_google.conftest import Emu, timed
 
 
 def test_batch_mixes_writes_reads_and_errors_and_counts_each_call(emu: Emu) -> None:

@@ -9,7 +9,7 @@ import httpx
 
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import run_emulator
-from tests.emulator.conftest import Emu
+from tests.emulator_google.conftest import Emu
 from tests.support.google_service import calendar_service
 from tests.support.waiting import wait_until
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu
+from tests.emulator_google.conftest import Emu
 
 WINDOW = {"timeMin": "2025-03-01T00:00:00Z", "timeMax": "2025-03-15T00:00:00Z"}
 

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from tests.emulator.conftest import Emu
+from tests.emulator_google.conftest import Emu
 from tests.support.google_service import calendar_service
 
 REDIRECT = "http://127.0.0.1:9/callback"

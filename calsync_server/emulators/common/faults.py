@@ -1,13 +1,9 @@
-"""What the admin API can make go wrong (injected faults) and the optional per-user quota."""
+"""What the admin API can make go wrong (injected faults), and the call counts tests read."""
 
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass
-
-from calsync_server.emulators.google import errors
 
 
 @dataclass
@@ -15,7 +11,7 @@ class Fault:
     """The next `times` calls of `method` answer `status` (with `reason`), after `delay_ms`;
     or drop the connection without an answer. A status below 400 only adds the delay. With
     `calendar_id`, only calls about that calendar (one calendar failing, the others not); with
-    `retry_after_s`, the error says `Retry-After` (Google's 429 and 503 may)."""
+    `retry_after_s`, the error says `Retry-After` (Google's 429 and 503 may, Graph's 429)."""
 
     method: str
     status: int
@@ -57,27 +53,6 @@ class Faults:
     def pending(self) -> list[Fault]:
         with self._lock:
             return list(self._faults)
-
-
-class Quota:
-    """Google's per-user limit: at most `per_minute` calls in any sliding minute."""
-
-    def __init__(self, per_minute: int | None) -> None:
-        self.per_minute = per_minute
-        self._lock = threading.Lock()
-        self._calls: dict[str, deque[float]] = {}
-
-    def check(self, user: str) -> None:
-        if self.per_minute is None:
-            return
-        now = time.monotonic()
-        with self._lock:
-            window = self._calls.setdefault(user, deque())
-            while window and window[0] <= now - 60.0:
-                window.popleft()
-            if len(window) >= self.per_minute:
-                raise errors.rate_limit_exceeded()
-            window.append(now)
 
 
 class Stats:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu, timed
+from tests.emulator_google.conftest import Emu, timed
 
 
 def _error(call: Any) -> HttpError:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from googleapiclient.errors import HttpError
 
-from tests.emulator.conftest import Emu, timed
+from tests.emulator_google.conftest import Emu, timed
 from tests.support.push_receiver import PushReceiver, push_receiver
 from tests.support.waiting import wait_until
 
