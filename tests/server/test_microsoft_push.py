@@ -1,0 +1,271 @@
+"""Graph push end to end through the server: a subscription per synced Microsoft calendar made
+through the Graph emulator (which validates our webhook first), changes arriving as Graph's
+notifications and becoming blocks in Google, forged clientStates refused, and Graph's
+lifecycle notices obeyed. The scheduler's poll is an hour away: only push moves anything."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from sqlmodel import Session, col, func, select
+
+from calsync_server.db.models import Notification, PushSubscription, SyncJob
+from calsync_server.emulators.google.runner import RunningEmulator
+from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.runner import run_graph_emulator
+from calsync_server.sync.engine import SyncEngine
+from shared.domain import ChannelState
+from tests.server.conftest import ServerWorld
+from tests.support.drivers.base import PersonEvent
+from tests.support.drivers.connect import connect
+from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.waiting import wait_until
+from tests.support.world import FAST_RETRY, Cal, at
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[GraphEndpoints]:
+    config = GraphEmulatorConfig(push_delay_s=0.01, push_retry_base_s=0.05)
+    with run_graph_emulator(config) as running:
+        yield GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+
+
+def graph_settings(graph: GraphEndpoints) -> dict[str, Any]:
+    """Where the server (and the world's engine) reach Graph, as a deployment's settings say."""
+    return {
+        "microsoft_graph_url": f"{graph.url}v1.0",
+        "microsoft_login_url": graph.tls_url,
+        "microsoft_ca_file": graph.ca_path,
+    }
+
+
+def microsoft_world(
+    emulator: RunningEmulator,
+    graph: GraphEndpoints,
+    database_url: str,
+    home: Path,
+    **settings: Any,
+) -> ServerWorld:
+    """A server world whose server and engine reach the Graph emulator too."""
+    built = ServerWorld(emulator, database_url, home, **graph_settings(graph), **settings)
+    built.settings = msgspec.structs.replace(built.settings, **graph_settings(graph))
+    built.engine = SyncEngine(built.db, built.settings, vault=built.vault, retry=FAST_RETRY)
+    return built
+
+
+@pytest.fixture
+def ms_world(
+    emulator: RunningEmulator, graph: GraphEndpoints, database_url: str, tmp_path: Path
+) -> Iterator[tuple[ServerWorld, MicrosoftDriver]]:
+    built = microsoft_world(
+        emulator, graph, database_url, tmp_path / "home", poll_interval_seconds=3600.0
+    )
+    driver = MicrosoftDriver(graph)
+    try:
+        yield built, driver
+    finally:
+        driver.admin.delete("/emulator/faults")
+        driver.close()
+        built.close()
+
+
+def instant(hours: float, days: int = 1) -> datetime:
+    return datetime.fromisoformat(at(hours, days).replace("Z", "+00:00"))
+
+
+def subscription(world: ServerWorld, cal: Cal) -> PushSubscription | None:
+    """The calendar's live Graph subscription once Graph has answered its create."""
+    with Session(world.db) as session:
+        return session.exec(
+            select(PushSubscription).where(
+                PushSubscription.calendar_id == cal.id,
+                PushSubscription.provider == "microsoft",
+                PushSubscription.state == ChannelState.ACTIVE,
+                col(PushSubscription.remote_id).is_not(None),
+            )
+        ).first()
+
+
+def wait_for_subscription(world: ServerWorld, cal: Cal, *, not_key: str = "") -> PushSubscription:
+    return wait_until(
+        lambda: (s := subscription(world, cal)) is not None and s.key != not_key and s,
+        what=f"a Graph subscription for calendar {cal.id}",
+    )
+
+
+def graph_subscriptions(driver: MicrosoftDriver, cal: Cal) -> dict[str, dict[str, Any]]:
+    """Graph's subscriptions to the calendar, as the emulator holds them."""
+    held = driver.admin.get("/emulator/subscriptions").json()
+    return {s["id"]: s for s in held if s["calendar_id"] == cal.provider_id}
+
+
+def as_graph_sees_it(driver: MicrosoftDriver, remote_id: str) -> dict[str, Any]:
+    """The subscription as the mailbox reads it from Graph (with its clientState)."""
+    found: dict[str, Any] = driver._call("GET", f"/subscriptions/{remote_id}").json()
+    return found
+
+
+def notices(world: ServerWorld, key: str) -> list[tuple[str, str]]:
+    """(kind, outcome) of every notification recorded for the subscription, in order."""
+    with Session(world.db) as session:
+        rows = session.exec(
+            select(Notification)
+            .where(Notification.channel_id == key)
+            .order_by(col(Notification.id))
+        ).all()
+    return [(n.kind, str(n.outcome)) for n in rows]
+
+
+def jobs(world: ServerWorld, cal: Cal) -> int:
+    with Session(world.db) as session:
+        return session.exec(
+            select(func.count()).select_from(SyncJob).where(SyncJob.calendar_id == cal.id)
+        ).one()
+
+
+def google_starts(world: ServerWorld, cal: Cal) -> list[str]:
+    return sorted(b["start"]["dateTime"] for b in world.blocks(cal))
+
+
+def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed(
+    ms_world: tuple[ServerWorld, MicrosoftDriver], unique: str
+) -> None:
+    world, ms = ms_world
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    (work,) = connect(world, ms, "Work")
+    world.configure(home, work)
+    world.start()
+    api: httpx.Client
+    with world.api() as api:
+        # One subscription for the Microsoft calendar, made at Graph after its validation
+        # handshake reached our webhook (Graph refuses the create otherwise), whose
+        # clientState is the subscription's secret; Google's calendar has its channel.
+        first = wait_for_subscription(world, work)
+        world.wait_for_channels(home)
+        assert first.remote_id is not None
+        assert first.address == f"{world.url}webhooks/microsoft/{first.key}"
+        held = graph_subscriptions(ms, work)
+        assert list(held) == [first.remote_id]
+        assert held[first.remote_id]["notification_url"] == first.address
+        assert held[first.remote_id]["lifecycle_url"] == first.address
+        seen = as_graph_sees_it(ms, first.remote_id)
+        assert seen["clientState"] == first.secret
+        assert seen["resource"] == f"me/calendars/{work.provider_id}/events"
+        wait_until(lambda: world.settled(api), what="the first syncs")
+
+        # A change in Microsoft arrives as Graph's notification, queues a sync of that
+        # calendar, and becomes a block in Google.
+        standup = ms.add(work.provider_id, PersonEvent("Standup", instant(14), instant(15)))
+        wait_until(lambda: google_starts(world, home) == [at(14)], what="the standup's block")
+        assert {"enqueued", "coalesced"} & {
+            o for k, o in notices(world, first.key) if k == "changed"
+        }
+        ms.move(work.provider_id, standup, instant(16), instant(17))
+        wait_until(lambda: google_starts(world, home) == [at(16)], what="the moved block")
+
+        # A notification with a wrong clientState is refused, recorded, and queues nothing.
+        wait_until(lambda: world.settled(api), what="the syncs of the move")
+        before = jobs(world, work)
+        forged = {
+            "subscriptionId": first.remote_id,
+            "changeType": "updated",
+            "clientState": "guessed",
+            "resource": f"Users/x/Events/{standup}",
+            "resourceData": {"id": standup},
+        }
+        answer = httpx.post(first.address, json={"value": [forged]}, timeout=10)
+        assert answer.status_code == 403, answer.text
+        assert notices(world, first.key)[-1] == ("changed", "forged")
+        assert jobs(world, work) == before
+
+        # reauthorizationRequired: renewed in place now (same subscription at Graph).
+        answer = ms.admin.post(
+            f"/emulator/subscriptions/{first.remote_id}/lifecycle",
+            json={"event": "reauthorizationRequired"},
+        )
+        assert answer.status_code == 200, answer.text
+
+        def renewed() -> PushSubscription | None:
+            now = subscription(world, work)
+            return (
+                now
+                if now is not None
+                and now.renewed_at != first.renewed_at
+                and now.renew_requested_at is None
+                else None
+            )
+
+        again = wait_until(renewed, what="renewal in place after reauthorizationRequired")
+        assert (again.key, again.remote_id) == (first.key, first.remote_id)
+        assert ("reauthorize", "lifecycle") in notices(world, first.key)
+        assert list(graph_subscriptions(ms, work)) == [first.remote_id]
+
+        # missed: a sync of the calendar.
+        wait_until(lambda: world.settled(api), what="quiet before 'missed'")
+        before = jobs(world, work)
+        answer = ms.admin.post(
+            f"/emulator/subscriptions/{first.remote_id}/lifecycle", json={"event": "missed"}
+        )
+        assert answer.status_code == 200, answer.text
+        wait_until(lambda: jobs(world, work) > before, what="a sync after 'missed'")
+        assert {"enqueued", "coalesced"} & {
+            o for k, o in notices(world, first.key) if k == "missed"
+        }
+
+        # subscriptionRemoved: a new subscription, and a sync.
+        wait_until(lambda: world.settled(api), what="quiet before 'subscriptionRemoved'")
+        before = jobs(world, work)
+        answer = ms.admin.post(
+            f"/emulator/subscriptions/{first.remote_id}/lifecycle",
+            json={"event": "subscriptionRemoved"},
+        )
+        assert answer.status_code == 200, answer.text
+        second = wait_for_subscription(world, work, not_key=first.key)
+        assert second.remote_id != first.remote_id
+        assert list(graph_subscriptions(ms, work)) == [second.remote_id]
+        wait_until(lambda: jobs(world, work) > before, what="a sync after 'subscriptionRemoved'")
+        ms.delete(work.provider_id, standup)
+        wait_until(lambda: google_starts(world, home) == [], what="the delete through the new one")
+
+        # Every notification Graph sent was answered 2xx in time: none needed a retry.
+        for held_now in graph_subscriptions(ms, work).values():
+            assert held_now["attempts"] == held_now["delivered"] > 0, held_now
+
+
+def test_a_subscription_gone_at_graph_is_made_anew_and_syncs_at_once(
+    ms_world: tuple[ServerWorld, MicrosoftDriver], unique: str
+) -> None:
+    """Graph dropped the subscription without a word; a change made meanwhile announced
+    nothing. When renewal finds it gone, the new subscription's first act is an incremental
+    sync, which brings the change (the next poll is an hour away)."""
+    world, ms = ms_world
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    (work,) = connect(world, ms, "Work")
+    world.configure(home, work)
+    world.start()
+    with world.api() as api:
+        first = wait_for_subscription(world, work)
+        wait_until(lambda: world.settled(api), what="the first syncs")
+        assert first.remote_id is not None
+        ms._call("DELETE", f"/subscriptions/{first.remote_id}")
+        assert graph_subscriptions(ms, work) == {}
+        ms.add(work.provider_id, PersonEvent("Review", instant(11), instant(12)))
+        # Graph asks for reauthorization (as it does before expiry): renewal meets a 404.
+        notice = {
+            "subscriptionId": first.remote_id,
+            "subscriptionExpirationDateTime": at(0, days=2),
+            "clientState": first.secret,
+            "lifecycleEvent": "reauthorizationRequired",
+        }
+        answer = httpx.post(first.address, json={"value": [notice]}, timeout=10)
+        assert answer.status_code == 202, answer.text
+        second = wait_for_subscription(world, work, not_key=first.key)
+        assert list(graph_subscriptions(ms, work)) == [second.remote_id]
+        wait_until(lambda: google_starts(world, home) == [at(11)], what="the review's block")
+        assert datetime.now(UTC) > second.created_at
