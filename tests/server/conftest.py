@@ -14,10 +14,14 @@ from sqlmodel import Session, col, select
 from calsync_server.app import create_app
 from calsync_server.db.models import PushSubscription, SyncJob
 from calsync_server.emulators.google.runner import RunningEmulator
+from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
+from calsync_server.sync.engine import SyncEngine
 from shared.domain import ChannelState, JobState
 from tests.support.drivers.caldav import CalDAVServer, caldav_server
+from tests.support.drivers.microsoft import GraphEndpoints
 from tests.support.processes import Servers
 from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, Cal, World
@@ -135,6 +139,30 @@ def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]
     """A Radicale server (behind the fault proxy) for the module's CalDAV accounts."""
     with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def graph() -> Iterator[GraphEndpoints]:
+    """A Graph emulator for the module's Microsoft mailboxes (each test makes its own)."""
+    config = GraphEmulatorConfig(push_delay_s=0.01, push_retry_base_s=0.05)
+    with run_graph_emulator(config) as running:
+        yield GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+
+
+def microsoft_world(
+    emulator: RunningEmulator, graph: GraphEndpoints, database_url: str, home: Path, **settings: Any
+) -> ServerWorld:
+    """A server world whose server, and the world's own engine (which imports calendars),
+    reach the Graph emulator where a deployment's settings would point them."""
+    where = {
+        "microsoft_graph_url": f"{graph.url}v1.0",
+        "microsoft_login_url": graph.tls_url,
+        "microsoft_ca_file": graph.ca_path,
+    }
+    built = ServerWorld(emulator, database_url, home, **where, **settings)
+    built.settings = msgspec.structs.replace(built.settings, **where)
+    built.engine = SyncEngine(built.db, built.settings, vault=built.vault, retry=FAST_RETRY)
+    return built
 
 
 @pytest.fixture

@@ -11,52 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import pytest
 from sqlmodel import Session, col, func, select
 
 from calsync_server.db.models import Notification, PushSubscription, SyncJob
 from calsync_server.emulators.google.runner import RunningEmulator
-from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
-from calsync_server.emulators.microsoft.runner import run_graph_emulator
-from calsync_server.sync.engine import SyncEngine
 from shared.domain import ChannelState
-from tests.server.conftest import ServerWorld
+from tests.server.conftest import ServerWorld, microsoft_world
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.connect import connect
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
 from tests.support.waiting import wait_until
-from tests.support.world import FAST_RETRY, Cal, at
-
-
-@pytest.fixture(scope="module")
-def graph() -> Iterator[GraphEndpoints]:
-    config = GraphEmulatorConfig(push_delay_s=0.01, push_retry_base_s=0.05)
-    with run_graph_emulator(config) as running:
-        yield GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
-
-
-def graph_settings(graph: GraphEndpoints) -> dict[str, Any]:
-    """Where the server (and the world's engine) reach Graph, as a deployment's settings say."""
-    return {
-        "microsoft_graph_url": f"{graph.url}v1.0",
-        "microsoft_login_url": graph.tls_url,
-        "microsoft_ca_file": graph.ca_path,
-    }
-
-
-def microsoft_world(
-    emulator: RunningEmulator,
-    graph: GraphEndpoints,
-    database_url: str,
-    home: Path,
-    **settings: Any,
-) -> ServerWorld:
-    """A server world whose server and engine reach the Graph emulator too."""
-    built = ServerWorld(emulator, database_url, home, **graph_settings(graph), **settings)
-    built.settings = msgspec.structs.replace(built.settings, **graph_settings(graph))
-    built.engine = SyncEngine(built.db, built.settings, vault=built.vault, retry=FAST_RETRY)
-    return built
+from tests.support.world import Cal, at
 
 
 @pytest.fixture
