@@ -3,9 +3,10 @@ engine keeps every one of them blocked by the others, through the registry's Cal
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime
+from urllib.parse import unquote
 
 import pytest
 from sqlmodel import Session, select
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 from calsync_server.accounts.service import connect_account, import_calendars
 from calsync_server.db.models import Account, Calendar
 from calsync_server.providers.credentials import CalDAVPassword
-from shared.domain import AccountState, Provider, SyncStatus
+from shared.domain import AccountState, Provider, SyncKind, SyncStatus
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
 from tests.support.world import Cal, World, at, timed
@@ -143,3 +144,123 @@ def test_a_refused_caldav_password_marks_the_account_needs_reauth_at_once(
         assert calendar.sync_enabled  # nothing is turned off or deleted because of it
     assert caldav_blocks(driver, personal) == [(instant(12), instant(13))]
     assert google_blocks(world, google) == []
+
+
+def test_an_invalid_sync_token_runs_a_full_sync_without_a_duplicate(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    """Radicale refuses the token (403 valid-sync-token): the calendar is read afresh, its
+    blocks stay one per event, and the fresh token works again."""
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"token-{unique}@example.com")["primary"]
+    _, (personal,) = connect_caldav(world, driver, "Personal")
+    world.configure(google, personal)
+    driver.add(personal.provider_id, PersonEvent("Before", instant(9), instant(10)))
+    world.sync_all(personal, google)
+    driver.expire_cursor(personal.provider_id)
+    driver.add(personal.provider_id, PersonEvent("After", instant(11), instant(12)))
+
+    result = world.sync(personal)
+
+    assert result.log.status == SyncStatus.SUCCESS, result.log.error
+    assert "token expired: full sync" in result.log.notes
+    assert google_blocks(world, google) == [at(9), at(11)]
+    assert len(world.rows()) == 2
+    driver.add(personal.provider_id, PersonEvent("Later", instant(15), instant(16)))
+    again = world.sync(personal)
+    assert "token expired: full sync" not in again.log.notes
+    assert google_blocks(world, google) == [at(9), at(11), at(15)]
+
+
+def test_a_caldav_server_without_sync_collection_is_polled_by_its_ctag(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    """The proxy makes Radicale a server without RFC 6578 (no sync-token, the REPORT refused):
+    changes and deletes still reach Google, a quiet poll is one request, and calsync's own
+    block coming back is an echo."""
+    driver = CalDAVDriver(radicale)
+    radicale.proxy.without_sync_collection(501)
+    try:
+        google = world.account(f"ctag-{unique}@example.com")["primary"]
+        _, (personal,) = connect_caldav(world, driver, "Personal")
+        world.configure(google, personal)
+        dentist = driver.add(personal.provider_id, PersonEvent("Dentist", instant(14), instant(15)))
+        gym = driver.add(personal.provider_id, PersonEvent("Gym", instant(7), instant(8)))
+        world.insert(google, **timed("Board meeting", 9, 10))
+        world.sync_all(personal, google)
+        assert google_blocks(world, google) == [at(7), at(14)]
+        assert caldav_blocks(driver, personal) == [(instant(9), instant(10))]
+
+        quiet = world.sync(personal, kind=SyncKind.POLLING)
+        assert quiet.log.status == SyncStatus.SUCCESS, quiet.log.error
+        assert quiet.log.provider_calls == 1
+
+        driver.move(personal.provider_id, dentist, instant(16), instant(17))
+        driver.delete(personal.provider_id, gym)
+        moved = world.sync(personal, kind=SyncKind.POLLING)
+        assert moved.log.status == SyncStatus.SUCCESS, moved.log.error
+        assert (moved.log.events_updated, moved.log.events_deleted) == (1, 1)
+        assert google_blocks(world, google) == [at(16)]
+
+        # Google's new event becomes a block in Radicale; the block coming back is an echo.
+        world.insert(google, **timed("Review", 11, 12))
+        world.sync(google)
+        assert caldav_blocks(driver, personal) == [
+            (instant(9), instant(10)),
+            (instant(11), instant(12)),
+        ]
+        echo = world.sync(personal, kind=SyncKind.POLLING)
+        assert echo.log.provider_calls == 2  # the ctag, then the window's query: nothing else
+        assert (echo.log.blocks_created, echo.log.blocks_updated) == (0, 0)
+        assert "preserved 1 user modification" not in echo.log.notes
+    finally:
+        radicale.reset()
+
+
+def test_an_old_login_discovers_once_then_keeps_the_calendar_home(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    """A login stored without the calendar home (as before calsync kept it) still opens: the
+    first sync that needs the account's addresses (an invitation's answer) discovers them,
+    and the login is sealed back with what it found, so no later sync discovers again."""
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"home-{unique}@example.com")["primary"]
+    account_id, (personal,) = connect_caldav(world, driver, "Personal")
+    world.configure(google, personal)
+
+    def stored() -> CalDAVPassword:
+        with Session(world.db) as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            assert account.credentials_encrypted is not None
+            login = world.vault.open(account.credentials_encrypted)
+        assert isinstance(login, CalDAVPassword)
+        return login
+
+    def discovery_in(sync: Callable[[], object]) -> int:
+        """PROPFINDs above the calendars (well-known, root, principal): discovery's."""
+        depth = radicale.home_path.count("/")
+        radicale.proxy.state.log.clear()
+        sync()
+        return sum(
+            1
+            for method, path in radicale.proxy.requests()
+            if method == "PROPFIND" and unquote(path).count("/") <= depth
+        )
+
+    assert stored().calendar_home is None
+    # A declined invitation: only the account's own address tells that it was declined.
+    driver.add(personal.provider_id, PersonEvent("Pitch", instant(15), instant(16), declined=True))
+    discovering = discovery_in(lambda: world.sync(personal))
+    kept = stored()
+    assert kept.calendar_home is not None
+    assert unquote(kept.calendar_home) == driver.calendar_url(radicale.home_path)
+    assert kept.principal is not None
+    assert radicale.username in kept.addresses
+
+    driver.add(personal.provider_id, PersonEvent("Offer", instant(17), instant(18), declined=True))
+    assert discovery_in(lambda: world.sync(personal)) == 0
+    assert discovery_in(lambda: world.sync(personal, full=True)) == 0
+    print(f"discovery PROPFINDs in a sync that reads an invitation: {discovering} -> 0")
+    assert discovering >= 2
+    assert google_blocks(world, google) == []  # both declined: neither blocks
