@@ -23,6 +23,7 @@ from calsync_server.emulators.microsoft.store import (
     Resource,
     Store,
     graph_time,
+    item_of,
     parse_window,
 )
 from calsync_server.emulators.microsoft.subscriptions import Subscriptions
@@ -348,7 +349,7 @@ class GraphApi:
 
             records = [r for r in records if has(r.extended)]
         expand = self._expand(call)
-        values = [self._render(call, self.store._item(r), expand) for r in records]
+        values = [self._render(call, item_of(r), expand) for r in records]
         return self._page(call, values)
 
     async def _events_create(self, call: Call) -> ApiResponse:
