@@ -31,10 +31,7 @@ class ListStore(EventStore):
         with self.lock:
             calendar, role = self.resolve_calendar(email, calendar_id)
             if query.page_token:
-                cursor = self._cursors.pop(query.page_token, None)
-                if cursor is None or cursor.calendar_id != calendar.id:
-                    raise errors.invalid("Invalid page token value.", "pageToken")
-                return self._page(calendar, role, cursor, query.max_results)
+                return self._page(calendar, role, self._cursor(calendar, query), query.max_results)
             if query.sync_token:
                 state = self._sync_tokens.get(query.sync_token)
                 if (
@@ -76,10 +73,7 @@ class ListStore(EventStore):
         with self.lock:
             calendar, role = self.resolve_calendar(email, calendar_id)
             if query.page_token:
-                cursor = self._cursors.pop(query.page_token, None)
-                if cursor is None or cursor.calendar_id != calendar.id:
-                    raise errors.invalid("Invalid page token value.", "pageToken")
-                return self._page(calendar, role, cursor, query.max_results)
+                return self._page(calendar, role, self._cursor(calendar, query), query.max_results)
             master = calendar.events.get(event_id)
             if master is None or master.series is None:
                 raise errors.not_found()
@@ -93,6 +87,13 @@ class ListStore(EventStore):
             return self._page(
                 calendar, role, PageCursor(calendar.id, items, 0, None), query.max_results
             )
+
+    def _cursor(self, calendar: Calendar, query: ListQuery) -> PageCursor:
+        """Where the list the page token continues stands (a token is good once)."""
+        cursor = self._cursors.pop(query.page_token or "", None)
+        if cursor is None or cursor.calendar_id != calendar.id:
+            raise errors.invalid("Invalid page token value.", "pageToken")
+        return cursor
 
     def _page(self, calendar: Calendar, role: str, cursor: PageCursor, size: int) -> Resource:
         chunk = cursor.items[cursor.offset : cursor.offset + size]
