@@ -24,7 +24,11 @@ from calsync_server.accounts.service import (
 from calsync_server.db.models import Account
 from calsync_server.providers.credentials import CalDAVPassword
 from calsync_server.providers.model import ErrorKind, ProviderCalendar, ProviderError
-from calsync_server.providers.registry import ProviderConfig, caldav_provider
+from calsync_server.providers.registry import (
+    ProviderConfig,
+    RefreshesCredentials,
+    caldav_provider,
+)
 from calsync_server.providers.signin import SignInRefused
 from shared.domain import Provider
 
@@ -82,16 +86,25 @@ def account_name(url: str, username: str) -> str:
     return f"{username}@{urlsplit(url).hostname}".lower()
 
 
-def check_login(login: CalDAVPassword, config: ProviderConfig) -> list[ProviderCalendar]:
-    """Blocking. The login's calendars (discovery, then the calendar home), or SignInRefused
-    saying whether the password, the server or the address is wrong."""
+def check_login(
+    login: CalDAVPassword, config: ProviderConfig
+) -> tuple[CalDAVPassword, list[ProviderCalendar]]:
+    """Blocking. The login with what discovery found (the calendar home, kept so that no
+    sync discovers again) and its calendars, or SignInRefused saying whether the password,
+    the server or the address is wrong."""
     try:
         with contextlib.closing(caldav_provider(login, config, max_tries=1)) as provider:
-            return provider.list_calendars()
+            calendars = provider.list_calendars()
+            found = (
+                provider.credentials_to_store(login)
+                if isinstance(provider, RefreshesCredentials)
+                else None
+            )
     except ProviderError as exc:
         raise _refusal(login.url, exc) from None
     except ValueError as exc:  # the library's own URL checks
         raise SignInRefused(f"the server URL cannot be used: {exc}") from None
+    return (found if isinstance(found, CalDAVPassword) else login), calendars
 
 
 def _refusal(url: str, exc: ProviderError) -> SignInRefused:
@@ -117,7 +130,9 @@ def connect_caldav(
     if not login.username:
         raise SignInRefused("the user name is empty")
     config = ProviderConfig(runtime.settings.google_api_url, timeout=CHECK_TIMEOUT)
-    check_login(login, config)  # nothing is stored for a login the server refuses
+    # Nothing is stored for a login the server refuses; the import below starts from the
+    # calendar home found here.
+    login, _ = check_login(login, config)
     email = account_name(login.url, login.username)
     with Session(runtime.db) as session:
         reauthorised = (

@@ -9,12 +9,16 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from sqlmodel import Session, select
 
 from calsync_server.cli import cli
+from calsync_server.db.models import Account
+from calsync_server.providers.credentials import CalDAVPassword
 from tests.server.conftest import ServerWorld
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, free_port
@@ -70,6 +74,34 @@ def test_the_api_connects_a_caldav_account_after_checking_it(
         assert gone.status_code == 200, gone.text
         assert accounts(api) == []
     assert radicale.password not in caplog.text
+
+
+def test_the_sign_in_discovers_once_and_keeps_the_calendar_home_in_the_login(
+    server_world: ServerWorld, radicale: CalDAVServer
+) -> None:
+    """Discovery (well-known, principal, calendar-home-set) happens once, at sign-in: the
+    calendars are imported from the home it found, and the home, the principal and its
+    addresses are sealed with the password, so syncs start from them."""
+    world = server_world
+    driver = CalDAVDriver(radicale)
+    driver.new_calendar("Personal")
+    world.start(push=False)
+    radicale.proxy.state.log.clear()
+    with world.api() as api:
+        answer = api.post(ROUTE, json=login(radicale))
+        assert answer.status_code == 201, answer.text
+    asked = radicale.proxy.requests()
+    assert asked.count(("PROPFIND", "/.well-known/caldav")) == 1
+    with Session(world.db) as session:
+        account = session.exec(select(Account)).one()
+        assert account.credentials_encrypted is not None
+        kept = world.vault.open(account.credentials_encrypted)
+    assert isinstance(kept, CalDAVPassword)
+    assert kept.password == radicale.password
+    assert kept.calendar_home is not None
+    assert unquote(kept.calendar_home) == driver.calendar_url(radicale.home_path)
+    assert kept.principal is not None
+    assert kept.addresses == (radicale.username,)
 
 
 def test_a_wrong_password_or_an_unreachable_server_is_said_as_such_and_nothing_is_stored(
