@@ -4,27 +4,31 @@ through the registry's Microsoft provider, whose block ids Graph assigns."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from sqlmodel import Session, select
 
-from calsync_server.db.models import Account, BusyBlock, Event
+from calsync_server.db.models import Account, BusyBlock, Event, SyncLog
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.credentials import MicrosoftTokenCache
 from calsync_server.providers.microsoft import MARK_ID
-from calsync_server.providers.model import BlockAction, BlockOp, BlockResult, Provider
-from calsync_server.providers.registry import ProviderFactory
-from calsync_server.sync.engine import SyncEngine, default_factory
+from calsync_server.sync.engine import SyncEngine
 from shared.domain import SyncStatus
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.connect import blocks, connect
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
 from tests.support.world import FAST_RETRY, Cal, World, at, timed
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -141,32 +145,19 @@ def test_google_and_two_microsoft_calendars_block_each_other(
     assert spans(ms, team) == [(instant(9), instant(10))]
 
 
-class Crash(Exception):
-    """The process dies: nothing after the provider's answer is committed."""
+def killed_sync(world: World, cal: Cal) -> None:
+    """Sync the calendar in a process of its own that is killed (SIGKILL) as soon as a
+    Microsoft create is answered, before calsync records it."""
+    args = [sys.executable, "-m", "tests.engine.killed_after_create"]
+    settings = msgspec.to_builtins(world.settings, enc_hook=str)
+    args += [msgspec.json.encode(settings).decode(), str(cal.id)]
+    done = subprocess.run(args, cwd=REPO, capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr.decode()[-3000:])
 
 
-def crashing_after_creates(inner: ProviderFactory) -> ProviderFactory:
-    """The registry's providers, whose writes reach the provider and then the process dies
-    before calsync records them (between the create and the commit)."""
-
-    class CrashAfterCreate:
-        def __init__(self, provider: Provider) -> None:
-            self.inner = provider
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.inner, name)
-
-        def apply(self, ops: Sequence[BlockOp]) -> list[BlockResult]:
-            results: list[BlockResult] = self.inner.apply(ops)
-            if any(op.action is BlockAction.CREATE for op in ops):
-                raise Crash("killed between the create and the commit")
-            return results
-
-    def build(name: str, account_id: int | None, credentials: Any) -> Provider:
-        provider = inner(name, account_id, credentials)
-        return CrashAfterCreate(provider) if name == "microsoft" else provider
-
-    return build
+def sync_logs(world: World, cal: Cal) -> int:
+    with Session(world.db) as session:
+        return len(session.exec(select(SyncLog).where(SyncLog.calendar_id == cal.id)).all())
 
 
 def test_a_crash_between_create_and_commit_leaves_exactly_one_block(
@@ -177,19 +168,17 @@ def test_a_crash_between_create_and_commit_leaves_exactly_one_block(
     (team,) = connect(world, ms, "Team")
     world.configure(google, team)
     world.sync_all(google, team)
-    crashing = SyncEngine(
-        world.db,
-        world.settings,
-        vault=world.vault,
-        provider_factory=crashing_after_creates(default_factory(world.settings, FAST_RETRY)),
-    )
 
-    # Incremental: the rerun creates again with the same transactionId; Graph answers the
-    # block the crashed sync made, and calsync stores its id.
+    # Incremental: the process dies once Graph has made the block and before calsync
+    # recorded anything of it (no id stored, no sync logged). The rerun creates again with
+    # the same transactionId; Graph answers the block the killed sync made, and calsync
+    # stores its id.
     world.insert(google, **timed("Dentist", 9, 10))
-    with pytest.raises(Crash):
-        crashing.sync_calendar(google.id)
+    logged = sync_logs(world, google)
+    killed_sync(world, google)
     assert spans(ms, team) == [(instant(9), instant(10))]
+    assert stored_ids(world, team) == set()
+    assert sync_logs(world, google) == logged
     # The lost block shows in Team's feed unmarked: it is known as calsync's, not a source.
     result = world.sync(team)
     assert result.log.status == SyncStatus.SUCCESS, result.log.error
@@ -203,8 +192,7 @@ def test_a_crash_between_create_and_commit_leaves_exactly_one_block(
     # A full reconcile after a crash adopts the block by its mark, and deletes a second block
     # of the same source (what a repeated create after Graph's dedupe window would leave).
     world.insert(google, **timed("Gym", 18, 19))
-    with pytest.raises(Crash):
-        crashing.sync_calendar(google.id)
+    killed_sync(world, google)
     marks = ms.marks(team.provider_id)
     lost = next(k for k, v in marks.items() if k not in stored_ids(world, team))
     copy = ms._call(
