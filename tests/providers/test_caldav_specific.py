@@ -3,12 +3,15 @@ ETag, the block's iCalendar text, and its failures; against real Radicale and Xa
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+import msgspec
 import pytest
 
 from calsync_server.providers.caldav import CalDAVProvider
+from calsync_server.providers.credentials import CalDAVPassword
 from calsync_server.providers.model import (
     BlockAction,
     BlockContent,
@@ -75,6 +78,36 @@ def test_discovery_from_the_principal_url(driver: CalDAVDriver) -> None:
     # The URL itself answers current-user-principal: no well-known lookup is needed.
     assert listed[0] == ("PROPFIND", principal)
     assert all(path != "/.well-known/caldav" for _, path in listed)
+
+
+def test_a_kept_calendar_home_skips_discovery_and_a_moved_one_is_found_again(
+    driver: CalDAVDriver,
+) -> None:
+    calendar_id = driver.new_calendar("Found from the kept home")
+    server = driver.server
+    login = CalDAVPassword(url=server.url, username=server.username, password=server.password)
+    with contextlib.closing(CalDAVProvider.from_login(login)) as discovering:
+        discovering.list_calendars()
+        kept = discovering.credentials_to_store(login)
+    assert isinstance(kept, CalDAVPassword)
+    assert kept.calendar_home is not None
+
+    with contextlib.closing(CalDAVProvider.from_login(kept)) as provider:
+        listed = _requests_during(driver, provider.list_calendars)
+        names = {c.id: c.name for c in provider.list_calendars()}
+        assert provider.credentials_to_store(kept) is None  # nothing new to keep
+    assert names[calendar_id] == "Found from the kept home"
+    assert [method for method, _ in listed] == ["PROPFIND"]  # the home's listing, only
+
+    # The account moved (another iCloud partition): the kept home answers 404 and is found
+    # again, once; the login to keep says where it is now.
+    moved = msgspec.structs.replace(kept, calendar_home=server.proxy.url + "/gone/calendars/")
+    with contextlib.closing(CalDAVProvider.from_login(moved)) as provider:
+        names = {c.id: c.name for c in provider.list_calendars()}
+        again = provider.credentials_to_store(moved)
+    assert names[calendar_id] == "Found from the kept home"
+    assert isinstance(again, CalDAVPassword)
+    assert again.calendar_home == kept.calendar_home
 
 
 def test_a_refused_password_is_auth_at_once(driver: CalDAVDriver) -> None:

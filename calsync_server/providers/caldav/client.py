@@ -279,18 +279,26 @@ class CalDAVClient:
         return Home(principal, absolute(principal, home), frozenset(addresses))
 
     def calendars(self) -> list[ProviderCalendar]:
-        home = self.home().calendar_home
+        try:
+            return self._calendars_at(self.home().calendar_home)
+        except ProviderError as exc:
+            if self.discovered or exc.kind in (ErrorKind.AUTH, ErrorKind.TRANSIENT):
+                raise
+        # The home kept from sign-in no longer answers (an iCloud account moved to another
+        # partition): find it again, once.
+        self._home = None
+        return self._calendars_at(self.home().calendar_home)
+
+    def _calendars_at(self, home: str) -> list[ProviderCalendar]:
         reply = self.propfind(home, CALENDARS_BODY, 1)
-        if (reply.status >= 400 or reply.dav is None) and not self.discovered:
-            # The home kept from sign-in has moved (an iCloud account on another partition):
-            # find it again, once.
-            self._home = None
-            home = self.home().calendar_home
-            reply = self.propfind(home, CALENDARS_BODY, 1)
         if reply.status >= 400 or reply.dav is None:
             raise ProviderError(ErrorKind.INVALID, f"listing calendars answered {reply.status}")
+        responses = _responses(reply.dav)
+        if any(same_path(absolute(home, h), home) and not p for h, p in responses):
+            # The home itself answered 404 inside the multistatus (Xandikos): it is not there.
+            raise ProviderError(ErrorKind.INVALID, f"no calendar home at {home}")
         found: list[ProviderCalendar] = []
-        for href, props in _responses(reply.dav):
+        for href, props in responses:
             kinds = props.get(DAV + "resourcetype")
             if kinds is None or kinds.find(CAL + "calendar") is None:
                 continue
