@@ -397,6 +397,26 @@ def test_dropped_connections_and_server_errors_are_retried(
     assert "retried after 502" in provider.stats.notes
 
 
+def test_a_request_the_server_never_answers_times_out_and_is_retried(
+    driver: CalDAVDriver,
+) -> None:
+    calendar_id = driver.new_calendar("Slow")
+    driver.add(calendar_id, PersonEvent("Call", at(9), at(10)))
+    waits: list[float] = []
+    provider = CalDAVProvider(
+        driver.server.url, driver.server.username, "correct horse", timeout=1, sleep=waits.append
+    )
+    try:
+        driver.server.proxy.stall_next()
+        changes = provider.read_changes(calendar_id, cursor=None, window=WINDOW)
+    finally:
+        provider.close()
+    assert [e.title for e in changes.events] == ["Call"]
+    assert provider.stats.retries == 1
+    assert len(waits) == 1
+    assert "retried after a connection error" in provider.stats.notes
+
+
 def test_a_server_that_keeps_failing_is_transient_with_its_retry_after(
     driver: CalDAVDriver,
 ) -> None:

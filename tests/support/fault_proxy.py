@@ -11,6 +11,7 @@ PROPFIND answers), and a Basic login check for servers without one of their own 
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import threading
 from collections import deque
@@ -44,6 +45,7 @@ class Fault:
     status: int = 503
     retry_after: float | None = None
     drop: bool = False
+    stall: bool = False  # no answer at all, until the client gives up (a timeout)
 
 
 @dataclass
@@ -76,6 +78,7 @@ class FaultProxy:
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.closing = threading.Event()
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -90,6 +93,12 @@ class FaultProxy:
     def drop_next(self, *, times: int = 1) -> None:
         with self.lock:
             self.state.faults.extend(Fault(drop=True) for _ in range(times))
+
+    def stall_next(self, *, times: int = 1) -> None:
+        """The next requests get no answer: the connection is held until the client gives up
+        (or the proxy closes), then dropped."""
+        with self.lock:
+            self.state.faults.extend(Fault(stall=True) for _ in range(times))
 
     def expire_tokens(self, calendar_path: str) -> None:
         """Every sync token of the calendar issued so far is refused from now on."""
@@ -114,6 +123,7 @@ class FaultProxy:
             return list(self.state.log)
 
     def close(self) -> None:
+        self.closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._client.close()
@@ -142,6 +152,14 @@ class _Handler(BaseHTTPRequestHandler):
             state = proxy.state
             state.log.append((self.command, path))
             fault = state.faults.popleft() if state.faults else None
+        if fault is not None and fault.stall:
+            # Held until the client hangs up: reading from it returns then (b"" or an error).
+            self.connection.settimeout(30)
+            with contextlib.suppress(OSError):
+                while not proxy.closing.is_set() and self.connection.recv(1):
+                    pass
+            self.close_connection = True
+            return
         if fault is not None and fault.drop:
             self.close_connection = True
             self.connection.close()
