@@ -23,6 +23,7 @@ from calsync_server.providers.model import (
 from tests.providers.contract import WINDOW, Calendar, at, block, digest_of
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer
+from tests.support.fault_proxy import FaultProxy
 
 
 @pytest.fixture
@@ -78,6 +79,41 @@ def test_discovery_from_the_principal_url(driver: CalDAVDriver) -> None:
     # The URL itself answers current-user-principal: no well-known lookup is needed.
     assert listed[0] == ("PROPFIND", principal)
     assert all(path != "/.well-known/caldav" for _, path in listed)
+
+
+def test_a_calendar_home_on_another_host_is_where_calendars_are_read_and_written(
+    driver: CalDAVDriver,
+) -> None:
+    """iCloud: caldav.icloud.com names the principal, whose calendar-home-set is on a
+    pNN-caldav.icloud.com host; every later request goes there, and the login keeps it."""
+    server = driver.server
+    partition = FaultProxy(server.upstream)  # the same server, reached by another host
+    try:
+        if server.kind == "xandikos":
+            partition.state.login = (server.username, server.password)
+        server.proxy.state.home_elsewhere = partition.url
+        path = driver.path_of(driver.new_calendar("On the partition"))
+        login = CalDAVPassword(url=server.url, username=server.username, password=server.password)
+        with contextlib.closing(CalDAVProvider.from_login(login)) as provider:
+            listed = {c.id: c.name for c in provider.list_calendars()}
+            calendar_id = partition.url + path
+            assert listed[calendar_id] == "On the partition"
+            first = provider.read_changes(calendar_id, cursor=None, window=WINDOW)
+            op = block(calendar_id, "pnn", provider_block_id=provider.block_id(digest_of("pnn")))
+            assert provider.apply([op])[0].ok
+            provider.read_changes(calendar_id, cursor=first.cursor, window=WINDOW)
+            kept = provider.credentials_to_store(login)
+        assert isinstance(kept, CalDAVPassword)
+        assert kept.calendar_home is not None
+        assert kept.calendar_home.startswith(partition.url + "/")
+        # The sign-in host answered discovery only; the calendars were listed, read and
+        # written on the partition host.
+        assert {method for method, _ in server.proxy.requests()} == {"PROPFIND"}
+        assert {m for m, _ in partition.requests()} == {"PROPFIND", "REPORT", "PUT"}
+        [held] = [e for e in driver.events(driver.calendar_url(path)) if e["mark"]]
+        assert held["start"] == at(9)
+    finally:
+        partition.close()
 
 
 def test_a_kept_calendar_home_skips_discovery_and_a_moved_one_is_found_again(

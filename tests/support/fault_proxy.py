@@ -3,7 +3,8 @@
 It forwards every request as it is and answers the provider's bad days on demand: a failure
 status (with Retry-After) or a dropped connection for the next requests, a refused login, a
 sync token that is no longer valid, the collection itself listed as a sync-collection member
-(as iCloud does), a root that is not DAV (discovery must take /.well-known/caldav), a server
+(as iCloud does), a calendar home on another host (iCloud's partition hosts), a root that is
+not DAV (discovery must take /.well-known/caldav), a server
 without sync-collection (the REPORT refused as such servers refuse it, and no sync-token in
 PROPFIND answers), and a Basic login check for servers without one of their own (Xandikos).
 """
@@ -30,6 +31,9 @@ _WRITE_PRIVILEGE = re.compile(
     rb"(?:all|write|write-content|write-properties|bind|unbind)\s*/>\s*</(?P=p)?privilege>"
 )
 _MULTISTATUS_END = re.compile(rb"</(?:[A-Za-z0-9_]+:)?multistatus>\s*$")
+_HOME_SET = re.compile(
+    rb"(<(?:[A-Za-z0-9_]+:)?calendar-home-set[^>]*>\s*<(?:[A-Za-z0-9_]+:)?href>)(/[^<]*<)"
+)
 _SYNC_TOKEN_PROP = re.compile(
     rb"<(?P<p>[A-Za-z0-9_]+:)?sync-token(?:\s[^>]*)?(?:/>|>[^<]*</(?P=p)?sync-token>)"
 )
@@ -55,6 +59,9 @@ class ProxyState:
     login: tuple[str, str] | None = None
     icloud_sync: bool = False
     root_not_dav: str | None = None  # where /.well-known/caldav points when the root is not DAV
+    # Another host's root (http://host:port) the calendar home is said to be on, as iCloud
+    # names a pNN-caldav.icloud.com partition host in calendar-home-set.
+    home_elsewhere: str | None = None
     # Calendar path -> tokens issued after its cursors were expired (all others are refused).
     expired: dict[str, set[str]] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)
@@ -209,6 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
                 content = self._after_sync(path, content)
             if self.command == "PROPFIND" and state.read_only:
                 content = self._read_only_rights(content)
+            if self.command == "PROPFIND" and state.home_elsewhere:
+                content = _HOME_SET.sub(
+                    lambda m: m.group(1) + state.home_elsewhere.encode() + m.group(2), content
+                )
             if self.command == "PROPFIND" and state.hide_sync_token:
                 content = _SYNC_TOKEN_PROP.sub(b"", content)
         out = {

@@ -176,6 +176,7 @@ class CalDAVServer:
             state.refuse_login = False
             state.icloud_sync = False
             state.root_not_dav = None
+            state.home_elsewhere = None
             state.refuse_sync = None
             state.hide_sync_token = False
             state.log.clear()
