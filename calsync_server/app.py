@@ -16,7 +16,7 @@ from calsync_server.api.bodies import CalsyncRequest
 from calsync_server.api.caldav import CalDAVSignIn
 from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.health import readyz
-from calsync_server.api.oauth import GoogleSignIn, google_callback
+from calsync_server.api.oauth import OAuthSignIn, oauth_callback
 from calsync_server.api.openapi import ClosedStructs
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
@@ -66,9 +66,9 @@ def create_app(
             push_webhook,
             ApiV1,
             stream,
-            GoogleSignIn,
+            OAuthSignIn,
             CalDAVSignIn,
-            google_callback,
+            oauth_callback,
         ],
         lifespan=[lifespan],
         state=State({"runtime": built, "token_cache": {}}),

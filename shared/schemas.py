@@ -79,6 +79,8 @@ class AccountOut(Schema):
     calendars: int
     created_at: datetime
     token_expires_at: datetime | None = None
+    # When the account was last signed in (a re-authorisation renews it).
+    authorized_at: datetime | None = None
     # Real Google only: when the login ends if the user's OAuth app is still in "Testing"
     # (Google then expires refresh tokens 7 days after sign-in). The dashboard warns before.
     testing_login_expires_at: datetime | None = None
@@ -222,15 +224,17 @@ STREAM_TYPES = (
 )
 
 
-class GoogleAuthorize(Schema):
-    """Start a Google sign-in; `login_hint` preselects the Google account (an email)."""
+class OAuthAuthorize(Schema):
+    """Start a sign-in with Google or Microsoft; `login_hint` preselects the account (an
+    email)."""
 
     login_hint: Annotated[str, msgspec.Meta(min_length=3, max_length=320)] | None = None
 
 
-class GoogleAuthorization(Schema):
-    """Open `auth_url` in a browser; Google sends it back to the server, which finishes the
-    sign-in. `state` names the pending sign-in and works once, until `expires_at`."""
+class OAuthAuthorization(Schema):
+    """Open `auth_url` in a browser; the provider sends it back to the server (at
+    `redirect_uri`), which finishes the sign-in. `state` names the pending sign-in and works
+    once, until `expires_at`."""
 
     auth_url: str
     state: str

@@ -1,6 +1,6 @@
-"""`calsync accounts`: add a Google, CalDAV or iCloud account, list them, remove one, all over
-the JSON API of a running server (`--server`) or of one started in this process for the length
-of the command."""
+"""`calsync accounts`: add a Google, Microsoft, CalDAV or iCloud account, list them, remove one,
+all over the JSON API of a running server (`--server`) or of one started in this process for
+the length of the command."""
 
 from __future__ import annotations
 
@@ -111,11 +111,12 @@ def _connect(calsync: CalsyncContext, server: str | None, token: str | None) -> 
 
 @click.group("accounts")
 def accounts() -> None:
-    """Accounts: add a Google, CalDAV or iCloud account, list them, remove one."""
+    """Accounts: add a Google, Microsoft, CalDAV or iCloud account, list them, remove one."""
 
 
 def _fingerprint(account: dict[str, Any]) -> tuple[Any, ...]:
-    return (account["state"], account.get("token_expires_at"))
+    # A sign-in renews authorized_at even where the access token's end is not known.
+    return (account["state"], account.get("token_expires_at"), account.get("authorized_at"))
 
 
 def _show_calendars(api: Api, account: dict[str, Any]) -> None:
@@ -133,8 +134,22 @@ def _show_calendars(api: Api, account: dict[str, Any]) -> None:
 
 @accounts.group("add")
 def add() -> None:
-    """Connect an account: `google` (sign in in the browser), `caldav` (any CalDAV server:
-    Fastmail, Nextcloud, a self-hosted one) or `icloud`."""
+    """Connect an account: `google` or `microsoft` (sign in in the browser), `caldav` (any
+    CalDAV server: Fastmail, Nextcloud, a self-hosted one) or `icloud`."""
+
+
+def _sign_in_options(command: Any) -> Any:
+    command = click.option(
+        "--wait",
+        "wait_seconds",
+        type=click.FloatRange(min=1),
+        default=DEFAULT_WAIT_SECONDS,
+        show_default=True,
+        help="Seconds to wait for the sign-in to finish.",
+    )(command)
+    return click.option(
+        "--no-browser", is_flag=True, help="Print the sign-in link instead of opening it."
+    )(command)
 
 
 @add.command("google")
@@ -145,15 +160,7 @@ def add() -> None:
     help="Your Google OAuth client (client_secret.json); kept in CALSYNC_HOME from then on.",
 )
 @click.option("--login-hint", default=None, help="Email of the Google account to sign in as.")
-@click.option("--no-browser", is_flag=True, help="Print the sign-in link instead of opening it.")
-@click.option(
-    "--wait",
-    "wait_seconds",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_WAIT_SECONDS,
-    show_default=True,
-    help="Seconds to wait for the sign-in to finish.",
-)
+@_sign_in_options
 @_server_options
 @click.pass_obj
 def add_google(
@@ -172,9 +179,11 @@ def add_google(
                 "--client-secrets is kept by the server: run this command on the server's "
                 "machine without --server, or copy the file to its CALSYNC_HOME"
             )
-        from calsync_server.accounts.google_signin import google_sign_in
+        from calsync_server.accounts.oauth_signin import sign_in_of
+        from calsync_server.providers.signin import InstallsClient
 
-        google = google_sign_in(calsync.settings)
+        google = sign_in_of(calsync.settings, "google")
+        assert isinstance(google, InstallsClient)
         try:
             client_id = google.install_client(client_secrets)
         except ValueError as exc:
@@ -182,10 +191,48 @@ def add_google(
         click.echo(
             f"OAuth client {client_id} saved as {calsync.settings.home / google.client_file}"
         )
+    _sign_in(calsync, "google", "Google", login_hint, no_browser, wait_seconds, server, token)
+
+
+@add.command("microsoft")
+@click.option(
+    "--login-hint",
+    default=None,
+    help="Address of the Microsoft account to sign in as (work, school or personal).",
+)
+@_sign_in_options
+@_server_options
+@click.pass_obj
+def add_microsoft(
+    calsync: CalsyncContext,
+    login_hint: str | None,
+    no_browser: bool,
+    wait_seconds: float,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Connect a Microsoft 365 or Outlook.com account: sign in in the browser, then see its
+    calendars. The server needs your Entra app's id (CALSYNC_MICROSOFT_CLIENT_ID; README,
+    'Microsoft 365 / Outlook.com')."""
+    _sign_in(calsync, "microsoft", "Microsoft", login_hint, no_browser, wait_seconds, server, token)
+
+
+def _sign_in(
+    calsync: CalsyncContext,
+    provider: str,
+    name: str,
+    login_hint: str | None,
+    no_browser: bool,
+    wait_seconds: float,
+    server: str | None,
+    token: str | None,
+) -> None:
+    """Start the provider's sign-in on the server, hand the link to the browser and wait for
+    the account to appear (or come back signed in afresh)."""
     with _connect(calsync, server, token) as api:
         before = {a["id"]: _fingerprint(a) for a in api.accounts()}
         body = {"login_hint": login_hint} if login_hint else {}
-        started = api.call("POST", "/api/v1/accounts/google/authorize", json=body)
+        started = api.call("POST", f"/api/v1/accounts/{provider}/authorize", json=body)
         url = started["auth_url"]
         opened = False
         if not no_browser:
@@ -194,12 +241,12 @@ def add_google(
             except webbrowser.Error:
                 opened = False
         if opened:
-            click.echo("Sign in with Google in the browser window that opened. If none did, open:")
+            click.echo(f"Sign in with {name} in the browser window that opened. If none did, open:")
         else:
-            click.echo("Open this link in a browser and sign in with Google:")
+            click.echo(f"Open this link in a browser and sign in with {name}:")
         click.echo(url)
         click.echo("Waiting for the sign-in to finish (Ctrl-C to give up)...")
-        account = _wait_for_account(api, before, login_hint, wait_seconds)
+        account = _wait_for_account(api, before, provider, login_hint, wait_seconds)
         _show_calendars(api, account)
 
 
@@ -304,13 +351,19 @@ def add_icloud(
 
 
 def _wait_for_account(
-    api: Api, before: dict[int, tuple[Any, ...]], login_hint: str | None, wait_seconds: float
+    api: Api,
+    before: dict[int, tuple[Any, ...]],
+    provider: str,
+    login_hint: str | None,
+    wait_seconds: float,
 ) -> dict[str, Any]:
-    """The account that appeared, or came back with a fresh token, since `before`."""
+    """The provider's account that appeared, or came back with a fresh login, since `before`."""
     deadline = time.monotonic() + wait_seconds
     pause = threading.Event()  # never set: a bounded wait between two looks
     while True:
         for account in api.accounts():
+            if account["provider"] != provider:
+                continue
             if login_hint and account["email"].lower() != login_hint.lower():
                 continue
             fresh = before.get(account["id"]) != _fingerprint(account)
@@ -332,7 +385,8 @@ def list_accounts(calsync: CalsyncContext, server: str | None, token: str | None
         found = api.accounts()
     if not found:
         click.echo(
-            "no accounts yet: add one with `calsync accounts add google` (or `caldav`, `icloud`)"
+            "no accounts yet: add one with `calsync accounts add google` (or `microsoft`, "
+            "`caldav`, `icloud`)"
         )
         return
     width = max(len(a["email"]) for a in found)
@@ -345,8 +399,8 @@ def list_accounts(calsync: CalsyncContext, server: str | None, token: str | None
     if any(a["state"] == "needs_reauth" for a in found):
         click.echo(
             "An account that needs re-authorisation syncs again after "
-            "`calsync accounts add google --login-hint EMAIL` (CalDAV: `calsync accounts add "
-            "caldav` again, with the new password)."
+            "`calsync accounts add google --login-hint EMAIL` (or `add microsoft`; CalDAV: "
+            "`calsync accounts add caldav` again, with the new password)."
         )
 
 

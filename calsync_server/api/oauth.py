@@ -1,4 +1,5 @@
-"""Google sign-in over HTTP: start it (API, bearer token) and finish it (Google's redirect)."""
+"""Redirect sign-in over HTTP (Google, Microsoft): start it (API, bearer token) and finish it
+(the provider's redirect to `/oauth/{provider}/callback`)."""
 
 from __future__ import annotations
 
@@ -10,25 +11,30 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.enums import MediaType
 from litestar.exceptions import HTTPException
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter
 
-from calsync_server.accounts.google_signin import (
-    CALLBACK_PATH,
+from calsync_server.accounts.oauth_signin import (
+    OAUTH_PROVIDERS,
     SignInRefused,
     SignInUnavailable,
+    callback_path,
     finish_sign_in,
+    redirect_uri,
     start_sign_in,
 )
 from calsync_server.accounts.service import SignedIn
 from calsync_server.api.auth import provide_user_id
 from calsync_server.api.openapi import WITH_BODY, OptionalBody, errors
+from calsync_server.providers.registry import GOOGLE, MICROSOFT
 from calsync_server.runtime import Runtime
-from shared.schemas import GoogleAuthorization, GoogleAuthorize
+from shared.schemas import OAuthAuthorization, OAuthAuthorize
 
 UserId = NamedDependency[int]
-Short = Annotated[str | None, QueryParameter(max_length=4096)]
-# `state` is a name Litestar keeps for the app state: the query parameter is mapped by hand.
-StateParam = Annotated[str | None, QueryParameter(name="state", max_length=4096)]
+ProviderName = Annotated[str, PathParameter(max_length=32)]
+# What a redirect may bring back: a handful of parameters (code, state, session_state, error,
+# error_description, error_uri...), none longer than a code.
+MAX_REPLY_PARAMETERS = 16
+MAX_REPLY_VALUE = 4096
 
 
 def _runtime(request: Request[Any, Any, Any]) -> Runtime:
@@ -36,42 +42,64 @@ def _runtime(request: Request[Any, Any, Any]) -> Runtime:
     return runtime
 
 
-def redirect_uri(request: Request[Any, Any, Any]) -> str:
-    """Where Google sends the browser back: the public URL when set, else this request's."""
-    base = _runtime(request).settings.public_url or str(request.base_url)
-    return base.rstrip("/") + "/" + CALLBACK_PATH
+def _authorize(
+    request: Request[Any, Any, Any], user_id: int, provider: str, data: OAuthAuthorize | None
+) -> OAuthAuthorization:
+    runtime = _runtime(request)
+    hint = data.login_hint if data else None
+    try:
+        callback = redirect_uri(runtime.settings, provider, str(request.base_url))
+        url, state, expires_at = start_sign_in(runtime, user_id, provider, callback, hint)
+    except SignInUnavailable as exc:
+        raise HTTPException(str(exc), status_code=409) from None
+    except SignInRefused as exc:
+        raise HTTPException(str(exc), status_code=exc.status) from None
+    return OAuthAuthorization(
+        auth_url=url, state=state, redirect_uri=callback, expires_at=expires_at
+    )
 
 
-class GoogleSignIn(Controller):
-    path = "/api/v1/accounts/google"
+class OAuthSignIn(Controller):
+    path = "/api/v1/accounts"
     dependencies = {"user_id": Provide(provide_user_id)}
     tags = ["api"]
     security = [{"BearerToken": []}]
 
     @post(
-        "/authorize",
+        "/google/authorize",
         status_code=200,
         sync_to_thread=True,
         # 409: no Google OAuth client is configured (or its file cannot be read).
         responses=errors(*WITH_BODY, 409),
         operation_class=OptionalBody,
     )
-    def authorize(
+    def authorize_google(
         self,
         request: Request[Any, Any, Any],
         user_id: UserId,
-        data: JSONBody[GoogleAuthorize | None] = None,
-    ) -> GoogleAuthorization:
+        data: JSONBody[OAuthAuthorize | None] = None,
+    ) -> OAuthAuthorization:
         """Start a Google sign-in for the token's user: open `auth_url` in a browser."""
-        callback = redirect_uri(request)
-        hint = data.login_hint if data else None
-        try:
-            url, state, expires_at = start_sign_in(_runtime(request), user_id, callback, hint)
-        except SignInUnavailable as exc:
-            raise HTTPException(str(exc), status_code=409) from None
-        return GoogleAuthorization(
-            auth_url=url, state=state, redirect_uri=callback, expires_at=expires_at
-        )
+        return _authorize(request, user_id, GOOGLE, data)
+
+    @post(
+        "/microsoft/authorize",
+        status_code=200,
+        sync_to_thread=True,
+        # 409: no Entra app is configured (CALSYNC_MICROSOFT_CLIENT_ID); 502: Microsoft's
+        # sign-in service could not be reached.
+        responses=errors(*WITH_BODY, 409, 502),
+        operation_class=OptionalBody,
+    )
+    def authorize_microsoft(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        data: JSONBody[OAuthAuthorize | None] = None,
+    ) -> OAuthAuthorization:
+        """Start a Microsoft 365 / Outlook.com sign-in for the token's user (work, school or
+        personal account): open `auth_url` in a browser."""
+        return _authorize(request, user_id, MICROSOFT, data)
 
 
 def _page(title: str, message: str, status: int) -> Response[str]:
@@ -102,20 +130,36 @@ def _connected(signed_in: SignedIn) -> Response[str]:
     )
 
 
-@get(f"/{CALLBACK_PATH}", tags=["sign-in"], include_in_schema=False)
-async def google_callback(
-    request: Request[Any, Any, Any],
-    oauth_state: StateParam = None,
-    code: Short = None,
-    error: Short = None,
-) -> Response[str]:
-    """Google's redirect after consent. No bearer token: the one-time state names the user."""
-    try:
-        signed_in = await asyncio.to_thread(
-            finish_sign_in, _runtime(request), oauth_state or "", code, error
+def _reply(request: Request[Any, Any, Any]) -> dict[str, str] | None:
+    """The redirect's query parameters, each once; None when there are too many or one is
+    too long to be a provider's."""
+    params = request.query_params
+    if len(params) > MAX_REPLY_PARAMETERS:
+        return None
+    reply = {key: str(params.get(key) or "") for key in params}
+    if any(len(k) > 64 or len(v) > MAX_REPLY_VALUE for k, v in reply.items()):
+        return None
+    return reply
+
+
+@get("/oauth/{provider:str}/callback", tags=["sign-in"], include_in_schema=False)
+async def oauth_callback(request: Request[Any, Any, Any], provider: ProviderName) -> Response[str]:
+    """The provider's redirect after consent. No bearer token: the one-time state names the
+    user. Every query parameter goes to the provider's sign-in (MSAL checks the whole reply)."""
+    if provider not in OAUTH_PROVIDERS:
+        return _page("Not found", "calsync has no such sign-in.", 404)
+    reply = _reply(request)
+    if reply is None:
+        return _page(
+            "Sign-in failed", "this sign-in link is not valid: start again from calsync", 400
         )
+    try:
+        signed_in = await asyncio.to_thread(finish_sign_in, _runtime(request), provider, reply)
     except SignInRefused as exc:
         return _page("Sign-in failed", str(exc), exc.status)
     except SignInUnavailable as exc:
         return _page("Sign-in failed", str(exc), 409)
     return _connected(signed_in)
+
+
+__all__ = ["OAuthSignIn", "callback_path", "oauth_callback"]

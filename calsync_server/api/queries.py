@@ -26,6 +26,7 @@ from shared.domain import (
     ChannelState,
     JobState,
     PollReason,
+    Provider,
     PushState,
     SyncStatus,
 )
@@ -241,9 +242,12 @@ def accounts(session: Session, user_id: int, settings: Settings) -> list[Account
 
 def account_out(account: Account, calendars: int, settings: Settings) -> AccountOut:
     assert account.id is not None
+    # Only Google's logins end with a Google app still in "Testing".
     testing_expiry = (
         account.authorized_at + TESTING_APP_LOGIN_LIFETIME
-        if settings.uses_real_google and account.authorized_at is not None
+        if settings.uses_real_google
+        and account.provider == Provider.GOOGLE
+        and account.authorized_at is not None
         else None
     )
     return AccountOut(
@@ -254,6 +258,7 @@ def account_out(account: Account, calendars: int, settings: Settings) -> Account
         calendars=calendars,
         created_at=account.created_at,
         token_expires_at=account.token_expires_at,
+        authorized_at=account.authorized_at,
         testing_login_expires_at=testing_expiry,
     )
 

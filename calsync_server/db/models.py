@@ -322,8 +322,9 @@ class OAuthFlow(SQLModel, table=True):
     state_hash: str = Field(primary_key=True, max_length=64)
     user_id: int = _fk("user.id")
     provider: Provider = _enum(Provider, Provider.GOOGLE)
-    # PKCE: only the challenge leaves the server; the verifier waits here for the code.
-    code_verifier: str = Field(max_length=128)
+    # What the provider's sign-in keeps until the redirect comes back, opaque here: Google's
+    # PKCE verifier, MSAL's whole flow (verifier, nonce, state). Only the challenge leaves.
+    flow_state: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     redirect_uri: str = Field(max_length=2048)
     created_at: datetime = _when(nullable=False)
     expires_at: datetime = Field(sa_column=sa.Column(UTCDateTime(), nullable=False, index=True))

@@ -8,7 +8,7 @@ shows a secret: a login never reaches a log through one.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -83,4 +83,26 @@ def revocable_token(credentials: StoredCredentials) -> str | None:
 
 def expiry_of(credentials: StoredCredentials) -> datetime | None:
     """When the login's access token ends (None: a password, or not known)."""
-    return credentials.expiry if isinstance(credentials, GoogleOAuth) else None
+    if isinstance(credentials, GoogleOAuth):
+        return credentials.expiry
+    if isinstance(credentials, MicrosoftTokenCache):
+        return _cache_expiry(credentials)
+    return None
+
+
+def _cache_expiry(credentials: MicrosoftTokenCache) -> datetime | None:
+    """The latest end of the account's access tokens in MSAL's serialized cache
+    (`AccessToken` entries, `expires_on` in epoch seconds, as MSAL writes them)."""
+    try:
+        cache = msgspec.json.decode(credentials.cache)
+    except msgspec.DecodeError:
+        return None
+    tokens = cache.get("AccessToken") if isinstance(cache, dict) else None
+    ends = [
+        int(token["expires_on"])
+        for token in (tokens or {}).values()
+        if isinstance(token, dict)
+        and token.get("home_account_id") == credentials.home_account_id
+        and str(token.get("expires_on", "")).isdigit()
+    ]
+    return datetime.fromtimestamp(max(ends), UTC) if ends else None

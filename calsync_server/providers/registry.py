@@ -174,9 +174,16 @@ def revoke_address(name: str, config: ProviderConfig) -> str | None:
 
 
 def oauth_sign_in(name: str, config: ProviderConfig, home: Path) -> OAuthSignIn:
-    """The redirect sign-in of a provider that has one; its OAuth client is kept in ``home``."""
+    """The redirect sign-in of a provider that has one (Google: its OAuth client kept in
+    ``home``; Microsoft: the Entra app id from the settings)."""
     if name == GOOGLE:
         from calsync_server.providers.google.signin import GoogleSignIn
 
         return GoogleSignIn(home, config.google_api_url)
+    if name == MICROSOFT:
+        from calsync_server.providers.microsoft.signin import MicrosoftSignIn
+
+        return MicrosoftSignIn(
+            config.microsoft_client_id, config.microsoft_login_url, config.microsoft_ca_file
+        )
     raise UnknownProvider(f"{name!r} accounts have no redirect sign-in")

@@ -4,14 +4,15 @@ provider's own ``signin`` module, reached through the registry."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from calsync_server.providers.credentials import StoredCredentials
 
 
 class SignInUnavailable(Exception):
-    """Sign-in cannot start: no OAuth client is configured (real Google)."""
+    """Sign-in cannot start: no OAuth client is configured (real Google, Microsoft)."""
 
 
 class SignInRefused(Exception):
@@ -25,21 +26,25 @@ class SignInRefused(Exception):
 
 
 class OAuthSignIn(Protocol):
-    """A redirect sign-in (OAuth code flow with PKCE)."""
+    """A redirect sign-in (OAuth code flow with PKCE). What a started flow must remember (a
+    PKCE verifier, MSAL's whole flow with its nonce) is opaque text the accounts code keeps on
+    the server until the redirect comes back."""
 
-    client_file: str  # the OAuth client's file in CALSYNC_HOME, where one is installed
-
-    def install_client(self, source: Path) -> str:
-        """Keep a downloaded OAuth client in CALSYNC_HOME (0600); its client id.
-        Raises ValueError when the file is not one."""
-        ...
+    # The provider as the person knows it, in messages ("Google said ...").
+    display_name: str
+    # The host a redirect to this machine's loopback address is written with, where the
+    # provider matches registered redirect URIs by name (None: as the request came).
+    loopback_host: str | None
 
     def begin(self, redirect_uri: str, state: str, login_hint: str | None) -> tuple[str, str]:
-        """The consent URL for ``state``, and the PKCE verifier to keep on the server."""
+        """The consent URL for ``state``, and the flow's state to keep on the server."""
         ...
 
-    def finish(self, redirect_uri: str, verifier: str, code: str) -> tuple[str, StoredCredentials]:
-        """Exchange the code: the account's email (lower case) and its login."""
+    def finish(
+        self, redirect_uri: str, flow_state: str, reply: Mapping[str, str]
+    ) -> tuple[str, StoredCredentials]:
+        """Redeem the redirect's ``reply`` (every query parameter it brought) with the kept
+        ``flow_state``: the account's email (lower case) and its login."""
         ...
 
     def keep(
@@ -47,4 +52,17 @@ class OAuthSignIn(Protocol):
     ) -> StoredCredentials:
         """The login to store after a sign-in, given the one stored before (a
         re-authorisation): what the provider skipped the second time is kept."""
+        ...
+
+
+@runtime_checkable
+class InstallsClient(Protocol):
+    """A sign-in whose OAuth client is a file the person downloads (Google's
+    client_secret.json), kept in CALSYNC_HOME."""
+
+    client_file: str  # the OAuth client's file in CALSYNC_HOME, where one is installed
+
+    def install_client(self, source: Path) -> str:
+        """Keep a downloaded OAuth client in CALSYNC_HOME (0600); its client id.
+        Raises ValueError when the file is not one."""
         ...

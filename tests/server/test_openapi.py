@@ -19,7 +19,8 @@ READINESS_REF = {"$ref": "#/components/schemas/Readiness"}
 BODIES = {
     ("patch", "/api/v1/calendars/{calendar_id}"): "CalendarPatch",
     ("post", "/api/v1/sync"): "SyncRequest",
-    ("post", "/api/v1/accounts/google/authorize"): "GoogleAuthorize",
+    ("post", "/api/v1/accounts/google/authorize"): "OAuthAuthorize",
+    ("post", "/api/v1/accounts/microsoft/authorize"): "OAuthAuthorize",
 }
 
 

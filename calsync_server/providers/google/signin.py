@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -202,6 +202,9 @@ class GoogleSignIn:
     endpoints under the configured API root."""
 
     client_file = CLIENT_FILE
+    display_name = "Google"
+    # Google's desktop clients take any loopback address and port.
+    loopback_host: str | None = None
 
     def __init__(self, home: Path, root_url: str) -> None:
         self.home = home
@@ -211,6 +214,7 @@ class GoogleSignIn:
         return install_client_secrets(self.home, source)
 
     def begin(self, redirect_uri: str, state: str, login_hint: str | None) -> tuple[str, str]:
+        """The consent URL; the flow state kept is the PKCE verifier alone."""
         config = client_config(self.home, self.root_url)
         flow = _flow(config, redirect_uri, None)
         extra: dict[str, str] = {}
@@ -224,9 +228,11 @@ class GoogleSignIn:
         assert flow.code_verifier is not None
         return str(url), flow.code_verifier
 
-    def finish(self, redirect_uri: str, verifier: str, code: str) -> tuple[str, StoredCredentials]:
+    def finish(
+        self, redirect_uri: str, flow_state: str, reply: Mapping[str, str]
+    ) -> tuple[str, StoredCredentials]:
         fresh = self._exchange(
-            client_config(self.home, self.root_url), redirect_uri, verifier, code
+            client_config(self.home, self.root_url), redirect_uri, flow_state, reply.get("code", "")
         )
         return self._email(fresh.access_token), fresh
 

@@ -4,6 +4,7 @@ a real MSAL sign-in so `provider()` is calsync's MicrosoftProvider on a real tok
 
 from __future__ import annotations
 
+import json
 import math
 import ssl
 import uuid
@@ -157,6 +158,16 @@ class MicrosoftDriver:
         query = parse_qs(urlsplit(consent.headers["location"]).query)
         home = finish_sign_in(app, flow, {k: v[0] for k, v in query.items()})
         return str(cache.serialize()), home
+
+    def sign_in_again(self) -> None:
+        """The person signs in anew after a refused login (their own tokens died with it):
+        a fresh MSAL cache, and the person's hands take its tokens."""
+        self.token_cache, self.home_account_id = self._sign_in()
+        cache = json.loads(self.token_cache)
+        (access,) = [t["secret"] for t in cache["AccessToken"].values()]
+        (refresh,) = [t["secret"] for t in cache["RefreshToken"].values()]
+        self.person.headers["authorization"] = f"Bearer {access}"
+        self._refresh_token = refresh
 
     def _keep_cache(self, serialized: str) -> None:
         self.token_cache = serialized
