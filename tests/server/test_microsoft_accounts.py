@@ -3,14 +3,20 @@ against the Graph emulator's identity endpoints over TLS (the emulator consents 
 hint and redirects to the server's callback), the account and its calendars listed, a sync on
 the sealed token cache; every bad callback refused with nothing stored; a refused refresh
 marks the account needs_reauth and signing in again keeps its calendars and settings; a
-disconnect stops the Graph subscriptions, removes blocks both ways and forgets the login."""
+disconnect stops the Graph subscriptions, removes blocks both ways and forgets the login;
+`calsync accounts add microsoft` against a running server and with the server inside it."""
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from subprocess import PIPE, STDOUT, Popen
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,8 +24,10 @@ import httpx
 import msgspec
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
+from calsync_server.cli import cli
 from calsync_server.db.models import Account, BusyBlock, OAuthFlow
 from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
@@ -477,3 +485,109 @@ def test_disconnect_deletes_the_subscriptions_at_graph_removes_blocks_both_ways_
             ).all()
             assert gone == []
         assert api.delete(f"/api/v1/accounts/{account_id}").status_code == 404
+
+
+# -- calsync accounts add microsoft ---------------------------------------------------------------
+
+
+@contextmanager
+def adding(*args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, Popen[str]]]:
+    """`calsync ... accounts add microsoft --no-browser ...` in its own process; the link it
+    prints is handed over while it waits for the sign-in."""
+    process = Popen(
+        [sys.executable, "-m", "calsync_server.cli", *args],
+        stdout=PIPE,
+        stderr=STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    try:
+        assert process.stdout is not None
+        seen: list[str] = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("http"):
+                yield line.strip(), process
+                break
+        else:
+            raise AssertionError(f"no sign-in link was printed: {''.join(seen)}")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def finished(process: Popen[str]) -> str:
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    return output
+
+
+def test_the_cli_adds_and_reauthorises_a_microsoft_account_through_a_running_server(
+    world: ServerWorld, driver: MicrosoftDriver, graph: GraphEndpoints, tmp_path: Path
+) -> None:
+    world.start(push=False)
+    team = driver.new_calendar("Team")
+    add = ["--home", str(tmp_path / "cli-home"), "accounts", "add", "microsoft", "--no-browser"]
+    add += ["--login-hint", driver.email, "--server", world.url, "--token", "token-ada"]
+    with world.api() as api:
+        with adding(*add, "--wait", "60") as (link, process):
+            assert parse_qs(urlsplit(link).query)["login_hint"] == [driver.email]
+            assert "connected" in httpx.get(consent(graph, link), timeout=30).text
+            output = finished(process)
+        assert f"connected {driver.email}" in output
+        assert "Team  (sync off)" in output
+        (listed,) = accounts(api).values()
+        assert set(calendars(api, driver.email)) == {driver.default_calendar, team}
+
+        # Signing in again while the account is active: the command sees the fresh login.
+        with adding(*add, "--wait", "60") as (link, process):
+            assert "reconnected" in httpx.get(consent(graph, link), timeout=30).text
+            output = finished(process)
+        assert f"connected {driver.email} (account {listed['id']})" in output
+        assert accounts(api)[driver.email]["authorized_at"] > listed["authorized_at"]
+
+
+def test_the_cli_signs_in_with_the_server_inside_the_command_on_localhost(
+    graph: GraphEndpoints, driver: MicrosoftDriver, database_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    settings = ["--home", str(home), "--database-url", database_url]
+    env = {f"CALSYNC_{k.upper()}": str(v) for k, v in graph_settings(graph).items()}
+    add = [*settings, "accounts", "add", "microsoft", "--no-browser", "--login-hint", driver.email]
+    with adding(*add, env=env) as (link, process):
+        # The embedded server's callback, written as the Entra app registers it (any port).
+        redirect = urlsplit(parse_qs(urlsplit(link).query)["redirect_uri"][0])
+        assert (redirect.scheme, redirect.hostname) == ("http", "localhost")
+        assert redirect.path == "/oauth/microsoft/callback"
+        page = httpx.get(consent(graph, link), timeout=30)
+        assert page.status_code == 200, page.text
+        output = finished(process)
+    assert f"connected {driver.email}" in output
+    listed = run_cli(*settings, "accounts", "list", env=env)
+    line = next(row for row in listed.splitlines() if driver.email in row)
+    assert line.split()[2:] == ["active", "1"]
+
+
+def test_the_cli_says_what_to_set_without_an_entra_app(tmp_path: Path) -> None:
+    home = ["--home", str(tmp_path / "home")]
+    refused = CliRunner().invoke(
+        cli, [*home, "accounts", "add", "microsoft", "--no-browser", "--wait", "1"], env={}
+    )
+    assert refused.exit_code == 1, refused.output
+    assert "409" in refused.output
+    assert "no Microsoft app is configured" in refused.output
+    assert "CALSYNC_MICROSOFT_CLIENT_ID" in refused.output
+
+
+def run_cli(*args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "calsync_server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
