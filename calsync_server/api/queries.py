@@ -21,6 +21,7 @@ from calsync_server.db.models import (
 )
 from calsync_server.providers.model import PushKind
 from calsync_server.push.channels import healthy, push_kind
+from calsync_server.sync import stored
 from shared.domain import (
     AccountState,
     ChannelState,
@@ -346,7 +347,7 @@ def busy_blocks(
             summary=b.summary,
             start_at=b.start_at,
             end_at=b.end_at,
-            all_day=bool(b.start and "date" in b.start),
+            all_day=stored.is_all_day(b.start),
             user_modified=b.user_modified,
             user_deleted=b.user_deleted,
         )

@@ -144,8 +144,9 @@ class Event(SQLModel, table=True):
     etag: str | None = Field(default=None, max_length=128)
     status: str = Field(default="confirmed", max_length=16)
     summary: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
-    # Google's own start/end objects ({"dateTime", "timeZone"} or {"date"}), kept whole so
-    # blocks copy the time zone exactly; start_at/end_at are their UTC instants for queries.
+    # The event's start/end as calsync's codec writes them (sync/stored.py: a day, or an instant
+    # with the zone its provider named, so blocks copy the zone exactly); start_at/end_at are
+    # their UTC instants for queries.
     start: dict[str, Any] | None = _json()
     end: dict[str, Any] | None = _json()
     start_at: datetime | None = Field(

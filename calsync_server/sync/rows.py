@@ -162,9 +162,7 @@ def existing_of(row: BusyBlock) -> ExistingBlock:
         end=stored.decode_time(row.end),
         user_modified=row.user_modified,
         user_deleted=row.user_deleted,
-        source_fingerprint=stored.carried_fingerprint(
-            row.source_fingerprint, row.summary, row.start, row.end
-        ),
+        source_fingerprint=row.source_fingerprint,
         end_at=row.end_at,
         etag=row.etag,
     )

@@ -1,10 +1,10 @@
 """The one codec between calsync's types and the event and busy_block rows' columns.
 
-The JSON start/end columns keep the shape they always had: ``{"date"}`` or ``{"dateTime",
-"timeZone"}`` (Google's key names, from when rows held Google's objects whole), and the kind,
-answer and transparency columns Google's words. Rows written before the engine spoke calsync's
-types therefore read as they are, and the fingerprints hashed over the start/end objects are
-carried over by ``carried_fingerprint``. Nothing else in sync/ knows these keys.
+The JSON start/end columns hold an event time in calsync's own keys: ``{"day"}`` for an
+all-day date, ``{"instant", "zone"}`` for an aware instant and the zone its provider named.
+(Rows once held Google's keys, from when they kept Google's objects whole; the migration
+event_time_keys renamed them and re-hashed the block fingerprints taken over them.) The kind,
+answer and transparency columns keep the words they always had. Nothing else knows these keys.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from calsync_server.providers.model import EventKind, EventTime, Response
 
-_DAY, _INSTANT, _ZONE = "date", "dateTime", "timeZone"
+_DAY, _INSTANT, _ZONE = "day", "instant", "zone"
 
 _KIND_WORDS = {
     EventKind.DEFAULT: "default",
@@ -81,26 +81,9 @@ def fingerprint(
     return hashlib.sha256(shown.encode()).hexdigest()
 
 
-def carried_fingerprint(
-    stored: str | None,
-    summary: str,
-    start: Mapping[str, Any] | None,
-    end: Mapping[str, Any] | None,
-) -> str | None:
-    """A block row's fingerprint in today's encoding.
-
-    Rows written from Google's own objects hashed Google's text as it came (``+00:00`` or
-    ``Z``, a local time with its zone); today's rows hash ``encode_time``'s. A row whose
-    fingerprint is the hash of its own start/end (so it shows what its source showed) is
-    re-hashed in today's encoding: an unchanged source then still matches it, and a block
-    deleted by hand is not recreated by the upgrade.
-    """
-    if stored is None or stored != fingerprint(summary, start, end):
-        return stored
-    start_time, end_time = decode_time(start), decode_time(end)
-    if start_time is None or end_time is None:
-        return stored
-    return fingerprint(summary, encode_time(start_time), encode_time(end_time))
+def is_all_day(value: Mapping[str, Any] | None) -> bool:
+    """Whether a start/end column holds an all-day date."""
+    return bool(value) and _DAY in (value or {})
 
 
 def kind_word(kind: EventKind) -> str:

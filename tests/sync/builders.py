@@ -94,8 +94,8 @@ def remote(resource: dict[str, Any], calendar_time_zone: str = "UTC") -> RemoteE
         moment = EventTime.at(datetime(1970, 1, 1, tzinfo=UTC))
         found = RemoteEvent(id=str(resource["id"]), start=moment, end=moment)
     # Local wall-clock times without a zone float with the calendar, as the rows read them.
-    start = stored.decode_time(resource.get("start"), calendar_time_zone) or found.start
-    end = stored.decode_time(resource.get("end"), calendar_time_zone) or found.end
+    start = when(resource.get("start"), calendar_time_zone) or found.start
+    end = when(resource.get("end"), calendar_time_zone) or found.end
     return dataclasses.replace(
         found, start=start, end=end, cancelled=resource.get("status") == "cancelled"
     )
@@ -106,6 +106,12 @@ def google_ids(target_calendar_id: int, digest: str) -> str | None:
     return mapping.block_id(digest)
 
 
+GOOGLE_TIME_KEYS = {"date": "day", "dateTime": "instant", "timeZone": "zone"}
+
+
 def when(value: Any, zone: str = "UTC") -> EventTime | None:
-    """A start/end written as Google's object (the rows' shape), as calsync's time."""
+    """A start/end written as Google's object, read as the rows read theirs (a wall-clock time
+    without a zone floats with the calendar), as calsync's time."""
+    if isinstance(value, dict):
+        value = {GOOGLE_TIME_KEYS.get(key, key): item for key, item in value.items()}
     return stored.decode_time(value, zone)
