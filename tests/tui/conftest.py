@@ -54,7 +54,7 @@ def enable_in_order(world: DemoWorld, names: list[str] | None = None) -> None:
             enable_calendar(client, calendar)
             wait_until(
                 lambda c=calendar: settled(client, c["id"]),
-                timeout=30,
+                timeout=90,  # a loaded machine (CI beside other work) is slow, not wrong
                 what=f"the first sync of {calendar['name']}",
             )
 
