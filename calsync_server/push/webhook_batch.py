@@ -1,12 +1,12 @@
 """Group commit for push notifications: what the webhooks do with each parsed notice.
 
-The webhook hands each notice (a provider's parser read it) to the runtime's `WebhookBatcher`
-and waits. One thread of its own takes every notice waiting (up to MAX_BATCH) and records
-them in one transaction of Core statements: one read of their subscriptions, one
-compare-and-set of each subscription's last sequence number, one enqueue per calendar, one
-insert of all the rows. Only then
-is each request answered: an acknowledged notification is a recorded one. A batch that fails
-is retried one notification at a time, so one bad notification cannot fail the others.
+The webhook hands each request's notices (a provider's parser read them) to the runtime's
+`WebhookBatcher` and waits. One thread of its own takes every notice waiting (up to MAX_BATCH,
+a request's notices always together) and records them in one transaction of Core statements:
+one read of their subscriptions, one compare-and-set of each subscription's last sequence
+number, one enqueue per calendar, one insert of all the rows. Only then is each request
+answered: an acknowledged notification is a recorded one. A batch that fails is retried one
+request at a time, so one bad notification cannot fail the others' requests.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class Incoming:
     provider: str
     notice: Notice
     key: str | None = None
+    # Which request brought it (None: its own). Graph sends several notices per POST, and
+    # several per user action (a create comes with an update): one request's notices about
+    # one calendar are one announcement, which must not debounce its own sync.
+    request: int | None = None
 
     @property
     def label(self) -> str:
@@ -141,6 +145,7 @@ def record_notifications(
         accepted += unnumbered[pk]
 
     to_queue: list[int] = []
+    announced: set[tuple[int, int]] = set()  # (request, calendar) already passed on
     for index in accepted:
         kind = pushes[index].notice.kind
         pk = _known(subscriptions[index]).id
@@ -152,6 +157,12 @@ def record_notifications(
         else:
             if kind is NoticeKind.REMOVED:
                 connection.execute(_REMOVED, {"b_pk": pk})
+            request = pushes[index].request
+            if request is not None and (request, _known(calendars[index])) in announced:
+                outcomes[index] = NotificationOutcome.COALESCED
+                continue
+            if request is not None:
+                announced.add((request, _known(calendars[index])))
             to_queue.append(index)
 
     to_queue.sort()  # the order they came in: the first one for a calendar may queue its job
@@ -304,8 +315,10 @@ def _known(value: T | None) -> T:
 
 @dataclass(slots=True)
 class _Waiting:
-    push: Incoming
-    future: asyncio.Future[Handled]
+    """One request's notices: recorded in the same batch, answered together."""
+
+    pushes: list[Incoming]
+    future: asyncio.Future[list[Handled]]
     loop: asyncio.AbstractEventLoop
 
 
@@ -335,8 +348,13 @@ class WebhookBatcher:
 
     async def submit(self, push: Incoming) -> Handled:
         """Record `push` (with whatever else is waiting) and return what became of it."""
+        return (await self.submit_all([push]))[0]
+
+    async def submit_all(self, pushes: list[Incoming]) -> list[Handled]:
+        """Record the notices of one request in one batch (so they count as one announcement
+        per calendar), with whatever else is waiting; what became of each."""
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(push, loop.create_future(), loop)
+        waiting = _Waiting(pushes, loop.create_future(), loop)
         with self._lock:
             closed = self._closed
             if not closed:
@@ -347,7 +365,7 @@ class WebhookBatcher:
                     self._thread.start()
                 self._inbox.put(waiting)
         if closed:  # shutting down: a late notification is still recorded before its answer
-            return (await asyncio.to_thread(self.record, [push]))[0]
+            return await asyncio.to_thread(self.record, pushes)
         return await waiting.future
 
     def remember_lost(self, labels: Sequence[str]) -> None:
@@ -426,7 +444,7 @@ class WebhookBatcher:
                 if first is None:
                     return
                 batch = [first]
-                while len(batch) < self.max_batch:
+                while sum(len(w.pushes) for w in batch) < self.max_batch:
                     try:
                         item = self._inbox.get_nowait()
                     except queue.Empty:
@@ -444,21 +462,27 @@ class WebhookBatcher:
         self, batch: list[_Waiting], connection: sa.Connection | None
     ) -> sa.Connection | None:
         """Record `batch` and answer its requests whatever happens; the connection to go on with."""
-        results: list[Handled | BaseException]
+        results: list[list[Handled] | BaseException]
         try:
             if connection is None:
                 connection = self.db.connect()
-            results = list(self._record_on(connection, [w.push for w in batch]))
+            handled = self._record_on(connection, [p for w in batch for p in w.pushes])
+            results, at = [], 0
+            for waiting in batch:
+                results.append(handled[at : at + len(waiting.pushes)])
+                at += len(waiting.pushes)
         except Exception as exc:
             if connection is not None:
                 _close(connection)
                 connection = None
-            # One at a time, each on a connection of the pool (checked before use): the kept
-            # connection may just have died with a database restart, and a lone notification
-            # deserves that second try as much as a batch of them.
-            log.warning("recording %d notification(s) failed (%s); one at a time", len(batch), exc)
-            results = [self._alone(w.push) for w in batch]
-        failed = [w.push.label for w, r in zip(batch, results, strict=True) if _failed(r)]
+            # One request at a time, each on a connection of the pool (checked before use):
+            # the kept connection may just have died with a database restart, and a lone
+            # notification deserves that second try as much as a batch of them.
+            log.warning("recording %d request(s) failed (%s); one at a time", len(batch), exc)
+            results = [self._alone(w.pushes) for w in batch]
+        failed = [
+            p.label for w, r in zip(batch, results, strict=True) if _failed(r) for p in w.pushes
+        ]
         if failed:
             self.remember_lost(failed)
         for loop in {w.loop for w in batch}:
@@ -468,15 +492,15 @@ class WebhookBatcher:
                 loop.call_soon_threadsafe(_settle, mine)
         return connection
 
-    def _alone(self, push: Incoming) -> Handled | BaseException:
+    def _alone(self, pushes: list[Incoming]) -> list[Handled] | BaseException:
         try:
-            return self.record([push])[0]
+            return self.record(pushes)
         except Exception as exc:
-            log.exception("recording a notification for %s failed", push.label)
+            log.exception("recording a notification for %s failed", pushes[0].label)
             return exc
 
 
-def _failed(result: Handled | BaseException) -> bool:
+def _failed(result: list[Handled] | BaseException) -> bool:
     return isinstance(result, BaseException)
 
 
@@ -487,7 +511,9 @@ def _close(connection: sa.Connection) -> None:
         log.exception("closing the webhook connection failed")
 
 
-def _settle(results: list[tuple[asyncio.Future[Handled], Handled | BaseException]]) -> None:
+def _settle(
+    results: list[tuple[asyncio.Future[list[Handled]], list[Handled] | BaseException]],
+) -> None:
     for future, result in results:
         if future.done():  # the request went away (cancelled)
             continue

@@ -12,6 +12,7 @@ answer, in the background.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -45,6 +46,8 @@ ProviderName = Annotated[str, PathParameter(min_length=1, max_length=32)]
 Key = Annotated[str, PathParameter(min_length=1, max_length=64)]
 # The legacy route's provider: channels made before keys were in the path were all Google's.
 LEGACY_PROVIDER = GOOGLE
+# Numbers the requests, so the notices one request brings are known to belong together.
+_requests = itertools.count(1)
 
 
 def _legacy_parser() -> PushParser:
@@ -127,11 +130,10 @@ async def receive(
         return _answer(HTTP_400_BAD_REQUEST, {"error": str(exc)})
     if isinstance(parsed, Handshake):
         return await _handshake(runtime, provider, key, parsed)
-    pushes = [Incoming(provider, notice, key) for notice in parsed]
+    request_number = next(_requests)
+    pushes = [Incoming(provider, notice, key, request_number) for notice in parsed]
     try:
-        handled: list[Handled] = list(
-            await asyncio.gather(*(runtime.webhooks.submit(push) for push in pushes))
-        )
+        handled: list[Handled] = await runtime.webhooks.submit_all(pushes)
     except Exception as exc:
         if not is_outage(exc):
             raise

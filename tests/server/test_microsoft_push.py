@@ -235,3 +235,46 @@ def test_a_subscription_gone_at_graph_is_made_anew_and_syncs_at_once(
         assert list(graph_subscriptions(ms, work)) == [second.remote_id]
         wait_until(lambda: google_starts(world, home) == [at(11)], what="the review's block")
         assert datetime.now(UTC) > second.created_at
+
+
+def test_the_notices_graph_sends_together_for_one_change_queue_one_sync_at_once(
+    ms_world: tuple[ServerWorld, MicrosoftDriver], unique: str
+) -> None:
+    """Graph follows a create with an update, in one POST: one announcement. The second
+    notice must not count as a later one joining the queued sync (which would hold it back
+    for a pause in the notifications, DEBOUNCE_SECONDS, on every new Outlook event)."""
+    world, ms = ms_world
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    (work,) = connect(world, ms, "Work")
+    world.configure(home, work)
+    world.start()
+    with world.api() as api:
+        first = wait_for_subscription(world, work)
+        wait_until(lambda: world.settled(api), what="the first syncs")
+        items = [
+            {
+                "subscriptionId": first.remote_id,
+                "changeType": change,
+                "clientState": first.secret,
+                "resource": "Users/x/Events/e1",
+                "resourceData": {"id": "e1"},
+            }
+            for change in ("created", "updated")
+        ]
+
+        def announce() -> bool:
+            # Into an empty queue (a sync the scheduler queued meanwhile would take them both).
+            wait_until(lambda: world.settled(api), what="an empty queue")
+            answer = httpx.post(first.address, json={"value": items}, timeout=10)
+            assert answer.status_code == 202, answer.text
+            outcomes = answer.json()["outcomes"]
+            assert outcomes[1] == "coalesced"
+            return bool(outcomes[0] == "enqueued")
+
+        wait_until(announce, what="the notices queueing a sync")
+        with Session(world.db) as session:
+            made = session.exec(
+                select(SyncJob).where(SyncJob.calendar_id == work.id, SyncJob.kind == "webhook")
+            ).all()
+        job = max(made, key=lambda j: j.created_at)
+        assert job.run_after == job.created_at
