@@ -12,7 +12,7 @@ import pytest
 from sqlmodel import Session, select
 
 from calsync_server.accounts.service import connect_account, import_calendars
-from calsync_server.db.models import Account, Calendar
+from calsync_server.db.models import Account, BusyBlock, Calendar
 from calsync_server.providers.credentials import CalDAVPassword
 from shared.domain import AccountState, Provider, SyncKind, SyncStatus
 from tests.support.drivers.base import PersonEvent
@@ -264,3 +264,40 @@ def test_an_old_login_discovers_once_then_keeps_the_calendar_home(
     print(f"discovery PROPFINDs in a sync that reads an invitation: {discovering} -> 0")
     assert discovering >= 2
     assert google_blocks(world, google) == []  # both declined: neither blocks
+
+
+def test_a_block_whose_row_was_lost_is_adopted_not_doubled(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    """A crash between the PUT and calsync's commit leaves a block the database does not know:
+    the next write of it meets `If-None-Match: *` (412), reads the block and adopts it; one
+    block per event stays, in each target, each under a UID of its own."""
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"lost-{unique}@example.com")["primary"]
+    _, (personal, family) = connect_caldav(world, driver, "Personal", "Family")
+    world.configure(google, personal, family)
+    meeting = world.insert(google, **timed("Board meeting", 9, 10))
+    world.sync_all(google, personal, family)
+    written = {cal.id: driver.resources(cal.provider_id) for cal in (personal, family)}
+    assert [len(found) for found in written.values()] == [1, 1]
+    # One source, two targets: two blocks with different names (the digest is per target).
+    assert (
+        written[personal.id][0][0].rsplit("/", 1)[-1] != written[family.id][0][0].rsplit("/", 1)[-1]
+    )
+
+    with Session(world.db) as session:  # the rows the crash never committed
+        for row in session.exec(select(BusyBlock)).all():
+            session.delete(row)
+        session.commit()
+    # The next change of the source writes its blocks afresh: each create meets the lost block.
+    world.service(google.email).events().patch(
+        calendarId=google.provider_id, eventId=meeting["id"], body={"summary": "Board"}
+    ).execute()
+    result = world.sync(google)
+
+    assert result.log.status == SyncStatus.SUCCESS, result.log.error
+    for cal in (personal, family):
+        assert caldav_blocks(driver, cal) == [(instant(9), instant(10))]
+        # Adopted as it stood: the same resource, not rewritten (its ETag unchanged).
+        assert driver.resources(cal.provider_id) == written[cal.id]
+    assert len(world.rows()) == 2
