@@ -140,10 +140,12 @@ class CalsyncApi:
     async def disconnect(self, account_id: int) -> DisconnectReport:
         return await self._call("DELETE", f"api/v1/accounts/{account_id}", DisconnectReport)
 
-    async def authorize_google(self, login_hint: str | None = None) -> AuthorizeAnswer:
+    async def authorize(self, provider: str, login_hint: str | None = None) -> AuthorizeAnswer:
+        """`POST /api/v1/accounts/{provider}/authorize` (google, microsoft): a sign-in link the
+        server finishes itself when the browser comes back."""
         body = {"login_hint": login_hint} if login_hint else {}
         return await self._call(
-            "POST", "api/v1/accounts/google/authorize", AuthorizeAnswer, body=body
+            "POST", f"api/v1/accounts/{provider}/authorize", AuthorizeAnswer, body=body
         )
 
     async def add_caldav(self, url: str, username: str, password: str) -> CalDAVConnected:

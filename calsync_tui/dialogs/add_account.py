@@ -1,5 +1,5 @@
-"""Adding an account: which provider first, then Google's sign-in link (this module) or the
-CalDAV/iCloud login form (dialogs/caldav_login.py)."""
+"""Adding an account: which provider first, then Google's or Microsoft's sign-in link (this
+module) or the CalDAV/iCloud login form (dialogs/caldav_login.py)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,9 @@ WAIT_SECONDS = 300
 POLL_SECONDS = 1.0
 
 # What the choice answers: the provider's sign-in the Accounts screen opens next.
-GOOGLE, CALDAV, ICLOUD = "google", "caldav", "icloud"
-# Shown, not offered: a person with Outlook looks for it here, and learns it is on its way
-# rather than unsupported; the server has no Microsoft sign-in route yet. Enabling it is
-# one flag and one branch in the Accounts screen once that route exists.
-MICROSOFT = "microsoft"
+GOOGLE, MICROSOFT, CALDAV, ICLOUD = "google", "microsoft", "caldav", "icloud"
+# The providers signed in with a link the server finishes, as the person knows them.
+LINK_SIGN_INS = {GOOGLE: "Google", MICROSOFT: "Microsoft"}
 
 
 def _choice(name: str, what: str, *, disabled: bool = False) -> Content:
@@ -34,11 +32,12 @@ def _choice(name: str, what: str, *, disabled: bool = False) -> Content:
 
 
 class AddAccountDialog(ModalScreen[str | None]):
-    """Which provider: dismissed with GOOGLE, CALDAV or ICLOUD, or None on cancel."""
+    """Which provider: dismissed with GOOGLE, MICROSOFT, CALDAV or ICLOUD, or None on cancel."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel"),
         Binding("g", f"choose('{GOOGLE}')", "Google", show=False),
+        Binding("m", f"choose('{MICROSOFT}')", "Microsoft", show=False),
         Binding("c", f"choose('{CALDAV}')", "CalDAV", show=False),
         Binding("i", f"choose('{ICLOUD}')", "iCloud", show=False),
     ]
@@ -52,20 +51,19 @@ class AddAccountDialog(ModalScreen[str | None]):
             yield OptionList(
                 Option(_choice("Google", "sign in with a link in your browser"), id=GOOGLE),
                 Option(
+                    _choice("Microsoft", "Outlook.com, Microsoft 365: a link in your browser"),
+                    id=MICROSOFT,
+                ),
+                Option(
                     _choice("CalDAV", "Fastmail, Nextcloud, Posteo, mailbox.org, your own"),
                     id=CALDAV,
                 ),
                 Option(_choice("iCloud", "Apple ID and an app-specific password"), id=ICLOUD),
-                Option(
-                    _choice("Microsoft", "Outlook, Microsoft 365: coming", disabled=True),
-                    id=MICROSOFT,
-                    disabled=True,
-                ),
                 id="providers",
                 compact=True,
             )
             yield Static(
-                "[dim]enter or [b]g[/b] [b]c[/b] [b]i[/b] chooses, esc cancels[/dim]",
+                "[dim]enter or [b]g[/b] [b]m[/b] [b]c[/b] [b]i[/b] chooses, esc cancels[/dim]",
             )
 
     def on_mount(self) -> None:
@@ -77,28 +75,30 @@ class AddAccountDialog(ModalScreen[str | None]):
             self.action_choose(event.option.id)
 
     def action_choose(self, provider: str) -> None:
-        if provider in (GOOGLE, CALDAV, ICLOUD):
+        if provider in (GOOGLE, MICROSOFT, CALDAV, ICLOUD):
             self.dismiss(provider)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class GoogleSignInDialog(ModalScreen[bool]):
-    """Shows the sign-in link; dismissed with True once a new account shows up in the account
-    list."""
+class SignInLinkDialog(ModalScreen[bool]):
+    """Shows the sign-in link of a provider in LINK_SIGN_INS (Google, Microsoft); dismissed
+    with True once a new account shows up in the account list."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, api: CalsyncApi, known: set[int]) -> None:
+    def __init__(self, api: CalsyncApi, known: set[int], provider: str = GOOGLE) -> None:
         super().__init__(classes="dialog-screen")
         self.api = api
         self.known = known
+        self.provider = provider
+        self.name_shown = LINK_SIGN_INS[provider]
         self.auth_url: str | None = None  # once the server started the sign-in
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("[b]Add a Google account[/b]", classes="dialog-title")
+            yield Static(f"[b]Add a {self.name_shown} account[/b]", classes="dialog-title")
             yield Static(
                 "Asking the server for a sign-in link…", id="add-body", classes="dialog-body"
             )
@@ -111,15 +111,22 @@ class GoogleSignInDialog(ModalScreen[bool]):
     async def sign_in(self) -> None:
         body = self.query_one("#add-body", Static)
         try:
-            answer = await self.api.authorize_google()
+            answer = await self.api.authorize(self.provider)
         except ApiError as exc:
+            # Google's client is a file `accounts add google` installs; Microsoft's app is a
+            # setting of the server.
+            remedy: tuple[str | tuple[str, str], ...] = (
+                ("Run ", ("calsync accounts add google", "bold"), " on the server's machine")
+                if self.provider == GOOGLE
+                else ("Set it where the server runs and restart the server",)
+            )
             body.update(
                 Content.assemble(
-                    ("The server cannot start a Google sign-in: ", "red"),
+                    (f"The server cannot start a {self.name_shown} sign-in: ", "red"),
                     str(exc),
-                    "\n\nRun ",
-                    ("calsync accounts add google", "bold"),
-                    " on the server's machine, or try everything offline with ",
+                    "\n\n",
+                    *remedy,
+                    ", or try everything offline with ",
                     ("calsync demo", "bold"),
                     ".",
                 )

@@ -10,10 +10,10 @@ from textual.widgets import DataTable, Static
 
 from calsync_tui.dialogs.add_account import (
     CALDAV,
-    GOOGLE,
     ICLOUD,
+    LINK_SIGN_INS,
     AddAccountDialog,
-    GoogleSignInDialog,
+    SignInLinkDialog,
 )
 from calsync_tui.dialogs.caldav_login import CalDAVLoginDialog
 from calsync_tui.dialogs.disconnect import DisconnectDialog
@@ -23,7 +23,11 @@ from shared.domain import AccountState, Provider
 from shared.schemas import AccountOut, CalDAVConnected, CalendarOut
 
 # Names as their makers spell them ("Caldav" would read as a typo).
-PROVIDER_LABEL = {Provider.GOOGLE: "Google", Provider.CALDAV: "CalDAV"}
+PROVIDER_LABEL = {
+    Provider.GOOGLE: "Google",
+    Provider.MICROSOFT: "Microsoft",
+    Provider.CALDAV: "CalDAV",
+}
 
 
 def provider_label(provider: Provider) -> str:
@@ -49,7 +53,8 @@ class AccountsScreen(CalsyncScreen):
         table.border_title = "Accounts"
         yield table
         yield Static(
-            "[b]a[/b] add an account (Google, CalDAV, iCloud)  "
+            # Within 80 columns: a second line would take a row from the table.
+            "[b]a[/b] add Google, Microsoft, CalDAV or iCloud  "
             "[b]d[/b] disconnect the selected account",
             classes="help",
         )
@@ -113,9 +118,9 @@ class AccountsScreen(CalsyncScreen):
 
     def _chosen(self, provider: str | None) -> None:
         api = self.host.api
-        if provider == GOOGLE:
+        if provider in LINK_SIGN_INS:
             known = {a.id for a in self.rows}
-            self.app.push_screen(GoogleSignInDialog(api, known), self._added)
+            self.app.push_screen(SignInLinkDialog(api, known, provider), self._added)
         elif provider in (CALDAV, ICLOUD):
             dialog = CalDAVLoginDialog(api, icloud=provider == ICLOUD)
             self.app.push_screen(dialog, self._connected)

@@ -13,7 +13,7 @@ from textual.widgets import Checkbox, DataTable, RadioSet, Static
 
 from calsync_server.emulators.google.scenario import FAMILY, PERSONAL, PROJECTS, WORK
 from calsync_tui.app import CalsyncApp
-from calsync_tui.dialogs.add_account import AddAccountDialog, GoogleSignInDialog
+from calsync_tui.dialogs.add_account import AddAccountDialog, SignInLinkDialog
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.launch.demo import DemoWorld
@@ -325,9 +325,9 @@ async def test_add_account_shows_the_sign_in_link_and_the_signed_in_account_appe
         await pilot.press("a")
         await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="the dialog")
         await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, GoogleSignInDialog), what="the link")
+        await until(pilot, lambda: isinstance(app.screen, SignInLinkDialog), what="the link")
         dialog = app.screen
-        assert isinstance(dialog, GoogleSignInDialog)
+        assert isinstance(dialog, SignInLinkDialog)
         await until(pilot, lambda: dialog.auth_url is not None, what="the sign-in link")
         auth_url = dialog.auth_url
         assert auth_url is not None

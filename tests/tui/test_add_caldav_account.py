@@ -77,8 +77,8 @@ async def test_a_caldav_account_is_connected_from_the_dashboard_after_refusals_k
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == len(before), what="the demo's accounts")
 
-        # Chosen with the arrows: Google first, CalDAV next (Microsoft is shown, not offered).
-        dialog = await open_form(pilot, app, "down", "enter")
+        # Chosen with the arrows: Google first, Microsoft next, then CalDAV.
+        dialog = await open_form(pilot, app, "down", "down", "enter")
         assert not dialog.icloud
         assert field(app, "password").password  # masked
 
@@ -162,7 +162,7 @@ async def test_icloud_is_the_preset_with_the_apple_id_and_the_app_specific_passw
         await until(pilot, lambda: isinstance(app.screen, AccountsScreen), what="the accounts")
 
 
-async def test_the_choice_offers_no_microsoft_yet_and_escape_cancels(
+async def test_the_choice_offers_every_provider_and_escape_cancels(
     fresh_demo: DemoWorld,
 ) -> None:
     app = dashboard(fresh_demo)
@@ -174,12 +174,11 @@ async def test_the_choice_offers_no_microsoft_yet_and_escape_cancels(
         offered = [options.get_option_at_index(i) for i in range(options.option_count)]
         assert [(o.id, o.disabled) for o in offered] == [
             ("google", False),
+            ("microsoft", False),
             ("caldav", False),
             ("icloud", False),
-            ("microsoft", True),
         ]
-        assert "coming" in screen_text(app)
-        # The highlight never rests on the disabled line: the last choice is iCloud.
+        assert "coming" not in screen_text(app)
         await pilot.press("end")
         assert options.highlighted_option is not None
         assert options.highlighted_option.id == "icloud"
