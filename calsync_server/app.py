@@ -18,6 +18,7 @@ from calsync_server.api.errors import EXCEPTION_HANDLERS
 from calsync_server.api.health import readyz
 from calsync_server.api.oauth import OAuthSignIn, oauth_callback
 from calsync_server.api.openapi import ClosedStructs
+from calsync_server.api.purge import Purge
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
 from calsync_server.metrics import CONTENT_TYPE
@@ -65,6 +66,7 @@ def create_app(
             google_webhook,
             push_webhook,
             ApiV1,
+            Purge,
             stream,
             OAuthSignIn,
             CalDAVSignIn,

@@ -14,6 +14,7 @@ import click
 from calsync_server.accounts.calendars_cli import calendars
 from calsync_server.accounts.cli import accounts
 from calsync_server.accounts.users_cli import users
+from calsync_server.sync.purge_cli import purge
 from shared.settings import Settings, SettingsError, load_settings
 
 
@@ -189,6 +190,7 @@ def _microsoft_emulator(host: str, port: int, scenario: str, live: bool) -> None
 cli.add_command(accounts)
 cli.add_command(calendars)
 cli.add_command(users)
+cli.add_command(purge)
 
 
 def main(argv: list[str] | None = None) -> None:

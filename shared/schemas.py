@@ -275,3 +275,60 @@ class Readiness(Schema):
 
     ready: bool
     checks: list[ReadinessCheck]
+
+
+# -- purge (issue 19): calsync's blocks found at the providers by the mark, and deleted ---------
+
+
+class PurgeRequest(Schema):
+    """Which blocks: the user's every account, one account, or one calendar. `dry_run` (the
+    default) only lists what would go; `stop_sync` also makes the calendars stop receiving
+    blocks (role source, or sync off for a target only) so the next sync does not write them
+    again."""
+
+    account_id: Id | None = None
+    calendar_id: Id | None = None
+    dry_run: bool = True
+    stop_sync: bool = False
+
+
+class PurgeBlockOut(Schema):
+    title: str
+    # ISO 8601: a date for an all-day block, else an instant with its offset.
+    start: str
+    end: str
+    # Why its delete failed, in the provider's words (only in `failed`).
+    reason: str | None = None
+
+
+class PurgeCalendarOut(Schema):
+    calendar_id: int
+    name: str
+    account_id: int
+    account_email: str
+    provider: str
+    found: int
+    # The first few blocks found, by start.
+    sample: list[PurgeBlockOut] = []
+    # The listing failed (the provider's words): nothing is known of this calendar's blocks.
+    error: str | None = None
+    # Sync is on and it is a target: the next sync writes its blocks again.
+    receives_blocks: bool = False
+    deleted: int = 0
+    already_gone: int = 0
+    failed: list[PurgeBlockOut] = []
+    # "source" or "off" when `stop_sync` made it stop receiving blocks.
+    stopped: str | None = None
+
+
+class PurgeReport(Schema):
+    dry_run: bool
+    found: int
+    deleted: int = 0
+    already_gone: int = 0
+    # Blocks left at the providers (failed deletes), plus calendars that could not be listed.
+    left: int = 0
+    calendars: list[PurgeCalendarOut] = []
+    # Accounts whose login needs renewing: nothing of theirs was looked at.
+    skipped: list[str] = []
+    notes: list[str] = []

@@ -19,6 +19,7 @@ READINESS_REF = {"$ref": "#/components/schemas/Readiness"}
 BODIES = {
     ("patch", "/api/v1/calendars/{calendar_id}"): "CalendarPatch",
     ("post", "/api/v1/sync"): "SyncRequest",
+    ("post", "/api/v1/purge"): "PurgeRequest",
     ("post", "/api/v1/accounts/google/authorize"): "OAuthAuthorize",
     ("post", "/api/v1/accounts/microsoft/authorize"): "OAuthAuthorize",
 }
