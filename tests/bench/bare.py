@@ -1,5 +1,6 @@
-"""The reference for webhook acknowledgement: a Litestar endpoint that only answers 200, served
-by uvicorn with the settings `calsync serve` uses (`python -m uvicorn tests.bench.bare:app`)."""
+"""The reference for webhook acknowledgement: Litestar endpoints that only answer (200 as for
+Google, 202 as for Graph), served by uvicorn with the settings `calsync serve` uses
+(`python -m uvicorn tests.bench.bare:app`)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ async def google_webhook() -> dict[str, str]:
     return {"outcome": "ok"}
 
 
+@post("/webhooks/microsoft/{key:str}", status_code=202)
+async def graph_webhook(key: str) -> dict[str, str]:
+    return {"outcome": "ok"}
+
+
 @get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-app = Litestar(route_handlers=[google_webhook, healthz], debug=False)
+app = Litestar(route_handlers=[google_webhook, graph_webhook, healthz], debug=False)

@@ -18,12 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 from sqlmodel import Session, col, func, select
 
 from calsync_server.db.models import BusyBlock, PushSubscription, SyncJob
+from calsync_server.emulators.microsoft.runner import RunningGraphEmulator
+from calsync_server.sync.engine import SyncEngine
 from shared.domain import ChannelState, JobState
+from tests.support.drivers.microsoft import GraphEndpoints
 from tests.support.waiting import wait_until
-from tests.support.world import World
+from tests.support.world import FAST_RETRY, World
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -87,9 +91,11 @@ def child(args: Sequence[str], port: int, env: dict[str, str], ready: str) -> It
 
 
 @contextmanager
-def calsync_server(world: World, *, push: bool, workers: int = 2) -> Iterator[Process]:
+def calsync_server(
+    world: World, *, push: bool, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[Process]:
     """`calsync serve` as its own process on the world's database and home, so the load
-    generator and the benchmark do not share its interpreter."""
+    generator and the benchmark do not share its interpreter; `env` adds settings."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     args = [PYTHON, "-m", "calsync_server.cli", "serve", "--port", str(port)]
@@ -101,9 +107,42 @@ def calsync_server(world: World, *, push: bool, workers: int = 2) -> Iterator[Pr
         "CALSYNC_GOOGLE_API_URL": world.emulator.url,
         "CALSYNC_POLL_INTERVAL_SECONDS": "3600",
         "CALSYNC_WORKERS": str(workers),
+        **(env or {}),
     }
     with child(args, port, env, "healthz") as process:
         yield process
+
+
+def with_graph(world: World, graph: GraphEndpoints) -> dict[str, str]:
+    """Point the world's engine (which imports calendars) at the Graph emulator; the same
+    settings for `calsync serve`, as its environment."""
+    where = {
+        "microsoft_graph_url": f"{graph.url}v1.0",
+        "microsoft_login_url": graph.tls_url,
+        "microsoft_ca_file": graph.ca_path,
+    }
+    world.settings = msgspec.structs.replace(world.settings, **where)
+    world.engine = SyncEngine(world.db, world.settings, vault=world.vault, retry=FAST_RETRY)
+    return {f"CALSYNC_{name.upper()}": value for name, value in where.items()}
+
+
+def graph_endpoints(running: RunningGraphEmulator) -> GraphEndpoints:
+    return GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+
+
+def graph_subscriptions(world: World, *calendar_ids: int) -> dict[int, PushSubscription]:
+    """Each calendar's live Graph subscription once Graph answered its create (its handshake
+    went through), or {} while one is missing."""
+    with Session(world.db) as session:
+        rows = session.exec(
+            select(PushSubscription).where(
+                PushSubscription.state == ChannelState.ACTIVE,
+                PushSubscription.provider == "microsoft",
+                col(PushSubscription.remote_id).is_not(None),
+            )
+        ).all()
+        found = {row.calendar_id: row for row in rows if row.calendar_id in calendar_ids}
+    return found if len(found) == len(calendar_ids) else {}
 
 
 def api(process: Process, user: str = "ada") -> httpx.Client:

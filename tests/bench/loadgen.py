@@ -3,7 +3,8 @@ one process of its own, C connections each sending the next request as soon as t
 is in (closed loop). Prints one JSON line: answers, statuses, latency percentiles.
 
 python -m tests.bench.loadgen --port P --seconds S --connections C --header 'Name: value' ...
-(`{n}` in a header value becomes a message number that grows by one per request).
+(`{n}` in a header value becomes a message number that grows by one per request; `--body`
+sends the same JSON body with every request, as Graph's notifications come).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ async def connection(
     port: int,
     path: str,
     headers: list[str],
+    body: bytes,
     numbers: itertools.count[int],
     warmup_until: float,
     stop_at: float,
@@ -32,7 +34,9 @@ async def connection(
     reader, writer = await asyncio.open_connection(host, port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+    if body:
+        head += "Content-Type: application/json\r\n"
     try:
         while True:
             now = time.perf_counter()
@@ -40,18 +44,18 @@ async def connection(
                 return
             number = str(next(numbers))
             lines = "".join(h.replace("{n}", number) + "\r\n" for h in headers)
-            writer.write(f"{head}{lines}\r\n".encode())
+            writer.write(f"{head}{lines}\r\n".encode() + body)
             answer = await reader.readuntil(b"\r\n\r\n")
             length = 0
             for line in answer.split(b"\r\n"):
                 if line[:15].lower() == b"content-length:":
                     length = int(line[15:])
-            body = await reader.readexactly(length) if length else b""
+            reply = await reader.readexactly(length) if length else b""
             done = time.perf_counter()
             if now >= warmup_until:
                 latencies.append(done - now)
                 status = answer[9:12].decode()
-                outcomes[f"{status} {body.decode(errors='replace')[:60]}"] += 1
+                outcomes[f"{status} {reply.decode(errors='replace')[:60]}"] += 1
     finally:
         writer.close()
 
@@ -70,6 +74,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 args.port,
                 args.path,
                 args.header,
+                args.body.encode(),
                 numbers,
                 warmup_until,
                 stop_at,
@@ -112,6 +117,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--first-number", type=int, default=1)
     parser.add_argument("--header", action="append", default=[])
+    parser.add_argument("--body", default="")
     print(json.dumps(asyncio.run(run(parser.parse_args()))))
 
 

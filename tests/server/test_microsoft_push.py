@@ -59,10 +59,13 @@ def subscription(world: ServerWorld, cal: Cal) -> PushSubscription | None:
 
 
 def wait_for_subscription(world: ServerWorld, cal: Cal, *, not_key: str = "") -> PushSubscription:
-    return wait_until(
-        lambda: (s := subscription(world, cal)) is not None and s.key != not_key and s,
-        what=f"a Graph subscription for calendar {cal.id}",
-    )
+    def made() -> PushSubscription | None:
+        found = subscription(world, cal)
+        return found if found is not None and found.key != not_key else None
+
+    found = wait_until(made, what=f"a Graph subscription for calendar {cal.id}")
+    assert found is not None
+    return found
 
 
 def graph_subscriptions(driver: MicrosoftDriver, cal: Cal) -> dict[str, dict[str, Any]]:
@@ -168,6 +171,7 @@ def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed
             )
 
         again = wait_until(renewed, what="renewal in place after reauthorizationRequired")
+        assert again is not None
         assert (again.key, again.remote_id) == (first.key, first.remote_id)
         assert ("reauthorize", "lifecycle") in notices(world, first.key)
         assert list(graph_subscriptions(ms, work)) == [first.remote_id]
