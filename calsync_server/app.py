@@ -15,6 +15,7 @@ from calsync_server.api.auth import require_user
 from calsync_server.api.bodies import CalsyncRequest
 from calsync_server.api.caldav import CalDAVSignIn
 from calsync_server.api.errors import EXCEPTION_HANDLERS
+from calsync_server.api.feed import BusyFeedApi, busy_feed
 from calsync_server.api.health import readyz
 from calsync_server.api.oauth import OAuthSignIn, oauth_callback
 from calsync_server.api.openapi import ClosedStructs
@@ -67,6 +68,8 @@ def create_app(
             push_webhook,
             ApiV1,
             Purge,
+            BusyFeedApi,
+            busy_feed,
             stream,
             OAuthSignIn,
             CalDAVSignIn,

@@ -332,3 +332,15 @@ class PurgeReport(Schema):
     # Accounts whose login needs renewing: nothing of theirs was looked at.
     skipped: list[str] = []
     notes: list[str] = []
+
+
+# -- the free/busy feed (issue 19): a secret iCalendar URL of the user's busy times -------------
+
+
+class FeedOut(Schema):
+    """Whether the user has a feed; `url` only in the answer that made it (rotation): calsync
+    keeps a hash of its secret, never the URL itself."""
+
+    enabled: bool
+    created_at: datetime | None = None
+    url: str | None = None

@@ -134,3 +134,51 @@ def rotate(calsync: CalsyncContext, user: str) -> None:
         session.commit()
         click.echo(f"new API token for {found.name} (id {found.id}); the old one no longer works")
     _show_token(token)
+
+
+@users.command("feed")
+@click.argument("user")
+@click.option("--rotate", is_flag=True, help="Make a new URL (the first, or a replacement).")
+@click.option("--off", is_flag=True, help="Turn the feed off: its URL stops working.")
+@click.pass_obj
+def feed(calsync: CalsyncContext, user: str, rotate: bool, off: bool) -> None:
+    """A person's (NAME or ID) free/busy feed: a secret iCalendar URL of their busy times, for
+    a calendar calsync cannot write (subscribe to it by URL). Shown once when made; --rotate
+    makes a new one and the old stops working."""
+    from calsync_server.accounts.users import find_user
+    from calsync_server.feed.keys import feed_of, remove_feed, rotate_feed
+
+    if rotate and off:
+        raise click.UsageError("--rotate and --off: choose one")
+    with _refusals(), _runtime(calsync) as runtime, Session(runtime.db) as session:
+        found = find_user(session, user)
+        assert found.id is not None
+        if off:
+            removed = remove_feed(session, found.id)
+            session.commit()
+            click.echo(
+                f"feed of {found.name} turned off: its URL no longer works"
+                if removed
+                else f"{found.name} has no feed"
+            )
+            return
+        if not rotate:
+            current = feed_of(session, found.id)
+            if current is None:
+                click.echo(f"{found.name} has no feed: `--rotate` makes one")
+            else:
+                click.echo(
+                    f"{found.name} has a feed since {current.created_at:%Y-%m-%d %H:%M} UTC; "
+                    "its URL was shown when made (calsync keeps only a hash): `--rotate` "
+                    "makes a new one"
+                )
+            return
+        address = rotate_feed(session, found.id, runtime.clock.now())
+        session.commit()
+        base = runtime.settings.public_url
+        click.echo(f"new feed URL for {found.name} (shown only now; the old one no longer works):")
+        if base:
+            click.echo(f"  {base.rstrip('/')}{address.path}")
+        else:
+            click.echo(f"  http://<this server's address>{address.path}")
+            click.echo("  (no public URL is set: a subscriber must reach this server's address)")

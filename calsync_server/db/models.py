@@ -85,6 +85,25 @@ class User(SQLModel, table=True):
     created_at: datetime = _when(nullable=False)
 
 
+class BusyFeed(SQLModel, table=True):
+    """A user's free/busy feed: an iCalendar URL anyone holding it can read (issue 19), for a
+    calendar calsync cannot write (a locked-down work tenant subscribes by URL)."""
+
+    __tablename__ = "busy_feed"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(
+        sa_column=sa.Column(
+            sa.Integer, sa.ForeignKey("user.id", ondelete="CASCADE"), nullable=False, unique=True
+        )
+    )
+    # The URL's public part: finds the row, so the secret is compared in constant time.
+    key: str = Field(max_length=32, unique=True)
+    # sha256 of the URL's secret part; the secret itself is never stored.
+    secret_hash: str = Field(max_length=64)
+    created_at: datetime = _when(nullable=False)
+
+
 class Account(SQLModel, table=True):
     __tablename__ = "account"
     __table_args__ = (sa.UniqueConstraint("user_id", "provider", "email"),)
