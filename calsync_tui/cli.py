@@ -84,8 +84,9 @@ def _stored_token(home: Path) -> str | None:
     help="Keep the demo's data here (default: a fresh temporary directory).",
 )
 def demo(demo_home: Path | None) -> None:
-    """Everything offline: the Google emulator (demo scenario, live), the server with push on
-    loopback, both demo accounts syncing, and the dashboard. No Google account needed."""
+    """Everything offline: one person's work on Microsoft 365 (the Graph emulator), personal
+    calendar on Google (the Google emulator) and family calendar on CalDAV (Radicale), changes
+    arriving in each, the server (push on loopback, CalDAV polled) and the dashboard."""
     from calsync_tui.launch.demo import demo_world
     from calsync_tui.launch.embedded import log_to_file
 

@@ -122,6 +122,22 @@ def test_live_mode_changes_calendars_and_pushes() -> None:
         wait_until(lambda: len(receiver.notifications("exists")) >= 2, timeout=20)
 
 
+def test_personal_scenario_is_the_personal_calendar_alone_and_lives_there() -> None:
+    """The three-provider demo's Google side: Alex's personal account only (work is on
+    Microsoft 365, the family calendar on CalDAV), and every live change lands in it."""
+    with run_emulator(EmulatorConfig(scenario="personal")) as running:
+        store = running.emulator.store
+        assert sorted(store.accounts) == [scenario.PERSONAL]
+        personal = calendar_service(running.url, _sign_in(running.url, scenario.PERSONAL))
+        calendars = personal.calendarList().list().execute()["items"]
+        assert [c["id"] for c in calendars] == [scenario.PERSONAL]
+        items = personal.events().list(calendarId="primary").execute()["items"]
+        assert {"Yoga", "Dentist"} <= {i["summary"] for i in items}
+        changes = scenario.LiveChanges(store, interval_s=0)
+        said = [changes.step() for _ in range(12)]
+        assert all(f"in {scenario.PERSONAL}" in line for line in said), said
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

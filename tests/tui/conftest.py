@@ -69,7 +69,7 @@ def build_world(
         push=push,
         enable=False,
         settings={"workers": 1, "poll_interval_seconds": 3600.0},
-        **options,
+        **{"providers": ("google",), **options},
     ) as world:
         yield world
 

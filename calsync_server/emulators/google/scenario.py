@@ -1,4 +1,5 @@
-"""Seeded worlds: `empty`, and `demo` (two accounts, a realistic fortnight) with a live mode."""
+"""Seeded worlds: `empty`, `demo` (two accounts, a realistic fortnight) and `personal` (the
+personal account alone, for the three-provider demo), with a live mode."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from calsync_server.emulators.google.store import Store
 
-SCENARIOS = ("empty", "demo")
+SCENARIOS = ("empty", "demo", "personal")
 WORK = "alex.morgan@work.example.com"
 PERSONAL = "alex.morgan@personal.example.com"
 WORK_TZ = "Europe/Berlin"
@@ -33,29 +34,38 @@ def _day(day: date) -> dict[str, str]:
 def seed(store: Store, scenario: str, today: date | None = None) -> None:
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    if scenario == "demo":
-        _seed_demo(store, today or datetime.now(UTC).date())
+    if scenario != "empty":
+        _seed_demo(store, today or datetime.now(UTC).date(), whole=scenario == "demo")
 
 
-def _seed_demo(store: Store, today: date) -> None:
+def _seed_demo(store: Store, today: date, *, whole: bool = True) -> None:
+    """`whole`: both accounts and Family; else the personal calendar alone (the three-provider
+    demo keeps Alex's work on Microsoft 365 and the family's calendar on CalDAV)."""
     monday = today - timedelta(days=today.weekday())
     start = monday - timedelta(days=7)  # a fortnight around today: last week to next week
-    store.create_account(
-        WORK,
-        "Alex Morgan",
-        WORK_TZ,
-        [
-            {"summary": "Projects", "id": PROJECTS, "access_role": "owner", "time_zone": WORK_TZ},
-            {"summary": "Company holidays", "id": HOLIDAYS, "access_role": "reader"},
-        ],
-    )
-    store.create_account(
-        PERSONAL,
-        "Alex Morgan",
-        PERSONAL_TZ,
-        [{"summary": "Family", "id": FAMILY, "access_role": "owner", "time_zone": PERSONAL_TZ}],
-    )
+    if whole:
+        store.create_account(
+            WORK,
+            "Alex Morgan",
+            WORK_TZ,
+            [
+                {
+                    "summary": "Projects",
+                    "id": PROJECTS,
+                    "access_role": "owner",
+                    "time_zone": WORK_TZ,
+                },
+                {"summary": "Company holidays", "id": HOLIDAYS, "access_role": "reader"},
+            ],
+        )
+    family = {"summary": "Family", "id": FAMILY, "access_role": "owner", "time_zone": PERSONAL_TZ}
+    store.create_account(PERSONAL, "Alex Morgan", PERSONAL_TZ, [family] if whole else [])
+    if whole:
+        _seed_work(store, monday, start)
+    _seed_personal(store, monday, start, family=whole)
 
+
+def _seed_work(store: Store, monday: date, start: date) -> None:
     def add(owner: str, calendar: str, body: dict[str, Any]) -> dict[str, Any]:
         return store.insert_event(owner, calendar, body, trusted=True)
 
@@ -192,6 +202,12 @@ def _seed_demo(store: Store, today: date) -> None:
                 "end": _day(monday + timedelta(days=offset + 1)),
             },
         )
+
+
+def _seed_personal(store: Store, monday: date, start: date, *, family: bool) -> None:
+    def add(owner: str, calendar: str, body: dict[str, Any]) -> dict[str, Any]:
+        return store.insert_event(owner, calendar, body, trusted=True)
+
     add(
         PERSONAL,
         PERSONAL,
@@ -211,6 +227,8 @@ def _seed_demo(store: Store, today: date) -> None:
             "end": _at(monday + timedelta(days=3), 9, 0, PERSONAL_TZ),
         },
     )
+    if not family:
+        return
     add(
         PERSONAL,
         FAMILY,
@@ -251,12 +269,14 @@ class LiveChanges:
             "create" if len(self.created) < 2 else self.random.choice(["create", "move", "delete"])
         )
         if action == "create":
+            places = [
+                (WORK, WORK, WORK_TZ),
+                (WORK, PROJECTS, WORK_TZ),
+                (PERSONAL, PERSONAL, PERSONAL_TZ),
+            ]
+            # The `personal` scenario has no work account: its changes are all personal.
             owner, calendar, tz = self.random.choice(
-                [
-                    (WORK, WORK, WORK_TZ),
-                    (WORK, PROJECTS, WORK_TZ),
-                    (PERSONAL, PERSONAL, PERSONAL_TZ),
-                ]
+                [p for p in places if p[0] in self.store.accounts]
             )
             day = datetime.now(UTC).date() + timedelta(days=self.random.randint(0, 6))
             hour = self.random.randint(8, 17)
