@@ -78,7 +78,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     # Logged with its type and place only: messages of library errors can carry tokens.
-    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    # A free/busy feed's path is its secret: never in the log.
+    path = "/feeds/..." if request.url.path.startswith("/feeds/") else request.url.path
+    log.error("unexpected %s on %s %s", type(exc).__name__, request.method, path)
     log.debug("details", exc_info=exc)
     return Response(
         {"error": "internal error: the server log has the details"},
