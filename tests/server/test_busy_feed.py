@@ -90,7 +90,11 @@ def test_the_feed_shows_the_merged_busy_times_of_the_blocks_and_nothing_else(
             world.enable(bob, bob_cal)
             wait_until(lambda: world.settled(api), timeout=60, what="the first syncs")
 
-            assert api.get("/api/v1/feed").json() == {"enabled": False, "created_at": None, "url": None}
+            assert api.get("/api/v1/feed").json() == {
+                "enabled": False,
+                "created_at": None,
+                "url": None,
+            }
             made = api.post("/api/v1/feed/rotate")
             assert made.status_code == 201, made.text
             url = made.json()["url"]
@@ -137,7 +141,11 @@ def test_the_feed_shows_the_merged_busy_times_of_the_blocks_and_nothing_else(
             rotated = rotate_by_command(world, "ada")
             assert read(url).status_code == 404
             assert spans_of(read(rotated).content) == [*expected, (instant(16), instant(17))]
-            assert api.delete("/api/v1/feed").json() == {"enabled": False, "created_at": None, "url": None}
+            assert api.delete("/api/v1/feed").json() == {
+                "enabled": False,
+                "created_at": None,
+                "url": None,
+            }
             assert read(rotated).status_code == 404
             assert read(bobs_url).status_code == 200
     finally:
