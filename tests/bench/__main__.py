@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -31,6 +32,7 @@ def main(argv: list[str]) -> int:
     logging.disable(logging.INFO)  # httpx and alembic chatter would bury the table
     wanted = set(argv)
     table = Table()
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     timings: list[str] = []
     for name, measure in FIGURES:
@@ -50,27 +52,28 @@ def main(argv: list[str]) -> int:
     total = time.perf_counter() - started
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     summary = f"{when}, {total:.0f} s in all ({', '.join(timings)})"
-    text = render(table, summary)
+    load = (load_before, os.getloadavg()[0])
+    text = render(table, summary, load)
     print(text)
     if not wanted:  # only a run of every figure is "the latest table"
         RESULTS.write_text(text)
-        update_readme(table, summary)
+        update_readme(table, summary, load)
         print(f"written to {RESULTS} and README.md's Performance section")
     return 0
 
 
-def update_readme(table: Table, summary: str) -> None:
+def update_readme(table: Table, summary: str, load: tuple[float, float]) -> None:
     """README's Performance section shows the table of this run: from its table's header to
     the "Run on:" line after it."""
     text = README.read_text()
     start = text.index("| figure |", text.index("## Performance"))
     end = text.index("\n", text.index("Run on:", start))
-    run_on = "; ".join(line.removeprefix("- ") for line in machine())
+    run_on = "; ".join(line.removeprefix("- ") for line in machine(load))
     section = f"{table.markdown()}\n\nRun on: {run_on}. {summary}."
     README.write_text(text[:start] + section + text[end:])
 
 
-def render(table: Table, summary: str) -> str:
+def render(table: Table, summary: str, load: tuple[float, float]) -> str:
     parts = [
         "# calsync benchmarks",
         "",
@@ -80,7 +83,7 @@ def render(table: Table, summary: str) -> str:
         "",
         "Machine:",
         "",
-        *machine(),
+        *machine(load),
         "",
         "Notes:",
         "",

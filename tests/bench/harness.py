@@ -232,7 +232,9 @@ class Table:
         return "\n".join(lines)
 
 
-def machine() -> list[str]:
+def machine(load: tuple[float, float] | None = None) -> list[str]:
+    """The machine, and with `load` its 1-minute load average as the run began and ended:
+    above the CPU count, other work shared the CPUs and every timing is slower for it."""
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -249,8 +251,14 @@ def machine() -> list[str]:
                 os_name = f"{line.split('=', 1)[1].strip(chr(34))} ({platform.release()})"
     except OSError:
         pass
+    shared = (
+        [f"- Load average (1 min): {load[0]:.1f} as the run began, {load[1]:.1f} as it ended"]
+        if load is not None
+        else []
+    )
     return [
         f"- CPU: {cpu}, {os.cpu_count()} logical CPUs",
+        *shared,
         f"- RAM: {mem_kib / 1024 / 1024:.1f} GiB",
         f"- Python: {platform.python_version()} ({platform.python_implementation()})",
         f"- OS: {os_name}",
