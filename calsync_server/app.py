@@ -22,6 +22,7 @@ from calsync_server.api.openapi import ClosedStructs
 from calsync_server.api.purge import Purge
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
+from calsync_server.api.timeline import TimelineApi
 from calsync_server.metrics import CONTENT_TYPE
 from calsync_server.push.webhooks import google_webhook, push_webhook
 from calsync_server.runtime import Runtime
@@ -68,6 +69,7 @@ def create_app(
             push_webhook,
             ApiV1,
             Purge,
+            TimelineApi,
             BusyFeedApi,
             busy_feed,
             stream,

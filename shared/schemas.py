@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -344,3 +344,55 @@ class FeedOut(Schema):
     enabled: bool
     created_at: datetime | None = None
     url: str | None = None
+
+
+# -- the week view: the person's events and calsync's blocks in a time range -------------------
+
+# The longest range one request may ask for (a week view asks for 7 days).
+MAX_TIMELINE_DAYS = 35
+# At most this many events and this many blocks in one answer (`truncated` says when more).
+MAX_TIMELINE_ITEMS = 5000
+
+
+class TimelineEvent(Schema):
+    """One of the person's own events. Timed events have `start_at`/`end_at` (UTC); all-day
+    ones also `start_day`/`end_day` (the end day exclusive, as calendars store it)."""
+
+    id: int
+    calendar_id: int
+    summary: str | None
+    start_at: datetime | None
+    end_at: datetime | None
+    all_day: bool
+    start_day: date | None = None
+    end_day: date | None = None
+    free: bool = False  # shown as free (transparent): it blocks no time
+    declined: bool = False
+    kind: str = "default"
+
+
+class TimelineBlock(Schema):
+    """One of calsync's busy blocks: in `target_calendar_id`, standing for an event of
+    `source_calendar_id` (`source_event_id` when that event is still known)."""
+
+    id: int
+    target_calendar_id: int
+    source_calendar_id: int
+    source_event_id: int | None
+    summary: str
+    start_at: datetime | None
+    end_at: datetime | None
+    all_day: bool
+    start_day: date | None = None
+    end_day: date | None = None
+    user_modified: bool = False
+
+
+class Timeline(Schema):
+    """`GET /api/v1/timeline`: what lies in [start, end) in the user's calendars."""
+
+    start: datetime
+    end: datetime
+    events: list[TimelineEvent]
+    blocks: list[TimelineBlock]
+    truncated: bool = False

@@ -53,6 +53,11 @@ REFUSALS_THE_SCHEMA_CANNOT_SAY = re.compile(
             "no CalDAV calendars found at",
             "the user name is empty",
             "refused calsync access",
+            # The timeline's range: its two ends relate (end after start, at most 35 days),
+            # and an instant needs its offset, which the date-time format cannot say.
+            "end must come after start",
+            "the range may span at most",
+            "needs an offset or Z",
         )
     )
 )
