@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -95,6 +95,21 @@ class DisconnectReport(Schema):
     notes: list[str] = []
 
 
+# The user's rules (domain.md "Rules the user chooses"): a title pattern is plain words, or a
+# regular expression written /like this/; at most 50 per calendar. Each pattern is checked by
+# the server when set (not empty, at most 200 characters, a regex that compiles).
+TitlePatterns = Annotated[list[str], msgspec.Meta(max_length=50)]
+
+
+class WorkingHoursSetting(Schema):
+    """A target's working hours: weekdays (mon, tue, wed, thu, fri, sat, sun) and a range of
+    the day in the calendar's own zone ("09:00" to "17:00"; "24:00" is midnight)."""
+
+    days: Annotated[list[str], msgspec.Meta(max_length=7)]
+    start: Annotated[str, msgspec.Meta(max_length=5)]
+    end: Annotated[str, msgspec.Meta(max_length=5)]
+
+
 class CalendarOut(Schema):
     id: int
     account_id: int
@@ -116,6 +131,15 @@ class CalendarOut(Schema):
     # How it hears of changes: "polled" by design (and why) is not "failing".
     push: PushState = PushState.OFF
     polled_because: PollReason | None = None
+    # As a source: title filters, and whether tentative or unanswered invitations block.
+    title_include: list[str] = []
+    title_exclude: list[str] = []
+    block_tentative: bool = True
+    # As a target: working hours (None: any time), no block for an event that invites this
+    # calendar's own account, overlapping or touching blocks merged into one.
+    working_hours: WorkingHoursSetting | None = None
+    skip_invited: bool = False
+    merge_blocks: bool = False
 
 
 class CalendarPatch(Schema):
@@ -126,6 +150,13 @@ class CalendarPatch(Schema):
     busy_title: BusyTitle | None = None
     include_all_day: bool | None = None
     keep_blocks_when_off: bool | None = None
+    title_include: TitlePatterns | None = None
+    title_exclude: TitlePatterns | None = None
+    block_tentative: bool | None = None
+    # Working hours to set, or "off" for none.
+    working_hours: WorkingHoursSetting | Literal["off"] | None = None
+    skip_invited: bool | None = None
+    merge_blocks: bool | None = None
 
 
 class BusyBlockOut(Schema):

@@ -1,6 +1,7 @@
 """`calsync calendars`: list the calendars and change one's settings (sync on or off, role, what
-its blocks show, all-day, whether its blocks stay when sync is turned off), over the JSON API
-like `calsync accounts`."""
+its blocks show, all-day, whether its blocks stay when sync is turned off, and the rules: title
+filters, tentative, working hours, already invited, merging), over the JSON API like `calsync
+accounts`."""
 
 from __future__ import annotations
 
@@ -29,7 +30,46 @@ def _flags(calendar: dict[str, Any]) -> str:
         said.append("keeps blocks when off")
     if calendar["read_only"]:
         said.append("read-only")
+    if calendar.get("title_include"):
+        said.append("only " + " | ".join(calendar["title_include"]))
+    if calendar.get("title_exclude"):
+        said.append("not " + " | ".join(calendar["title_exclude"]))
+    if calendar.get("block_tentative") is False:
+        said.append("tentative left out")
+    hours = calendar.get("working_hours")
+    if hours:
+        said.append(f"hours {','.join(hours['days'])} {hours['start']}-{hours['end']}")
+    if calendar.get("skip_invited"):
+        said.append("skips invited")
+    if calendar.get("merge_blocks"):
+        said.append("merges blocks")
     return ", ".join(said)
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _hours(text: str) -> dict[str, Any] | str:
+    """``mon-fri 09:00-17:00`` (days as a range or a comma list) or ``off``; the server checks
+    the days and times and says what is wrong."""
+    if text.strip().lower() == "off":
+        return "off"
+    try:
+        days_text, times = text.split()
+        start, end = times.split("-")
+    except ValueError:
+        raise click.BadParameter(
+            f'"{text}" is not like "mon-fri 09:00-17:00" or "off"', param_hint="--hours"
+        ) from None
+    days: list[str] = []
+    for part in days_text.split(","):
+        first, _, last = part.partition("-")
+        if last and first.lower()[:3] in _DAYS and last.lower()[:3] in _DAYS:
+            a, b = _DAYS.index(first.lower()[:3]), _DAYS.index(last.lower()[:3])
+            days += [_DAYS[(a + n) % 7] for n in range((b - a) % 7 + 1)]
+        else:
+            days.append(part)
+    return {"days": days, "start": start, "end": end}
 
 
 @calendars.command("list")
@@ -74,6 +114,43 @@ def list_calendars(calsync: CalsyncContext, server: str | None, token: str | Non
     default=None,
     help="Keep the blocks it holds when its sync is turned off (default: they are removed).",
 )
+@click.option(
+    "--include",
+    "title_include",
+    multiple=True,
+    help="Only events whose title matches block (plain words, or /a regex/); repeatable.",
+)
+@click.option(
+    "--exclude",
+    "title_exclude",
+    multiple=True,
+    help="Events whose title matches do not block (plain words, or /a regex/); repeatable.",
+)
+@click.option("--no-filters", is_flag=True, default=False, help="Clear both title filters.")
+@click.option(
+    "--tentative/--no-tentative",
+    "block_tentative",
+    default=None,
+    help="Tentative and unanswered invitations block (the default) or not.",
+)
+@click.option(
+    "--hours",
+    "working_hours",
+    default=None,
+    help='As a target: blocks only in working hours, e.g. "mon-fri 09:00-17:00", or "off".',
+)
+@click.option(
+    "--skip-invited/--no-skip-invited",
+    "skip_invited",
+    default=None,
+    help="As a target: no block for an event that already invites this calendar's account.",
+)
+@click.option(
+    "--merge/--no-merge",
+    "merge_blocks",
+    default=None,
+    help="As a target: overlapping or touching blocks become one.",
+)
 @_server_options
 @click.pass_obj
 def set_calendar(
@@ -85,6 +162,15 @@ def set_calendar(
     **settings: Any,
 ) -> None:
     """Change a calendar's settings; only the options given change."""
+    if settings.pop("no_filters"):
+        if settings["title_include"] or settings["title_exclude"]:
+            raise click.UsageError("--no-filters clears the filters: give no --include/--exclude")
+        settings["title_include"] = settings["title_exclude"] = []
+    else:
+        for name in ("title_include", "title_exclude"):
+            settings[name] = list(settings[name]) or None
+    if settings["working_hours"] is not None:
+        settings["working_hours"] = _hours(settings["working_hours"])
     body = {name: value for name, value in settings.items() if value is not None}
     if not body:
         raise click.UsageError("say what to change, e.g. --sync or --keep-blocks-when-off")

@@ -42,6 +42,7 @@ from shared.schemas import (
     Status,
     SyncLogOut,
     SyncLogPage,
+    WorkingHoursSetting,
 )
 from shared.settings import Settings
 
@@ -309,9 +310,25 @@ def calendars(
                 account_email=account.email,
                 push=push,
                 polled_because=polled_because,
+                title_include=list(calendar.title_include),
+                title_exclude=list(calendar.title_exclude),
+                block_tentative=calendar.block_tentative,
+                working_hours=_working_hours(calendar.working_hours),
+                skip_invited=calendar.skip_invited,
+                merge_blocks=calendar.merge_blocks,
             )
         )
     return result
+
+
+def _working_hours(stored: dict[str, Any] | None) -> WorkingHoursSetting | None:
+    if not stored:
+        return None
+    return WorkingHoursSetting(
+        days=list(stored.get("days") or []),
+        start=str(stored.get("start", "")),
+        end=str(stored.get("end", "")),
+    )
 
 
 def busy_blocks(

@@ -26,6 +26,8 @@ from calsync_server.api.openapi import (
 )
 from calsync_server.db.models import Account, Calendar, SyncJob
 from calsync_server.runtime import Runtime
+from calsync_server.sync.rows import calendar_rules, set_rules
+from calsync_server.sync.rules import RuleError
 from shared.domain import AccountState, JobState, SyncKind, SyncStatus
 from shared.schemas import (
     DEFAULT_PAGE,
@@ -182,6 +184,12 @@ class ApiV1(Controller):
                 calendar.busy_title,
                 calendar.include_all_day,
             )
+            rules_before = calendar_rules(calendar)
+            try:
+                set_rules(calendar, data)
+            except RuleError as exc:
+                # Refused when set, never at sync time: nothing is saved.
+                raise ValidationException(str(exc)) from None
             kept_before = calendar.keep_blocks_when_off
             for name in (
                 "sync_enabled",
@@ -204,7 +212,7 @@ class ApiV1(Controller):
                 calendar.role,
                 calendar.busy_title,
                 calendar.include_all_day,
-            )
+            ) or rules_before != calendar_rules(calendar)
             session.add(calendar)
             session.commit()
             # A calendar with sync off holds and sources no blocks: its settings wait for sync on.

@@ -145,6 +145,26 @@ class Calendar(SQLModel, table=True):
     )
     # Set when the provider refused a write: never a target again.
     read_only: bool = False
+    # The user's rules (domain.md "Rules the user chooses", sync/rules.py). As a source: title
+    # patterns (plain words, or /regex/), and whether tentative or unanswered invitations block.
+    title_include: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False, server_default="[]")
+    )
+    title_exclude: list[str] = Field(
+        default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False, server_default="[]")
+    )
+    block_tentative: bool = Field(
+        default=True, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true())
+    )
+    # As a target: {"days": ["mon", ...], "start": "09:00", "end": "17:00"} or None (off);
+    # no block for an event that invites this calendar's own account; merged blocks.
+    working_hours: dict[str, Any] | None = _json()
+    skip_invited: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
+    merge_blocks: bool = Field(
+        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
+    )
     sync_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
     last_sync_at: datetime | None = _when()
     last_full_sync_at: datetime | None = _when()
@@ -178,6 +198,9 @@ class Event(SQLModel, table=True):
     self_response_status: str | None = Field(default=None, max_length=16)
     provider_updated_at: datetime | None = _when()
     is_deleted: bool = False
+    # The attendees' addresses (lower case), for the already-invited rule; None for rows
+    # stored before they were kept (read again by the next full sync).
+    attendees: list[str] | None = _json()
 
 
 class BusyBlock(SQLModel, table=True):

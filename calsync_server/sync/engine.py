@@ -207,7 +207,10 @@ class SyncEngine:
                     report,
                 )
             orphans: list[tuple[int, str]] = []
-            if full or not calendar.sync_enabled:
+            # A target that merges blocks joins events of any source: one changed event may
+            # join or split a merged block with events this read did not bring.
+            merging = any(v.receives_blocks and v.rules.merge for v in views.values())
+            if full or not calendar.sync_enabled or merging:
                 # The whole user is in scope: a full reconcile, or a calendar turned off.
                 if full:
                     orphans = reconcile_listing(
@@ -237,8 +240,14 @@ class SyncEngine:
             applier = BlockApplier(
                 session, pool, calendars, accounts, row_index, event_ids, report, now
             )
+            # A listed block whose key calsync cannot trace (a merged block whose row was lost)
+            # is no orphan when the plan creates it again: the create meets it and adopts it.
+            planned = {(d.target_calendar_id, d.provider_event_id) for d in plan.creates}
+            orphans = [(cid, bid) for cid, bid in orphans if (cid, bid) not in planned]
             self.locks.free_the_file(session)
             applier.apply(plan, orphans)
+            for note in plan.notes:
+                report.note(note)
 
             if changes is not None and not (report.failed_writes or report.unplanned):
                 # Stored only now, with the blocks it led to: a crash before this re-reads.

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from calsync_server.db.models import Account, BusyBlock, Calendar, Event
 from calsync_server.providers.registry import block_identity
@@ -24,6 +24,8 @@ from calsync_server.sync.planner import (
 )
 from calsync_server.sync.report import SyncReport
 from calsync_server.sync.rows import chunks, events_by_id, existing_of, source_of
+
+PIECES_CHUNK = 50  # prefix matches per query: one LIKE each
 
 
 def identity_of(
@@ -67,7 +69,8 @@ def changed_scope(
     views: Mapping[int, CalendarView],
     calendars: Mapping[int, Calendar],
 ) -> tuple[list[Event], list[BusyBlock]]:
-    """The changed events of one calendar and every block row of their source keys."""
+    """The changed events of one calendar and every block row of their source keys (and of
+    the later pieces working hours cut an event into: ``<key>:<date>``)."""
     events = events_by_id(session, calendar_id, changed)
     keys = [source_key(views[calendar_id], pid) for pid in changed]
     # By key in any of the user's calendars, whichever calendar wrote the row: the same
@@ -82,6 +85,17 @@ def changed_scope(
             )
         )
     ]
+    if any(v.receives_blocks and v.rules.working_hours for v in views.values()):
+        rows += [
+            row
+            for chunk in chunks(keys, PIECES_CHUNK)
+            for row in session.exec(
+                select(BusyBlock).where(
+                    col(BusyBlock.target_calendar_id).in_(list(calendars)),
+                    or_(*(col(BusyBlock.source_key).startswith(f"{key}:") for key in chunk)),
+                )
+            )
+        ]
     return events, rows
 
 

@@ -13,17 +13,65 @@ from calsync_server.providers.model import RemoteEvent
 from calsync_server.sync import stored
 from calsync_server.sync.planner import CalendarView, ExistingBlock, SourceEvent
 from calsync_server.sync.report import SyncReport
+from calsync_server.sync.rules import CalendarRules, TitleFilter, WorkingHours
 from shared.domain import AccountState, BusyTitle, CalendarRole
+from shared.schemas import CalendarPatch, WorkingHoursSetting
 
 _CHUNK = 500  # keeps IN (...) lists well inside every database's limits
 
 
-def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), _CHUNK):
-        yield values[start : start + _CHUNK]
+def chunks(values: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
-def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
+def calendar_rules(calendar: Calendar) -> CalendarRules:
+    """The rules the user set on a calendar; ValueError (RuleError) when a stored one cannot
+    stand (the API refuses them when set, so only a hand-edited row has one)."""
+    hours = calendar.working_hours
+    return CalendarRules(
+        titles=TitleFilter(tuple(calendar.title_include), tuple(calendar.title_exclude)),
+        block_tentative=calendar.block_tentative,
+        working_hours=None if hours is None else WorkingHours.stored(hours),
+        skip_invited=calendar.skip_invited,
+        merge=calendar.merge_blocks,
+    )
+
+
+def set_rules(calendar: Calendar, patch: CalendarPatch) -> None:
+    """Apply the rules a settings change gives (absent: unchanged); RuleError, and the row
+    left as it was, when one cannot stand (a bad regular expression, bad hours)."""
+    include = calendar.title_include if patch.title_include is None else patch.title_include
+    exclude = calendar.title_exclude if patch.title_exclude is None else patch.title_exclude
+    TitleFilter(tuple(include), tuple(exclude))
+    hours: WorkingHours | bool | None = patch.working_hours is None
+    if isinstance(patch.working_hours, WorkingHoursSetting):
+        given = patch.working_hours
+        hours = WorkingHours.parse(given.days, given.start, given.end)
+    # Checked whole before anything changes: a refused change saves nothing.
+    calendar.title_include = [p.strip() for p in include]
+    calendar.title_exclude = [p.strip() for p in exclude]
+    if isinstance(hours, WorkingHours):
+        calendar.working_hours = hours.to_stored()
+    elif patch.working_hours == "off":
+        calendar.working_hours = None
+    for name in ("block_tentative", "skip_invited", "merge_blocks"):
+        value = getattr(patch, name)
+        if value is not None:
+            setattr(calendar, name, value)
+
+
+def own_addresses(calendar: Calendar, account: Account) -> frozenset[str]:
+    """The addresses an invitation to this calendar's owner names: the account's, and the
+    calendar's id where it is an address (Google's calendars are)."""
+    found = {account.email.strip().lower()}
+    if "@" in calendar.provider_calendar_id and "/" not in calendar.provider_calendar_id:
+        found.add(calendar.provider_calendar_id.strip().lower())
+    return frozenset(found)
+
+
+def calendar_view(calendar: Calendar, account: Account, zone: str = "UTC") -> CalendarView:
+    """``zone``: the user's, for a calendar that names none of its own (Graph's)."""
     assert calendar.id is not None
     return CalendarView(
         id=calendar.id,
@@ -37,6 +85,9 @@ def calendar_view(calendar: Calendar, account: Account) -> CalendarView:
         read_only=calendar.read_only,
         account_active=account.state == AccountState.ACTIVE,
         keep_blocks_when_off=calendar.keep_blocks_when_off,
+        time_zone=calendar.time_zone or zone,
+        addresses=own_addresses(calendar, account),
+        rules=calendar_rules(calendar),
     )
 
 
@@ -63,10 +114,11 @@ def user_views(
     """The planner's view of each of the user's calendars; one with settings calsync cannot
     read is frozen, never a reason to fail the others' syncs."""
     views: dict[int, CalendarView] = {}
+    zone = user_time_zone(calendars.values())
     for cid, calendar in calendars.items():
         account = accounts[calendar.account_id]
         try:
-            views[cid] = calendar_view(calendar, account)
+            views[cid] = calendar_view(calendar, account, zone)
         except ValueError as exc:
             views[cid] = frozen_view(calendar, account)
             report.note(f"{calendar.name} is left alone: its settings cannot be read ({exc})")
@@ -126,6 +178,7 @@ def store_event(row: Event, event: RemoteEvent, calendar_zone: str) -> None:
     row.self_response_status = stored.response_word(event.response)
     row.provider_updated_at = event.updated
     row.is_deleted = event.cancelled
+    row.attendees = sorted({address.strip().lower() for address in event.attendees})
 
 
 def source_of(row: Event, calendar_zone: str) -> SourceEvent | None:
@@ -147,6 +200,7 @@ def source_of(row: Event, calendar_zone: str) -> SourceEvent | None:
         kind=stored.kind_of(row.event_type),
         response=stored.response_of(row.self_response_status),
         updated=row.provider_updated_at,
+        attendees=tuple(row.attendees or ()),
     )
     return SourceEvent(row.calendar_id, event, row.is_deleted, time_zone=calendar_zone)
 

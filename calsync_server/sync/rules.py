@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from calsync_server.providers.model import EventTime, RemoteEvent, Response
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+DAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DAY_MINUTES = 24 * 60
 # Bounds on what a user may set: patterns are run against every title of every sync.
 MAX_PATTERNS = 50
@@ -68,11 +69,23 @@ class WorkingHours:
         """From the words the API and the command take: ``["mon", ...]``, ``"09:00"``."""
         numbers: set[int] = set()
         for day in days:
-            word = day.strip().lower()[:3]
-            if word not in WEEKDAYS or len(day.strip()) < 3:
+            word = day.strip().lower()
+            if word not in WEEKDAYS and word not in DAY_NAMES:
                 raise RuleError(f'"{day}" is not a weekday (use {", ".join(WEEKDAYS)})')
-            numbers.add(WEEKDAYS.index(word))
+            numbers.add(WEEKDAYS.index(word[:3]))
         return cls(frozenset(numbers), _minutes(start, what="start"), _minutes(end, what="end"))
+
+    @classmethod
+    def stored(cls, value: object) -> WorkingHours:
+        """From the column's ``{"days", "start", "end"}``."""
+        if not isinstance(value, dict) or not isinstance(value.get("days"), list):
+            raise RuleError(f"working hours {value!r} cannot be read")
+        return cls.parse(
+            [str(d) for d in value["days"]], str(value.get("start")), str(value.get("end"))
+        )
+
+    def to_stored(self) -> dict[str, object]:
+        return {"days": self.day_names, "start": self.start_text, "end": self.end_text}
 
     @property
     def day_names(self) -> list[str]:

@@ -154,13 +154,15 @@ def reconcile_listing(
                         report.note("a block changed by hand was left as the user made it")
                         session.add(row)
                     continue
-                if not key or key not in known_sources or row is not None:
+                # A later piece of an event cut by working hours is "<key>:<date>".
+                origin = key.split(":", 1)[0] if key else None
+                if not key or origin not in known_sources or row is not None:
                     orphans.append((cid, block.id))
                     continue
                 calendar_zone = target.time_zone or "UTC"
                 adopted = BusyBlock(
                     target_calendar_id=cid,
-                    source_calendar_id=known_sources[key],
+                    source_calendar_id=known_sources[origin],
                     source_key=key,
                     provider_event_id=block.id,
                     etag=block.version,

@@ -51,3 +51,47 @@ def test_calendars_list_and_set_against_a_running_server(
     nothing = run("calendars", "set", str(home.id), *server)
     assert nothing.exit_code == 2
     assert "say what to change" in nothing.output
+
+
+def test_calendars_set_takes_the_rules(server_world: ServerWorld, unique: str) -> None:
+    world = server_world
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.insert(work, **timed("Board", 9, 10))
+    world.insert(work, **timed("Gym", 19, 20))
+    world.start(push=False)
+    server = ["--server", world.url, "--token", "token-ada"]
+    for cal in (work, home):
+        assert run("calendars", "set", str(cal.id), "--sync", *server).exit_code == 0
+    wait_until(
+        lambda: shown(world, home) == [("Busy", at(9)), ("Busy", at(19))], what="both blocks"
+    )
+
+    every_day = "mon-sun 08:00-18:00"
+    done = run("calendars", "set", str(home.id), "--hours", every_day, "--merge", *server)
+    assert done.exit_code == 0, done.output
+    assert "hours mon,tue,wed,thu,fri,sat,sun 08:00-18:00" in done.output
+    assert "merges blocks" in done.output
+    wait_until(lambda: shown(world, home) == [("Busy", at(9))], what="the evening block gone")
+
+    filters = ["--exclude", "board", "--include", "/^(board|gym)$/", "--no-tentative"]
+    done = run("calendars", "set", str(work.id), *filters, *server)
+    assert done.exit_code == 0, done.output
+    assert "only /^(board|gym)$/, not board, tentative left out" in done.output
+    wait_until(lambda: shown(world, home) == [], what="Board filtered out, Gym out of hours")
+
+    cleared = run("calendars", "set", str(work.id), "--no-filters", *server)
+    assert cleared.exit_code == 0, cleared.output
+    assert "only" not in cleared.output
+    assert "not board" not in cleared.output
+    wait_until(lambda: shown(world, home) == [("Busy", at(9))], what="Board back")
+
+    bad = run("calendars", "set", str(work.id), "--exclude", "/(oops/", *server)
+    assert bad.exit_code == 1
+    assert "not a valid regular expression" in bad.output
+    unknown = run("calendars", "set", str(home.id), "--hours", "mon-funday 09:00-17:00", *server)
+    assert unknown.exit_code == 1
+    assert "funday" in unknown.output
+    shapeless = run("calendars", "set", str(home.id), "--hours", "weekdays", *server)
+    assert shapeless.exit_code == 2
+    assert "mon-fri 09:00-17:00" in shapeless.output

@@ -58,6 +58,13 @@ REFUSALS_THE_SCHEMA_CANNOT_SAY = re.compile(
             "end must come after start",
             "the range may span at most",
             "needs an offset or Z",
+            # A calendar's rules: a regex must compile, hours must be times of day in order
+            # on named weekdays, a pattern must say something (sync/rules.py's sentences).
+            "is not a valid regular expression",
+            "a title pattern",
+            "title patterns per calendar",
+            "working hours",
+            "is not a weekday",
         )
     )
 )
