@@ -25,6 +25,10 @@ class PersonEvent:
     free: bool = False
     cancelled: bool = False
     declined: bool = False
+    # The person's own answer is "tentative" (an invitation from someone else).
+    tentative: bool = False
+    # Other people invited (addresses): an invitation from someone else, with these attendees.
+    attendees: tuple[str, ...] = ()
     # An RRULE such as "FREQ=DAILY;COUNT=3", for a recurring series.
     recurrence: str | None = None
 

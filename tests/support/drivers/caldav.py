@@ -257,10 +257,13 @@ class CalDAVDriver:
             vevent.add("TRANSP", "TRANSPARENT")
         if event.cancelled:
             vevent.add("STATUS", "CANCELLED")
-        if event.declined:
+        if event.declined or event.tentative or event.attendees:
             vevent.add("ORGANIZER", "mailto:boss@example.org")
+            for address in event.attendees:
+                vevent.add("ATTENDEE", icalendar.vCalAddress(f"mailto:{address}"))
+        if event.declined or event.tentative:
             attendee = icalendar.vCalAddress(f"mailto:{self.server.username}")
-            attendee.params["PARTSTAT"] = "DECLINED"
+            attendee.params["PARTSTAT"] = "DECLINED" if event.declined else "TENTATIVE"
             vevent.add("ATTENDEE", attendee)
         if event.recurrence:
             vevent.add("RRULE", icalendar.vRecur.from_ical(event.recurrence))

@@ -112,12 +112,15 @@ class GoogleDriver:
         }
         if event.free:
             body["transparency"] = "transparent"
-        if event.declined:
+        if event.declined or event.tentative or event.attendees:
+            answer = "declined" if event.declined else "tentative" if event.tentative else None
             body["attendees"] = [
                 {"email": "boss@example.com", "organizer": True, "responseStatus": "accepted"},
-                # Google marks as "self" the attendee whose address is the calendar's id.
-                {"email": calendar_id, "responseStatus": "declined"},
+                *({"email": a, "responseStatus": "needsAction"} for a in event.attendees),
             ]
+            if answer:
+                # Google marks as "self" the attendee whose address is the calendar's id.
+                body["attendees"].append({"email": calendar_id, "responseStatus": answer})
         if event.recurrence:
             body["recurrence"] = [f"RRULE:{event.recurrence}"]
         made = self._events(calendar_id).insert(calendarId=calendar_id, body=body).execute()

@@ -239,14 +239,18 @@ class MicrosoftDriver:
         }
         if event.recurrence:
             body["recurrence"] = recurrence(event.recurrence, event.start)
-        if event.cancelled or event.declined:
+        if event.cancelled or event.declined or event.tentative or event.attendees:
             # An invitation from someone else: only its organizer can cancel it.
+            answer = "declined" if event.declined else "accepted"
             body.update(
                 calendar_id=calendar_id,
                 isOrganizer=False,
                 organizer={"emailAddress": {"name": "Sam Lee", "address": "sam@fabrikam.example"}},
                 isCancelled=event.cancelled,
-                responseStatus={"response": "declined" if event.declined else "accepted"},
+                responseStatus={"response": "tentativelyAccepted" if event.tentative else answer},
+                attendees=[
+                    {"emailAddress": {"address": a}, "type": "required"} for a in event.attendees
+                ],
             )
             made = self.admin.post(f"/emulator/accounts/{self.email}/events", json=body)
             assert made.status_code == 201, made.text
