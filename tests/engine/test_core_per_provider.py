@@ -14,19 +14,13 @@ import msgspec
 import pytest
 
 from calsync_server.emulators.google.runner import RunningEmulator
-from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
-from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.model import ErrorKind
-from calsync_server.sync.engine import SyncEngine
 from shared.domain import SyncStatus
 from tests.support.drivers.base import Driver, PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, caldav_server
 from tests.support.drivers.connect import blocks, connect
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
-from tests.support.world import FAST_RETRY, Cal, World, at
-
-DRIVERS = ["google", "microsoft", "caldav-radicale", "caldav-xandikos"]
+from tests.support.drivers.per_provider import DRIVERS, driver_in, driver_maker, next_dst_change
+from tests.support.world import Cal, World, at
 
 
 @pytest.fixture
@@ -44,41 +38,13 @@ def hands(
 ) -> Iterator[Callable[[str], Driver]]:
     """A maker of drivers for one provider; a Graph emulator or CalDAV server is started once
     per module."""
-    name: str = request.param
-    if name == "google":
-        yield lambda tag: GoogleDriver(emulator, tag)
-        return
-    if name == "microsoft":
-        with run_graph_emulator(GraphEmulatorConfig()) as running:
-            endpoints = GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
-            yield lambda _tag: MicrosoftDriver(endpoints)
-        return
-    kind = name.removeprefix("caldav-")
-    with caldav_server(kind, tmp_path_factory.mktemp(kind)) as server:  # type: ignore[arg-type]
-        yield lambda _tag: CalDAVDriver(server)
+    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
+        yield make
 
 
 @pytest.fixture
 def driver(hands: Callable[[str], Driver], unique: str, world: World) -> Iterator[Driver]:
-    made = hands(unique)
-    if isinstance(made, MicrosoftDriver):
-        # The engine reaches Graph where the settings point it, as a deployment would.
-        endpoints = made.endpoints
-        world.settings = msgspec.structs.replace(
-            world.settings,
-            microsoft_graph_url=f"{endpoints.url}v1.0",
-            microsoft_login_url=endpoints.tls_url,
-            microsoft_ca_file=endpoints.ca_path,
-        )
-        world.engine = SyncEngine(world.db, world.settings, vault=world.vault, retry=FAST_RETRY)
-    yield made
-    if isinstance(made, GoogleDriver):
-        made.close()  # its faults, if any are left, must not reach the next test
-    elif isinstance(made, MicrosoftDriver):
-        made.admin.delete("/emulator/faults")
-        made.close()
-    elif isinstance(made, CalDAVDriver):
-        made.server.reset()
+    yield from driver_in(world, hands(unique))
 
 
 @pytest.fixture
@@ -196,16 +162,7 @@ def test_a_zoned_daily_series_keeps_its_wall_clock_time_across_a_dst_change(
     world: World, driver: Driver, google: GoogleDriver
 ) -> None:
     berlin = ZoneInfo("Europe/Berlin")
-    today = instant(0, days=0).date()
-    changes = []
-    for year in (today.year, today.year + 1):
-        for month in (3, 10):
-            last = date(year, month, 31)
-            while last.weekday() != 6:
-                last -= timedelta(days=1)
-            if last > today + timedelta(days=2):
-                changes.append(last)
-    change = min(changes)
+    change = next_dst_change(instant(0, days=0).date())
     # The change may lie past the default 90 days: widen the horizon to reach it.
     world.engine.settings = msgspec.structs.replace(world.settings, horizon_days=400)
     personal, family, work = mixed_user(world, driver, google)

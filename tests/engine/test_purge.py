@@ -9,23 +9,18 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
-import msgspec
 import pytest
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import BusyBlock, Calendar
 from calsync_server.emulators.google.runner import RunningEmulator
-from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
-from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.model import ErrorKind
-from calsync_server.sync.engine import SyncEngine
 from calsync_server.sync.purge import PurgePlan, PurgeScope, find_blocks, purge_blocks
 from shared.domain import CalendarRole
 from tests.support.drivers.base import Driver, PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, caldav_server
 from tests.support.drivers.connect import blocks, connect, own_events
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.drivers.per_provider import driver_in, driver_maker
 from tests.support.world import FAST_RETRY, Cal, World, at
 
 DRIVERS = ["google", "microsoft", "caldav-radicale"]
@@ -44,39 +39,15 @@ def hands(
     emulator: RunningEmulator,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[[str], Driver]]:
-    name: str = request.param
-    if name == "google":
-        yield lambda tag: GoogleDriver(emulator, tag)
-        return
-    if name == "microsoft":
-        with run_graph_emulator(GraphEmulatorConfig()) as running:
-            endpoints = GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
-            yield lambda _tag: MicrosoftDriver(endpoints)
-        return
-    with caldav_server("radicale", tmp_path_factory.mktemp("radicale")) as server:
-        yield lambda _tag: CalDAVDriver(server)
+    """A maker of drivers for one provider; a Graph emulator or CalDAV server is started once
+    per module."""
+    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
+        yield make
 
 
 @pytest.fixture
 def driver(hands: Callable[[str], Driver], unique: str, world: World) -> Iterator[Driver]:
-    made = hands(unique)
-    if isinstance(made, MicrosoftDriver):
-        endpoints = made.endpoints
-        world.settings = msgspec.structs.replace(
-            world.settings,
-            microsoft_graph_url=f"{endpoints.url}v1.0",
-            microsoft_login_url=endpoints.tls_url,
-            microsoft_ca_file=endpoints.ca_path,
-        )
-        world.engine = SyncEngine(world.db, world.settings, vault=world.vault, retry=FAST_RETRY)
-    yield made
-    if isinstance(made, GoogleDriver):
-        made.close()
-    elif isinstance(made, MicrosoftDriver):
-        made.admin.delete("/emulator/faults")
-        made.close()
-    elif isinstance(made, CalDAVDriver):
-        made.server.reset()
+    yield from driver_in(world, hands(unique))
 
 
 @pytest.fixture

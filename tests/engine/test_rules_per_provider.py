@@ -5,7 +5,7 @@ rules' combinations; these show that each reaches every provider as described.""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -15,6 +15,7 @@ from tests.engine import test_core_per_provider as core
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.connect import blocks
 from tests.support.drivers.google import GoogleDriver
+from tests.support.drivers.per_provider import next_dst_change
 from tests.support.world import World
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -68,23 +69,10 @@ def test_no_block_where_the_target_account_is_already_invited(
     assert blocks(driver, personal) == [busy(9, 10), busy(11, 12)]
 
 
-def _dst_change(today: date) -> date:
-    """The next last Sunday of March or October at least three days away (Berlin's change)."""
-    found = []
-    for year in (today.year, today.year + 1):
-        for month in (3, 10):
-            last = date(year, month, 31)
-            while last.weekday() != 6:
-                last -= timedelta(days=1)
-            if last > today + timedelta(days=2):
-                found.append(last)
-    return min(found)
-
-
-def test_working_hours_of_a_target_across_a_dst_change(
+def test_working_hours_of_a_target_across_anext_dst_change(
     world: World, driver: Driver, google: GoogleDriver
 ) -> None:
-    change = _dst_change(instant(0, days=0).date())
+    change = next_dst_change(instant(0, days=0).date())
     world.engine.settings = msgspec.structs.replace(world.settings, horizon_days=400)
     personal, family, work = mixed_user(world, driver, google)
     every_day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
