@@ -236,3 +236,23 @@ def test_a_rotated_token_cache_is_sealed_back_into_the_account(
     assert isinstance(kept, MicrosoftTokenCache)
     assert kept.cache != first.cache
     assert kept.home_account_id == first.home_account_id
+
+
+def test_a_sync_asks_the_login_authority_for_its_endpoints_once_a_day_not_per_sync(
+    mixed: tuple[World, MicrosoftDriver],
+) -> None:
+    """MSAL is built afresh for each sync: the authority's discovery answer is shared, so the
+    syncs after the first reach Graph (and the token endpoint when a token runs out) only."""
+    world, ms = mixed
+    (team,) = connect(world, ms, "Team")
+    world.configure(team)
+    world.sync(team)
+    ms.admin.post("/emulator/stats/reset").raise_for_status()
+    ms.add(team.provider_id, PersonEvent("Standup", instant(9), instant(10)))
+
+    for _ in range(3):
+        result = world.sync(team)
+        assert result.log.status == SyncStatus.SUCCESS, result.log.error
+
+    calls = ms.admin.get("/emulator/stats").json()["calls"]
+    assert "openid-configuration" not in calls, calls

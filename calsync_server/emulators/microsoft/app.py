@@ -39,6 +39,7 @@ async def graph_v1(request: AnyRequest) -> Response[bytes]:
 async def openid_configuration(request: AnyRequest) -> Response[bytes]:
     tenant = str(request.path_params["tenant"])
     _graph(request).stats.request()
+    _graph(request).stats.call("openid-configuration")
     return transport.json_response(
         200, identity.openid_configuration(transport.root_url(request), tenant)
     )

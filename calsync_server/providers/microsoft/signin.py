@@ -45,6 +45,11 @@ def http_session(verify: str | None = None) -> requests.Session:
     return session
 
 
+# The authority's discovery answers (its endpoints, good for a day), shared by every MSAL app
+# of the process: an app is built per sync, and each would otherwise fetch them again.
+DISCOVERY_CACHE: dict[Any, Any] = {}
+
+
 def client_app(
     client_id: str,
     authority: str,
@@ -62,6 +67,7 @@ def client_app(
         "http_client": http_session(verify),
         # Only Microsoft's own clouds are "known"; an emulator or sovereign root is not.
         "instance_discovery": False,
+        "http_cache": DISCOVERY_CACHE,
     }
     if client_secret is not None:
         return msal.ConfidentialClientApplication(
