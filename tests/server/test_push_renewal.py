@@ -1,7 +1,7 @@
-"""Renewal decided by capabilities, with the Microsoft provider against the Graph emulator
-(Microsoft accounts are not wired into the server yet): a SUBSCRIPTION is renewed in place at
-about half-life or when a lifecycle notice asks, and made anew when renewal says it is gone;
-a provider without push never gets one."""
+"""Renewal decided by capabilities, the channel keeper driven directly with the Microsoft
+provider against the Graph emulator (test_microsoft_push.py does it through the server): a
+SUBSCRIPTION is renewed in place at about half-life or when a lifecycle notice asks, and made
+anew when renewal says it is gone; a provider without push never gets one."""
 
 from __future__ import annotations
 
