@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, ClassVar
 
 from textual import work
@@ -20,6 +20,7 @@ from calsync_tui.screens.calendars import CalendarsScreen
 from calsync_tui.screens.channels import ChannelsScreen
 from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.screens.sync_log import SyncLogScreen
+from calsync_tui.screens.week import WeekScreen
 from calsync_tui.stream import ConnectionState, StreamBatch, StreamFollower
 from calsync_tui.widgets.header import SCREENS
 from shared.clock import Clock, SystemClock
@@ -33,6 +34,7 @@ DESCRIPTIONS = {
     "busy_blocks": "Every busy block calsync keeps, filtered by calendar",
     "sync_log": "Every sync, newest first, with its counts and notes",
     "channels": "Push-channel health and polling fallback",
+    "week": "The week as a picture: your events and calsync's blocks, calendar by calendar",
 }
 
 
@@ -48,6 +50,7 @@ class CalsyncApp(App[None]):
         "busy_blocks": BusyBlocksScreen,
         "sync_log": SyncLogScreen,
         "channels": ChannelsScreen,
+        "week": WeekScreen,
     }
     DEFAULT_MODE = "overview"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -62,10 +65,15 @@ class CalsyncApp(App[None]):
         *,
         clock: Clock | None = None,
         follow_stream: bool = True,
+        zone: tzinfo | None = None,
+        mode: str | None = None,
     ) -> None:
         super().__init__()
         self.api = api
         self.clock = clock or SystemClock()
+        # The zone times are drawn in (the week view): this machine's unless told.
+        self.zone: tzinfo = zone or datetime.now().astimezone().tzinfo or UTC
+        self.start_mode = mode
         self.follow_stream = follow_stream
         self.connection = ConnectionState.CONNECTING
         self.connection_reason = ""
@@ -89,6 +97,8 @@ class CalsyncApp(App[None]):
     # -- lifecycle --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        if self.start_mode is not None:
+            self.action_show(self.start_mode)
         if self.follow_stream:
             self.follow()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -22,6 +23,7 @@ from shared.schemas import (
     SyncAccepted,
     SyncLogPage,
     SyncRequest,
+    Timeline,
 )
 from shared.schemas import ApiError as ApiErrorBody
 
@@ -182,6 +184,11 @@ class CalsyncApi:
     ) -> SyncLogPage:
         params = {"calendar_id": calendar_id, "limit": limit, "cursor": cursor}
         return await self._call("GET", "api/v1/sync-logs", SyncLogPage, params=params)
+
+    async def timeline(self, start: datetime, end: datetime) -> Timeline:
+        """`GET /api/v1/timeline`: own events and calsync's blocks in [start, end)."""
+        params = {"start": start.isoformat(), "end": end.isoformat()}
+        return await self._call("GET", "api/v1/timeline", Timeline, params=params)
 
     async def channels(self) -> list[ChannelOut]:
         return await self._call("GET", "api/v1/channels", list[ChannelOut])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Protocol
 
 from calsync_tui.client import CalsyncApi
@@ -16,6 +16,7 @@ class DashboardHost(Protocol):
     connection_reason: str
     status: Status | None
     calendars: dict[int, CalendarOut]
+    zone: tzinfo
 
     def now(self) -> datetime: ...
 

@@ -14,6 +14,7 @@ SCREENS = (
     ("4", "busy_blocks", "Busy blocks"),
     ("5", "sync_log", "Sync log"),
     ("6", "channels", "Channels"),
+    ("7", "week", "Week"),
 )
 
 STATE_LOOK = {

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import msgspec
@@ -19,7 +20,7 @@ from textual.pilot import Pilot
 from calsync_server.db.models import PushSubscription
 from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
-from calsync_tui.launch.demo import DemoWorld, demo_world, enable_calendar
+from calsync_tui.launch.demo import PROVIDERS, DemoWorld, demo_world, enable_calendar
 from calsync_tui.stream import ConnectionState
 from shared.clock import Clock, FixedClock
 from shared.domain import ChannelState
@@ -79,6 +80,16 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
     """The demo, every calendar synced, time standing still: for snapshots (read only)."""
     home = tmp_path_factory.mktemp("demo-home")
     for world in build_world(home, DAY, clock=FixedClock(SERVER_NOW)):
+        enable_in_order(world)
+        yield world
+
+
+@pytest.fixture(scope="session")
+def three_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
+    """The three-provider demo (work on the Graph emulator, personal on Google, family on
+    Radicale), every calendar synced, time standing still: for the week view (read only)."""
+    home = tmp_path_factory.mktemp("three-demo-home")
+    for world in build_world(home, DAY, clock=FixedClock(SERVER_NOW), providers=PROVIDERS):
         enable_in_order(world)
         yield world
 
@@ -169,8 +180,13 @@ def dashboard(world: DemoWorld, *, clock: Clock | None = None) -> CalsyncApp:
     return CalsyncApp(api, clock=clock or world.server.runtime.clock)
 
 
-def snapshot_app(world: DemoWorld) -> CalsyncApp:
-    return dashboard(world, clock=FixedClock(DASHBOARD_NOW))
+# The zone the week view is drawn in for pictures: the demo's work (London: UTC in March).
+VIEWER_ZONE = ZoneInfo("Europe/London")
+
+
+def snapshot_app(world: DemoWorld, *, mode: str | None = None) -> CalsyncApp:
+    api = CalsyncApi(world.server.url, world.server.token)
+    return CalsyncApp(api, clock=FixedClock(DASHBOARD_NOW), zone=VIEWER_ZONE, mode=mode)
 
 
 async def until(

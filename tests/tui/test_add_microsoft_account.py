@@ -58,6 +58,7 @@ def microsoft_demo(tmp_path: Path, graph: GraphEndpoints) -> Iterator[DemoWorld]
         enable=False,
         settings=settings,
         clock=SteadyClock(SERVER_NOW),
+        providers=("google",),  # the Google-only demo: its Microsoft account is signed in here
     ) as world:
         yield world
 

@@ -1,0 +1,129 @@
+"""The week view against the three-provider demo at a fixed instant: pictures at 80x24 and
+200x60 (README shows them), and what its keys do: weeks, this week, an event's details."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from calsync_tui.app import CalsyncApp
+from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.screens.week import WeekScreen
+from tests.tui.conftest import live, screen_text, snapshot_app, until
+from tests.tui.test_snapshots import keep
+
+Snap = Callable[..., bool]
+MONDAY = date(2025, 3, 10)  # DAY is that week's Wednesday
+
+
+def week(app: CalsyncApp) -> WeekScreen:
+    screen = app.screen
+    assert isinstance(screen, WeekScreen)
+    return screen
+
+
+async def shown(pilot: Pilot[Any], loads: int = 1) -> WeekScreen:
+    app = pilot.app
+    assert isinstance(app, CalsyncApp)
+    await until(pilot, lambda: app.current_mode == "week", what="the week view")
+    await until(pilot, lambda: week(app).loads >= loads, what="the week's data")
+    await live(pilot)
+    await pilot.pause()
+    return week(app)
+
+
+async def select(pilot: Pilot[Any], title: str, *, block: bool = False) -> None:
+    """Move the selection down until an item with this title (a block of it: its source's
+    title) is selected."""
+    screen = week(pilot.app)  # type: ignore[arg-type]
+    for _ in range(len(screen.items) + 1):
+        await pilot.press("down")
+        item = next(i for i in screen.items if i.key == screen.selected)
+        if block and item.block:
+            source = next((s for s in screen.items if s.event_id == item.source_event_id), None)
+            if source is not None and source.title == title:
+                return
+        elif not block and not item.block and item.title == title:
+            return
+    raise AssertionError(f"no {'block of ' if block else ''}{title!r} in the week")
+
+
+@pytest.mark.parametrize(("size", "name"), [((80, 24), "week_80x24"), ((200, 60), "week")])
+def test_week_picture(
+    snap_compare: Snap,
+    three_demo: DemoWorld,
+    request: pytest.FixtureRequest,
+    size: tuple[int, int],
+    name: str,
+) -> None:
+    """The demo's week: three providers' calendars side by side, own events solid, calsync's
+    blocks hatched, now marked on Wednesday; a block selected, its source named below."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await shown(pilot)
+        await select(pilot, "Dentist", block=True)
+        await pilot.pause()
+
+    app = snapshot_app(three_demo, mode="week")
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    keep(request, name)
+
+
+async def test_week_moves_through_weeks_and_back_to_this_one(three_demo: DemoWorld) -> None:
+    app = snapshot_app(three_demo, mode="week")
+    async with app.run_test(size=(200, 60)) as pilot:
+        screen = await shown(pilot)
+        assert screen.monday == MONDAY
+        assert "Week of Mon 10 Mar to Sun 16 Mar 2025  this week" in screen_text(app)
+        titles = {i.title for i in screen.items}
+        # Every provider's calendar is there: Graph's stand-up, Google's dentist, the family's
+        # pick-up on Radicale, and calsync's blocks of them (from today on: calsync reads
+        # nothing before the day it runs, so Monday and Tuesday are empty).
+        assert {"Team stand-up", "Dentist", "School pick-up", "Busy"} <= titles
+        assert "Release 2.0" not in titles  # next week's
+        assert all(i.first_day >= date(2025, 3, 12) for i in screen.items)
+        assert "from today on" in screen_text(app)
+
+        await pilot.press("right")
+        await until(pilot, lambda: screen.loads >= 2 and screen.monday == date(2025, 3, 17))
+        await pilot.pause()
+        assert "Week of Mon 17 Mar to Sun 23 Mar 2025" in screen_text(app)
+        assert "2025  this week" not in screen_text(app)
+        assert "Release 2.0" in {i.title for i in screen.items}
+
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await until(pilot, lambda: screen.monday == date(2025, 3, 3) and screen.loads >= 4)
+        await pilot.pause()
+        assert "Week of Mon 03 Mar to Sun 09 Mar 2025" in screen_text(app)
+
+        await pilot.press("t")
+        await until(pilot, lambda: screen.monday == MONDAY)
+        await until(pilot, lambda: "2025  this week" in screen_text(app), what="this week")
+
+
+async def test_selecting_shows_what_an_event_and_a_block_are(three_demo: DemoWorld) -> None:
+    app = snapshot_app(three_demo, mode="week")
+    async with app.run_test(size=(200, 60)) as pilot:
+        await shown(pilot)
+        assert "select an event" in screen_text(app)
+        await select(pilot, "Focus: quarterly planning")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "Focus: quarterly planning  Calendar (Microsoft 365)  Thu 13 Mar 13:00-16:00" in text
+        assert "Your event: blocked in " in text
+        assert "Family (CalDAV)" in text
+        assert "(Google)" in text
+
+        await select(pilot, "Dentist", block=True)
+        await pilot.pause()
+        text = screen_text(app)
+        assert 'calsync\'s busy block: "Dentist" in alex.morgan@personal.example.com (Google)' in (
+            text
+        )
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "select an event" in screen_text(app)
