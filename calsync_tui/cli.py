@@ -16,8 +16,11 @@ from calsync_server.cli import main as server_main
 cli.invoke_without_command = True
 
 
-def run_dashboard(url: str, token: str, log_home: Path | None = None) -> None:
-    """Run the dashboard in this terminal until the user quits (Textual imported only here)."""
+def run_dashboard(
+    url: str, token: str, log_home: Path | None = None, mode: str | None = None
+) -> None:
+    """Run the dashboard in this terminal until the user quits (Textual imported only here);
+    `mode` is the screen it opens on (the overview unless told)."""
     from calsync_tui.app import CalsyncApp
     from calsync_tui.client import CalsyncApi
 
@@ -25,7 +28,7 @@ def run_dashboard(url: str, token: str, log_home: Path | None = None) -> None:
         from calsync_tui.launch.embedded import log_to_file
 
         log_to_file(log_home)
-    CalsyncApp(CalsyncApi(url, token)).run()
+    CalsyncApp(CalsyncApi(url, token), mode=mode).run()
 
 
 @cli.result_callback()
@@ -94,7 +97,8 @@ def demo(demo_home: Path | None) -> None:
         home = demo_home or Path(temporary)
         log_to_file(home)
         with demo_world(home, live=True) as world:
-            run_dashboard(world.server.url, world.server.token, home)
+            # The week first: three providers' calendars and their blocks at a glance.
+            run_dashboard(world.server.url, world.server.token, home, mode="week")
 
 
 def main(argv: list[str] | None = None) -> None:

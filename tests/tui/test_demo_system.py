@@ -1,5 +1,7 @@
-"""System: `calsync demo` in a real terminal (tmux) shows the demo's calendars and busy blocks
-within seconds, and `q` ends it with exit code 0, leaving no process behind."""
+"""System: `calsync demo` in a real terminal (tmux) opens on the week of one person's three
+providers (Microsoft 365 work, Google personal, CalDAV family) with calsync's blocks, shows
+changes arriving from each (pushed by Google and Graph, polled from Radicale), and `q` ends it
+with exit code 0, leaving no process behind."""
 
 from __future__ import annotations
 
@@ -67,35 +69,62 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def test_calsync_demo_shows_the_demo_and_quits_cleanly(tmp_path: Path) -> None:
+def test_calsync_demo_shows_three_providers_changes_arriving_and_quits_cleanly(
+    tmp_path: Path,
+) -> None:
     done = tmp_path / "exit-code"
     terminal = Terminal([*_calsync(), "demo", "--home", str(tmp_path / "home")], done)
     try:
         shell = terminal.pane_pid()
-        # The overview: both accounts connected and blocks counted, the stream live.
+        # The week first: the legend names a calendar of each provider, blocks are drawn.
         wait_until(
-            lambda: "● live" in terminal.screen() and "Busy blocks" in terminal.screen(),
-            timeout=30,
-            what="the dashboard, live",
+            lambda: (
+                all(
+                    words in terminal.screen()
+                    for words in ("● live", "Week of", "this week", "Microsoft 365", "Google")
+                )
+                and "CalDAV" in terminal.screen()
+                and "░" in terminal.screen()
+            ),
+            timeout=60,
+            what="the week of three providers, live, with blocks",
         )
         demo_pids = _children(shell)
         assert demo_pids, "calsync demo runs as a child of the pane's shell"
+        terminal.press("2")
+        wait_until(
+            lambda: all(
+                account in terminal.screen()
+                for account in (
+                    "alex.morgan@contoso.example",
+                    "alex.morgan@personal.example.com",
+                    "alex.morgan@icloud.example",
+                )
+            ),
+            timeout=30,
+            what="the three accounts",
+        )
         terminal.press("3")
         wait_until(
             lambda: all(n in terminal.screen() for n in ("Projects", "Family", "● on")),
             timeout=30,
             what="the demo calendars with sync on",
         )
-        terminal.press("4")
+        # Changes arrive by themselves: Google's and Graph's pushed (webhook syncs), the
+        # family calendar's found by polling, each with something to sync.
+        terminal.press("5")
         wait_until(
-            lambda: "Busy " in terminal.screen() and " blocks" in terminal.screen(),
-            timeout=30,
-            what="busy blocks",
+            lambda: "webhook" in terminal.screen() and "polling" in terminal.screen(),
+            timeout=60,
+            what="pushed and polled syncs in the sync log",
         )
+        terminal.press("7")
+        wait_until(lambda: "Week of" in terminal.screen(), timeout=30, what="the week again")
         terminal.press("q")
         code = wait_until(lambda: done.exists() and done.read_text().strip(), timeout=60)
         assert code == "0", terminal.screen()
-        # Emulator, server and dashboard were one process; it is gone, with nothing left behind.
+        # Emulators, Radicale, server and dashboard were one process; it is gone, with
+        # nothing left behind.
         assert all(not Path(f"/proc/{pid}").exists() for pid in demo_pids)
     finally:
         terminal.close()
