@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -32,6 +34,7 @@ from calsync_server.push.channels import ChannelKeeper, note_poll
 from calsync_server.push.webhook_batch import WebhookBatcher
 from calsync_server.scheduler import Scheduler
 from calsync_server.sync.engine import SyncEngine, SyncResult, default_factory
+from calsync_server.sync.report import SyncProgress
 from shared.clock import Clock, SystemClock
 from shared.domain import JobState, SyncKind
 from shared.schemas import Readiness, ReadinessCheck
@@ -45,6 +48,8 @@ STARTUP_LOCK_KEY = 0x63616C73796E63
 
 # Workers look for jobs other processes queued this often; local enqueues wake them at once.
 IDLE_POLL_SECONDS = 0.5
+# A running sync's progress goes out at most this often (and at every change of phase).
+PROGRESS_SECONDS = 0.25
 # The longest pause of a worker or the scheduler after errors in a row.
 BACKOFF_MAX_SECONDS = 5.0
 # Readiness: the database must answer within this; the scheduler's loop must have gone round
@@ -214,8 +219,9 @@ class Runtime:
         )
         started = asyncio.get_running_loop().time()
         result: SyncResult | None = None
+        progress = self._progress_publisher(user_id, job.calendar_id)
         try:
-            result = await asyncio.to_thread(run_job, self.queue, self.engine, job)
+            result = await asyncio.to_thread(run_job, self.queue, self.engine, job, progress)
         except Exception as exc:
             log.exception("sync of calendar %s failed unexpectedly", job.calendar_id)
             self.metrics.errors.labels("sync").inc()
@@ -237,6 +243,25 @@ class Runtime:
         state = await asyncio.to_thread(self._job_state, job.id)
         self.metrics.jobs.labels(state).inc()
         self.bus.publish(LiveUpdate(user_id, "changed", {"calendar_id": job.calendar_id}))
+
+    def _progress_publisher(
+        self, user_id: int | None, calendar_id: int
+    ) -> Callable[[SyncProgress], None]:
+        """Publishes a sync's progress on the live bus (from its worker thread): every change
+        of phase, and within one at most every PROGRESS_SECONDS."""
+        last_phase = ""
+        last_at = 0.0
+
+        def publish(progress: SyncProgress) -> None:
+            nonlocal last_phase, last_at
+            now = time.monotonic()
+            if progress.phase == last_phase and now - last_at < PROGRESS_SECONDS:
+                return
+            last_phase, last_at = progress.phase, now
+            data = {"calendar_id": calendar_id, **dataclasses.asdict(progress)}
+            self.bus.publish(LiveUpdate(user_id, "sync.progress", data))
+
+        return publish
 
     async def _put_back(self, job: SyncJob, worker: str, error: str) -> None:
         """Put a job this worker could not close back in the queue, trying until the database

@@ -32,6 +32,8 @@ COALESCE_SECONDS = 0.25
 # With nothing happening, look anyway this often (another process may have worked).
 IDLE_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
+# Transient updates passed on as they come (no fact in the database says them).
+PASSED_ON = ("sync.started", "sync.progress")
 
 
 def _message(kind: str, data: Any) -> ServerSentEventMessage:
@@ -73,16 +75,16 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
                 return
             if update is not None and update.user_id not in (None, user_id):
                 continue
-            if update is not None and update.type == "sync.started":
-                yield _message("sync.started", update.data)
+            if update is not None and update.type in PASSED_ON:
+                yield _message(update.type, update.data)
             # Let a burst settle, then drain it: one read answers all of it.
             await asyncio.sleep(COALESCE_SECONDS)
             while not updates.empty():
                 extra = updates.get_nowait()
                 if extra.type == CLOSING:
                     return
-                if extra.type == "sync.started" and extra.user_id in (None, user_id):
-                    yield _message("sync.started", extra.data)
+                if extra.type in PASSED_ON and extra.user_id in (None, user_id):
+                    yield _message(extra.type, extra.data)
             try:
                 logs, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
             except Exception:
@@ -117,7 +119,8 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
     responses=errors(*AUTHENTICATED),
 )
 async def stream(request: Request[Any, Any, Any], user_id: NamedDependency[int]) -> ServerSentEvent:
-    """Live updates as server-sent events: hello, sync.started, sync.finished, counters,
-    channels. Each event's data is JSON `{"type", "data"}`."""
+    """Live updates as server-sent events: hello, sync.started, sync.progress (a running
+    sync's phase and counts), sync.finished, counters, channels. Each event's data is JSON
+    `{"type", "data"}`."""
     runtime: Runtime = request.app.state.runtime
     return ServerSentEvent(stream_events(runtime, user_id))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.sync.engine import CalendarNotFound, SyncEngine, SyncResult
+from calsync_server.sync.report import SyncProgress
 from shared.domain import SyncKind
 
 log = logging.getLogger("calsync.jobs")
@@ -39,8 +40,14 @@ def lease_kept(queue: JobQueue, job_id: int) -> Iterator[None]:
         thread.join()
 
 
-def run_job(queue: JobQueue, engine: SyncEngine, job: SyncJob) -> SyncResult | None:
-    """Sync the job's calendar and close the job: done, failed, or queued again with backoff."""
+def run_job(
+    queue: JobQueue,
+    engine: SyncEngine,
+    job: SyncJob,
+    progress: Callable[[SyncProgress], None] | None = None,
+) -> SyncResult | None:
+    """Sync the job's calendar and close the job: done, failed, or queued again with backoff;
+    `progress` is told how far the sync is as it goes."""
     assert job.id is not None
     try:
         with lease_kept(queue, job.id):
@@ -50,6 +57,7 @@ def run_job(queue: JobQueue, engine: SyncEngine, job: SyncJob) -> SyncResult | N
                 full=job.full,
                 trigger=SyncKind(job.kind).value,
                 job_id=job.id,
+                progress=progress,
             )
     except CalendarNotFound as exc:
         queue.finish(job.id, error=str(exc))

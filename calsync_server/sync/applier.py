@@ -30,6 +30,9 @@ from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
 
 BlockKey = tuple[int, str]  # (target calendar id, source key)
+# Block operations sent to a provider at once between progress reports: Google batches 50,
+# Graph 20, CalDAV one at a time, so 100 costs no call more than one apply of everything.
+PROGRESS_CHUNK = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +86,15 @@ class BlockApplier:
         if plan.preserved:
             count = len(plan.preserved)
             self._report.note(f"preserved {count} user modification{'s' if count > 1 else ''}")
+        self._report.blocks_total += len(intents)
+        if intents:
+            self._report.progress("writing")
         # Follow-ups (exists -> read -> update; an update of a vanished block -> create) are
         # bounded.
-        for _round in range(3):
+        for round_ in range(3):
             if not intents:
                 break
-            intents = self._run(intents)
+            intents = self._run(intents, counted=round_ == 0)
 
     # -- intents ------------------------------------------------------------------------------
 
@@ -121,22 +127,29 @@ class BlockApplier:
         op = BlockOp(BlockAction.DELETE, self._provider_calendar(target_id), block_id=block_id)
         return _Intent(op, target_id, existing=existing)
 
-    def _run(self, intents: list[_Intent]) -> list[_Intent]:
+    def _run(self, intents: list[_Intent], *, counted: bool) -> list[_Intent]:
         by_account: dict[int, list[_Intent]] = defaultdict(list)
         for intent in intents:
             by_account[self._calendars[intent.target_calendar_id].account_id].append(intent)
         follow_ups: list[_Intent] = []
-        for account_id, group in by_account.items():
-            try:
-                provider = self._providers.get(self._accounts[account_id])
-                results = provider.apply([intent.op for intent in group])
-            except ProviderError as error:
-                if error.kind is ErrorKind.AUTH:
-                    raise  # the engine marks that account; its calendars stop syncing
-                # One account the provider refuses outright fails no other account's writes.
-                results = [BlockResult(intent.op, error=error) for intent in group]
-            for intent, result in zip(group, results, strict=True):
-                follow_ups.extend(self._record(intent, result))
+        for account_id, intents_of_account in by_account.items():
+            # In chunks (a multiple of every provider's batch size, so no extra call), each
+            # reported as done: a first sync of a big calendar shows its progress.
+            for first in range(0, len(intents_of_account), PROGRESS_CHUNK):
+                group = intents_of_account[first : first + PROGRESS_CHUNK]
+                try:
+                    provider = self._providers.get(self._accounts[account_id])
+                    results = provider.apply([intent.op for intent in group])
+                except ProviderError as error:
+                    if error.kind is ErrorKind.AUTH:
+                        raise  # the engine marks that account; its calendars stop syncing
+                    # One account the provider refuses outright fails no other account's writes.
+                    results = [BlockResult(intent.op, error=error) for intent in group]
+                for intent, result in zip(group, results, strict=True):
+                    follow_ups.extend(self._record(intent, result))
+                if counted:  # follow-ups finish what was counted already
+                    self._report.blocks_done += len(group)
+                    self._report.progress("writing")
         return follow_ups
 
     # -- results ------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -9,7 +10,7 @@ import time
 import click
 import sqlalchemy as sa
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 from sqlmodel import Session, col, select
 
@@ -18,6 +19,7 @@ from calsync_server.db.models import Account, Calendar, SyncJob, SyncLog
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.jobs.worker import run_job
 from calsync_server.sync.engine import SyncEngine
+from calsync_server.sync.report import SyncProgress
 from shared.clock import SystemClock
 from shared.domain import AccountState, JobState, SyncKind, SyncStatus
 from shared.settings import Settings
@@ -70,22 +72,31 @@ def run_sync(settings: Settings, calendar_ids: tuple[int, ...], full: bool) -> i
             SpinnerColumn(),
             TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("{task.completed}/{task.total} calendars"),
+            TextColumn("{task.fields[count]}"),
             console=console,
             transient=True,
         ) as progress:
-            task = progress.add_task("syncing", total=len(pending))
+            task = progress.add_task(
+                "syncing", total=len(pending), count=f"0/{len(jobs)} calendars"
+            )
+            # The calendar being synced: events read, then blocks written of how many.
+            detail = progress.add_task("", total=None, visible=False, count="")
             while pending and time.monotonic() < deadline:
                 wanted = {cid for j in pending if (cid := jobs[j].id) is not None}
                 job = queue.claim(worker, calendar_ids=wanted)
                 if job is not None and job.id is not None:
-                    progress.update(task, description=f"syncing {jobs[job.id].name}")
-                    run_job(queue, engine, job)
+                    name = jobs[job.id].name
+                    progress.update(task, description=f"syncing {name}")
+                    progress.reset(
+                        detail, total=None, visible=True, description=f"  {name}", count=""
+                    )
+                    run_job(queue, engine, job, functools.partial(_show, progress, detail, name))
                     # Ran once and logged: a failed job stays queued for a server to retry,
                     # but this command reports now instead of waiting out the backoff.
                     pending.discard(job.id)
                 pending -= _finished(db, pending)
-                progress.update(task, completed=len(jobs) - len(pending))
+                done = len(jobs) - len(pending)
+                progress.update(task, completed=done, count=f"{done}/{len(jobs)} calendars")
                 if job is None and pending:
                     idle.wait(0.2)  # another process holds these calendars: poll its progress
         if pending:
@@ -93,6 +104,24 @@ def run_sync(settings: Settings, calendar_ids: tuple[int, ...], full: bool) -> i
         return _summary(db, list(jobs), Console())
     finally:
         db.dispose()
+
+
+def _show(progress: Progress, task: TaskID, name: str, step: SyncProgress) -> None:
+    """One calendar's sync as it goes: reading, events read, blocks written of how many."""
+    if step.phase == "reading":
+        progress.update(task, description=f"  {name}: reading changes", total=None)
+        return
+    read = f"{step.events_read} event{'' if step.events_read == 1 else 's'} read"
+    if step.phase == "writing" and step.blocks_total:
+        progress.update(
+            task,
+            description=f"  {name}: {read}, blocks written",
+            total=step.blocks_total,
+            completed=step.blocks_done,
+            count=f"{step.blocks_done}/{step.blocks_total} blocks",
+        )
+    else:
+        progress.update(task, description=f"  {name}: {read}")
 
 
 def _finished(db: sa.Engine, job_ids: set[int]) -> set[int]:

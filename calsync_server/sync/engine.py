@@ -10,6 +10,7 @@ applier (the writes), release (a leaving account), locks (one writer per user).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -27,7 +28,7 @@ from calsync_server.sync.planner import second_copies, sync_window
 from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.reconcile import changed_scope, plan_scope, whole_user_scope
 from calsync_server.sync.release import release_account
-from calsync_server.sync.report import SyncReport
+from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
 from shared.clock import Clock, SystemClock
@@ -78,8 +79,10 @@ class SyncEngine:
         full: bool = False,
         trigger: str = "",
         job_id: int | None = None,
+        progress: Callable[[SyncProgress], None] | None = None,
     ) -> SyncResult:
-        report = SyncReport()
+        """`progress` is told how far the sync is as it goes (from this thread)."""
+        report = SyncReport(listener=progress)
         started = self.clock.now()
         pool = self._pool()
         with Session(self.db, expire_on_commit=False) as session:
@@ -170,6 +173,7 @@ class SyncEngine:
         ingested = Ingested()
         if calendar.sync_enabled:
             provider = pool.get(account)
+            report.progress("reading")
             cursor = None if full else calendar.sync_token
             # A first sync is a full one: a new target needs blocks for everything already there.
             full = cursor is None
@@ -187,6 +191,7 @@ class SyncEngine:
                 )
             changes = unmask_blocks(session, calendar, changes, provider)
             ingested = store_changes(session, calendar, changes, zone, report)
+            report.progress("read")
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shared.domain import SyncStatus
@@ -17,6 +18,16 @@ LOGGED_COUNTS = (
     "provider_calls",
     "retries",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    """How far a sync is: "reading" the calendar's changes, "writing" blocks (done of total)."""
+
+    phase: str
+    events_read: int
+    blocks_done: int
+    blocks_total: int
 
 
 @dataclass(slots=True)
@@ -37,6 +48,17 @@ class SyncReport:
     error: str | None = None
     # Whether trying again later may succeed (the job queue retries with backoff).
     retryable: bool = False
+    # Told how far the sync is as it goes (the CLI's bar, the dashboard's live stream); the
+    # block operations the plan holds, of which `blocks_done` have been answered.
+    listener: Callable[[SyncProgress], None] | None = None
+    blocks_total: int = 0
+    blocks_done: int = 0
+
+    def progress(self, phase: str) -> None:
+        if self.listener is not None:
+            self.listener(
+                SyncProgress(phase, self.events_fetched, self.blocks_done, self.blocks_total)
+            )
 
     def note(self, text: str) -> None:
         if text not in self.notes:
