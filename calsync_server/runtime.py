@@ -50,6 +50,7 @@ STARTUP_LOCK_KEY = 0x63616C73796E63
 IDLE_POLL_SECONDS = 0.5
 # A running sync's progress goes out at most this often (and at every change of phase).
 PROGRESS_SECONDS = 0.25
+PROGRESS_AFTER_SECONDS = 1.0
 # The longest pause of a worker or the scheduler after errors in a row.
 BACKOFF_MAX_SECONDS = 5.0
 # Readiness: the database must answer within this; the scheduler's loop must have gone round
@@ -248,13 +249,17 @@ class Runtime:
         self, user_id: int | None, calendar_id: int
     ) -> Callable[[SyncProgress], None]:
         """Publishes a sync's progress on the live bus (from its worker thread): every change
-        of phase, and within one at most every PROGRESS_SECONDS."""
+        of phase, and within one at most every PROGRESS_SECONDS; nothing for a short sync
+        (the first PROGRESS_AFTER_SECONDS), which a progress display would only flash."""
+        began = time.monotonic()
         last_phase = ""
         last_at = 0.0
 
         def publish(progress: SyncProgress) -> None:
             nonlocal last_phase, last_at
             now = time.monotonic()
+            if now - began < PROGRESS_AFTER_SECONDS:
+                return
             if progress.phase == last_phase and now - last_at < PROGRESS_SECONDS:
                 return
             last_phase, last_at = progress.phase, now

@@ -25,7 +25,7 @@ from calsync_tui.stream import ConnectionState, StreamBatch, StreamFollower
 from calsync_tui.widgets.header import SCREENS
 from shared.clock import Clock, SystemClock
 from shared.domain import SyncStatus
-from shared.schemas import CalendarOut, Status
+from shared.schemas import CalendarOut, Status, SyncProgressOut
 
 DESCRIPTIONS = {
     "overview": "Counters, what needs you, the last hour's activity",
@@ -79,6 +79,8 @@ class CalsyncApp(App[None]):
         self.connection_reason = ""
         self.status: Status | None = None
         self.calendars: dict[int, CalendarOut] = {}
+        # Running syncs' progress by calendar, from the stream; a finished sync leaves it.
+        self.progress: dict[int, SyncProgressOut] = {}
         self.batches = 0  # live batches received (tests wait on it)
 
     # -- what screens ask for --------------------------------------------------------------------
@@ -126,9 +128,15 @@ class CalsyncApp(App[None]):
         if batch.status is not None:
             self.status = batch.status
         self._toasts(batch)
+        progressed = bool(batch.progress or batch.finished)
+        self.progress.update(batch.progress)
+        for log in batch.finished:
+            self.progress.pop(log.calendar_id, None)
         for screen in self.screen_stack:
             if isinstance(screen, CalsyncScreen):
                 screen.live(batch)
+                if progressed:
+                    screen.progress_changed()
 
     def _toasts(self, batch: StreamBatch) -> None:
         failed = [log for log in batch.finished if log.status == SyncStatus.ERROR or log.error]

@@ -7,7 +7,7 @@ from typing import Protocol
 
 from calsync_tui.client import CalsyncApi
 from calsync_tui.stream import ConnectionState
-from shared.schemas import CalendarOut, Status
+from shared.schemas import CalendarOut, Status, SyncProgressOut
 
 
 class DashboardHost(Protocol):
@@ -17,6 +17,7 @@ class DashboardHost(Protocol):
     status: Status | None
     calendars: dict[int, CalendarOut]
     zone: tzinfo
+    progress: dict[int, SyncProgressOut]
 
     def now(self) -> datetime: ...
 

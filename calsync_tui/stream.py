@@ -12,7 +12,7 @@ import httpx
 import msgspec
 from httpx_sse import SSEError, aconnect_sse
 
-from shared.schemas import ChannelOut, Status, StreamEvent, SyncLogOut
+from shared.schemas import ChannelOut, Status, StreamEvent, SyncLogOut, SyncProgressOut
 
 # Updates arriving within this long of each other reach the screens as one batch.
 COALESCE_SECONDS = 0.3
@@ -36,11 +36,18 @@ class StreamBatch:
     channels: list[ChannelOut] | None = None
     finished: list[SyncLogOut] = field(default_factory=list)
     started: list[dict[str, Any]] = field(default_factory=list)
+    # The latest progress of each running sync, by calendar id.
+    progress: dict[int, SyncProgressOut] = field(default_factory=dict)
     hello: bool = False
 
     def __bool__(self) -> bool:
         return bool(
-            self.status or self.channels is not None or self.finished or self.started or self.hello
+            self.status
+            or self.channels is not None
+            or self.finished
+            or self.started
+            or self.progress
+            or self.hello
         )
 
 
@@ -105,6 +112,9 @@ class StreamFollower:
                 pending.finished.append(msgspec.convert(event.data, SyncLogOut))
             elif event.type == "sync.started":
                 pending.started.append(event.data)
+            elif event.type == "sync.progress":
+                step = msgspec.convert(event.data, SyncProgressOut)
+                pending.progress[step.calendar_id] = step
             elif event.type == "channels":
                 pending.channels = msgspec.convert(event.data, list[ChannelOut])
         except msgspec.ValidationError:

@@ -427,3 +427,15 @@ class Timeline(Schema):
     events: list[TimelineEvent]
     blocks: list[TimelineBlock]
     truncated: bool = False
+
+
+class SyncProgressOut(Schema):
+    """The live stream's `sync.progress`: how far a running sync of a calendar is. `phase` is
+    "reading" (its changes), "read" (stored: `events_read` known) or "writing" (blocks:
+    `blocks_done` of `blocks_total` answered by the providers)."""
+
+    calendar_id: int
+    phase: str
+    events_read: int = 0
+    blocks_done: int = 0
+    blocks_total: int = 0

@@ -14,6 +14,7 @@ from calsync_tui.client import ApiError
 from calsync_tui.host import DashboardHost
 from calsync_tui.stream import ConnectionState, StreamBatch
 from calsync_tui.widgets.header import HeaderBar
+from calsync_tui.widgets.sync_progress import SyncProgressLine
 
 
 class CalsyncScreen(Screen[None]):
@@ -28,6 +29,7 @@ class CalsyncScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.MODE)
         yield from self.body()
+        yield SyncProgressLine()
         yield Footer()
 
     def body(self) -> ComposeResult:
@@ -39,6 +41,7 @@ class CalsyncScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.query_one(HeaderBar).show_state(self.host.connection)
+        self.progress_changed()
         if self.is_mounted:
             self.reload()
 
@@ -47,6 +50,10 @@ class CalsyncScreen(Screen[None]):
 
     def connection_changed(self, state: ConnectionState) -> None:
         self.query_one(HeaderBar).show_state(state)
+
+    def progress_changed(self) -> None:
+        """The running syncs' progress changed (or a sync ended): show where they stand."""
+        self.query_one(SyncProgressLine).show(self.host.progress, self.host.calendar_name)
 
     def live(self, batch: StreamBatch) -> None:
         """A coalesced batch of live updates arrived; by default, fetch again when syncs ended."""
