@@ -166,6 +166,10 @@ class Calendar(SQLModel, table=True):
         default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
     )
     sync_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # The safety catch (sync/safety.py): as a source whose read suddenly came back far emptier,
+    # the deletes of its blocks held until the user confirms or it recovers, as
+    # {"since": ISO time, "targets": [{"target_calendar_id", "count", "sample": [...]}]}.
+    held_deletes: dict[str, Any] | None = _json()
     last_sync_at: datetime | None = _when()
     last_full_sync_at: datetime | None = _when()
 

@@ -21,6 +21,7 @@ from calsync_server.db.models import Account, BusyBlock, Calendar, SyncLog
 from calsync_server.providers.model import ChangeSet, ErrorKind, ProviderError
 from calsync_server.providers.registry import ProviderConfig, ProviderFactory, provider_factory
 from calsync_server.providers.retry import RetryPolicy
+from calsync_server.sync import holds
 from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
@@ -30,6 +31,7 @@ from calsync_server.sync.reconcile import changed_scope, plan_scope, whole_user_
 from calsync_server.sync.release import release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
+from calsync_server.sync.safety import hold_deletes, read_dropped
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
 from shared.clock import Clock, SystemClock
 from shared.domain import AccountState, SyncKind
@@ -171,7 +173,9 @@ class SyncEngine:
 
         changes: ChangeSet | None = None
         ingested = Ingested()
+        dropped = False
         if calendar.sync_enabled:
+            live_before = holds.live_events(session, calendar.id)
             provider = pool.get(account)
             report.progress("reading")
             cursor = None if full else calendar.sync_token
@@ -194,6 +198,7 @@ class SyncEngine:
             report.progress("read")
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
+            dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
 
         with self.locks.held(session, account.user_id):
             session.expire_all()  # rows read before the lock may have been rewritten since
@@ -215,7 +220,9 @@ class SyncEngine:
             # A target that merges blocks joins events of any source: one changed event may
             # join or split a merged block with events this read did not bring.
             merging = any(v.receives_blocks and v.rules.merge for v in views.values())
-            if full or not calendar.sync_enabled or merging:
+            # The safety catch weighs a source's deletes whole: a held source plans the user.
+            holding = holds.holding(calendars) | ({calendar.id} if dropped else set())
+            if full or not calendar.sync_enabled or merging or holding:
                 # The whole user is in scope: a full reconcile, or a calendar turned off.
                 if full:
                     orphans = reconcile_listing(
@@ -238,6 +245,10 @@ class SyncEngine:
                 horizon_days=self.settings.horizon_days,
                 report=report,
             )
+            if holding:
+                future = holds.future_blocks(session, list(calendars), now)
+                plan, held = hold_deletes(plan, holding, future, now)
+                holds.record_holds(calendars, holding, held, now, report)
             row_index: dict[BlockKey, BusyBlock] = {
                 (row.target_calendar_id, row.source_key): row for row in rows
             }

@@ -19,6 +19,7 @@ from calsync_server.providers.model import EventTime, Response
 from calsync_server.sync import plan_types, stored
 from calsync_server.sync import rules as rule
 from calsync_server.sync.rules import Piece, Removed
+from calsync_server.sync.verdicts import Outcome, PlanTrace, Verdict
 from shared.domain import BusyTitle
 
 # The planner's types live in plan_types.py; the engine and the tests know them by these names.
@@ -96,24 +97,36 @@ def sync_window(now: datetime, time_zone: str, horizon_days: int) -> Window:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> bool:
-    """Whether an event instance makes the user busy (domain.md "Which events block")."""
+def event_verdict(event: SourceEvent, source: CalendarView, window: Window) -> Verdict:
+    """Whether an event instance makes the user busy (domain.md "Which events block"), and
+    if not, the first rule that said no."""
     remote = event.event
-    if event.is_deleted or not source.role.is_source:
-        return False
-    if remote.cancelled or not remote.busy:
-        return False
+    if event.is_deleted:
+        return Verdict.DELETED
+    if not source.role.is_source:
+        return Verdict.NOT_A_SOURCE
+    if remote.cancelled:
+        return Verdict.CANCELLED
+    if not remote.busy:
+        return Verdict.FREE
     if remote.response is Response.DECLINED:
-        return False
+        return Verdict.DECLINED
     if not remote.kind.blocks:
-        return False
+        return Verdict.KIND
     # Loop prevention: a busy block is never a source, whatever its title says.
     if remote.is_block:
-        return False
+        return Verdict.CALSYNC_BLOCK
     if remote.all_day and not source.include_all_day:
-        return False
+        return Verdict.ALL_DAY
     window_start, window_end = window
-    return event.start_at < window_end and event.end_at > window_start
+    if not (event.start_at < window_end and event.end_at > window_start):
+        return Verdict.OUTSIDE_WINDOW
+    return Verdict.BLOCKS
+
+
+def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> bool:
+    """Whether an event instance makes the user busy (domain.md "Which events block")."""
+    return event_verdict(event, source, window) is Verdict.BLOCKS
 
 
 def desired_block(piece: Piece, target: CalendarView, block_id: BlockIdentity) -> DesiredBlock:
@@ -193,12 +206,15 @@ def plan_busy_blocks(
     time_zone: str,
     horizon_days: int,
     block_id: BlockIdentity,
+    trace: PlanTrace | None = None,
 ) -> BusyBlockPlan:
     """Plan the writes that restore domain.md's invariant for the source keys passed.
 
     The caller passes, for every source key in scope, all its events and all its existing
     blocks, plus every calendar they refer to and every calendar of their users (the possible
     targets). An existing block whose source event is not among ``events`` is an orphan.
+    ``trace``, when given, is filled with why each event blocks or not and what each place
+    gets (verdicts.py): explain and the dry run read it.
     """
     window = sync_window(now, time_zone, horizon_days)
     by_id = {calendar.id: calendar for calendar in calendars}
@@ -214,6 +230,8 @@ def plan_busy_blocks(
     for event in events:
         source = _calendar(by_id, event.calendar_id)
         if not source.gives_blocks or source.id in copies:
+            if trace is not None:
+                trace.sources[source_key(source, event.event.id)] = Verdict.NOT_A_SOURCE
             continue
         key = source_key(source, event.event.id)
         # One giving calendar per user and provider calendar (second_copies), and one row per
@@ -221,25 +239,36 @@ def plan_busy_blocks(
         if (source.user_id, key) in seen:
             raise ValueError(f"event {event.event.id!r} passed twice")
         seen.add((source.user_id, key))
-        if not is_blocking(event, source, window):
-            continue
+        verdict = event_verdict(event, source, window)
         remote = event.event
-        why = rule.source_removes(source.rules, remote)
+        why = rule.source_removes(source.rules, remote) if verdict is Verdict.BLOCKS else None
         if why is not None:
             removed[why].add((source.user_id, key))
+            verdict = Verdict(why.value)
+        if trace is not None:
+            trace.sources[key] = verdict
+        if verdict is not Verdict.BLOCKS:
             continue
         title = block_title(source, remote.title)
         span = (event.start_at, event.end_at)
         for target in targets_of_user[source.user_id]:
+            at = (target.id, key)
             if target.id == source.id:
+                if trace is not None:
+                    trace.targets[at] = Verdict.SAME_CALENDAR
                 continue
             if rule.invited_there(target.rules, target.addresses, remote):
                 removed[Removed.INVITED].add((source.user_id, key))
+                if trace is not None:
+                    trace.targets[at] = Verdict.INVITED
                 continue
             hours, zone = target.rules.working_hours, target.time_zone
             parts = rule.pieces(key, source.id, remote, title, span, hours, zone)
             if not parts:
                 removed[Removed.HOURS].add((source.user_id, key))
+            if trace is not None:
+                trace.targets[at] = Verdict.BLOCKS if parts else Verdict.HOURS
+                trace.blocks[at] = [p.key for p in parts]
             found[target.id] += parts
 
     desired: dict[tuple[int, str], DesiredBlock] = {}
@@ -247,8 +276,11 @@ def plan_busy_blocks(
     for target_id, parts in found.items():
         target = by_id[target_id]
         if target.rules.merge:
+            given = parts
             parts, in_merged, made = rule.merge(parts)
             members, merged = members + in_merged, merged + made
+            if trace is not None:
+                trace.merged(target_id, given, parts)
         for piece in parts:
             desired[(target_id, piece.key)] = desired_block(piece, target, block_id)
 
@@ -263,28 +295,30 @@ def plan_busy_blocks(
     deletes: list[ExistingBlock] = []
     preserved: list[ExistingBlock] = []
 
-    def settle_unwanted(block: ExistingBlock) -> None:
+    def settle_unwanted(block: ExistingBlock) -> Outcome:
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
         target = by_id[block.target_calendar_id]
         source = by_id[block.source_calendar_id]
         if not target.is_writable_target or target.id in copies:
             # calsync cannot write there; or it is the same calendar as one synced through
             # another account, whose blocks these are too (same provider events).
-            return
+            return Outcome.LEFT
         if target.keeps_blocks_while_off:
-            return
+            return Outcome.LEFT
         if not target.receives_blocks:
             # No longer a target (sync off, role source): the user is tidying up, and every
             # calsync block goes, past ones and hand-edited ones included (domain.md).
             deletes.append(block)
         elif block.user_modified:
             preserved.append(block)
-        elif _has_ended(block, now) or not source.account_active:
-            # History stays while the target stays a target; a source whose account lost its
-            # login deletes no block.
-            return
+            return Outcome.PRESERVED
+        elif _has_ended(block, now):
+            return Outcome.HISTORY  # history stays while the target stays a target
+        elif not source.account_active:
+            return Outcome.LEFT  # a source whose account lost its login deletes no block
         else:
             deletes.append(block)
+        return Outcome.DELETE
 
     for place in sorted(desired.keys() | blocks_at.keys()):
         wanted = desired.get(place)
@@ -303,23 +337,31 @@ def plan_busy_blocks(
         primary = candidates[0] if candidates else None
         for duplicate in candidates[1:]:
             settle_unwanted(duplicate)
+        outcome = Outcome.MATCHES
         if wanted is None:
             if primary is not None:
-                settle_unwanted(primary)
+                outcome = settle_unwanted(primary)
         elif primary is None:
             creates.append(wanted)
+            outcome = Outcome.CREATE
         elif primary.user_modified:
             preserved.append(primary)
+            outcome = Outcome.PRESERVED
         elif primary.user_deleted:
             # Deleted by hand: stays deleted until the source shows something new.
+            outcome = Outcome.HAND_DELETED
             if primary.source_fingerprint != wanted.fingerprint:
                 creates.append(wanted)
+                outcome = Outcome.CREATE
         elif block_matches(primary, wanted):
-            continue
+            pass
         elif _has_ended(primary, now) and wanted.end_at <= now:
-            continue  # history on both sides: not rewritten
+            outcome = Outcome.HISTORY  # history on both sides: not rewritten
         else:
             patches.append((primary, wanted))
+            outcome = Outcome.UPDATE
+        if trace is not None:
+            trace.outcomes[place] = outcome
 
     def block_order(block: ExistingBlock) -> tuple[int, str, str]:
         return (block.target_calendar_id, block.source_key, block.provider_event_id)
