@@ -327,7 +327,8 @@ def _cell(
         text_style = f"bold black on {colour}"
     if item.key == picture.selected:
         style = text_style = "bold reverse"
-    label = item.title if starts_here and width >= 3 else ""
+    # A block's title is always the same word: only the person's own events are labelled.
+    label = item.title if starts_here and width >= 3 and not item.block else ""
     cell = Text(label[:width], style=text_style)
     cell.append(fill * (width - cell.cell_len), style=style)
     return cell
