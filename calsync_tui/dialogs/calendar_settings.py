@@ -1,19 +1,20 @@
 """One calendar's settings as a form: sync, role, what its blocks show, all-day, whether its
-blocks stay when sync is turned off; one PATCH saves them, a refusal is shown in the form with
-every choice kept, and cancel changes nothing."""
+blocks stay when sync is turned off, and its rules; one PATCH saves them, a refusal is shown in
+the form with every choice kept, and cancel changes nothing."""
 
 from __future__ import annotations
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Label, RadioButton, RadioSet, Static
 from textual.worker import Worker, WorkerState
 
 from calsync_tui.client import ApiError, CalsyncApi
+from calsync_tui.dialogs.calendar_rules import SourceRules, TargetRules, rules_described
 from shared.domain import BusyTitle, CalendarRole
 from shared.schemas import CalendarOut, CalendarPatch
 
@@ -52,7 +53,17 @@ def described(before: CalendarOut, after: CalendarOut) -> str:
             if after.keep_blocks_when_off
             else "its blocks go when sync is off"
         )
+    said.extend(rules_described(before, after))
     return "; ".join(said) or "saved"
+
+
+class Refusal(Static):
+    """The server's refusal, last in the settings: shown, and whenever its wrapped sentence
+    changes height, the settings scroll to its end so it is all in sight."""
+
+    def on_resize(self) -> None:
+        if self.display and self.parent is not None:
+            self.call_after_refresh(self.scroll_visible, animate=False)
 
 
 class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
@@ -79,46 +90,54 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
                 ),
                 classes="dialog-title",
             )
-            yield Checkbox("Sync this calendar", calendar.sync_enabled, id="sync", compact=True)
-            yield Static(
-                "[dim]on: calsync keeps its blocks; off removes the blocks it made[/dim]",
-                classes="setting-hint",
-            )
-            with Horizontal(classes="setting"):
-                yield Label("Role", classes="setting-label")
-                with RadioSet(id="role", compact=True):
-                    for role in ROLES:
-                        yield RadioButton(
-                            role.value,
-                            role == calendar.role,
-                            id=_role_id(role),
-                            # Google lets calsync read a read-only calendar, never write it.
-                            disabled=calendar.read_only and role.is_target,
-                        )
-            yield Static("", id="role-means", classes="setting-hint")
-            with Horizontal(classes="setting"):
-                yield Label("Blocks show", classes="setting-label")
-                with RadioSet(id="busy-title", compact=True):
-                    for title in TITLES:
-                        yield RadioButton(
-                            TITLE_LABEL[title], title == calendar.busy_title, id=_title_id(title)
-                        )
-            yield Checkbox(
-                "All-day events block time too",
-                calendar.include_all_day,
-                id="all-day",
-                compact=True,
-            )
-            # Last, so the other settings keep their places in the tab order.
-            yield Checkbox(
-                "Keep the blocks it holds when sync is turned off",
-                calendar.keep_blocks_when_off,
-                id="keep-blocks",
-                compact=True,
-            )
-            error = Static("", id="settings-error", classes="setting-error")
-            error.display = False
-            yield error
+            # The settings scroll (at 80x24 they are taller than the screen), following the
+            # focus; the buttons below them stay in sight.
+            with VerticalScroll(id="settings-body", can_focus=False):
+                yield Checkbox("Sync this calendar", calendar.sync_enabled, id="sync", compact=True)
+                yield Static(
+                    "[dim]on: calsync keeps its blocks; off removes the blocks it made[/dim]",
+                    classes="setting-hint",
+                )
+                with Horizontal(classes="setting"):
+                    yield Label("Role", classes="setting-label")
+                    with RadioSet(id="role", compact=True):
+                        for role in ROLES:
+                            yield RadioButton(
+                                role.value,
+                                role == calendar.role,
+                                id=_role_id(role),
+                                # Google lets calsync read a read-only calendar, never write it.
+                                disabled=calendar.read_only and role.is_target,
+                            )
+                yield Static("", id="role-means", classes="setting-hint")
+                with Horizontal(classes="setting"):
+                    yield Label("Blocks show", classes="setting-label")
+                    with RadioSet(id="busy-title", compact=True):
+                        for title in TITLES:
+                            yield RadioButton(
+                                TITLE_LABEL[title],
+                                title == calendar.busy_title,
+                                id=_title_id(title),
+                            )
+                yield Checkbox(
+                    "All-day events block time too",
+                    calendar.include_all_day,
+                    id="all-day",
+                    compact=True,
+                )
+                # After the ones above, so they keep their places in the tab order.
+                yield Checkbox(
+                    "Keep the blocks it holds when sync is turned off",
+                    calendar.keep_blocks_when_off,
+                    id="keep-blocks",
+                    compact=True,
+                )
+                yield SourceRules(calendar)
+                yield TargetRules(calendar)
+                # Last, just above the buttons; shown, it is scrolled into sight.
+                error = Refusal("", id="settings-error", classes="setting-error")
+                error.display = False
+                yield error
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (esc)", id="cancel")
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
@@ -126,6 +145,22 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
     def on_mount(self) -> None:
         self._explain_role()
         self.query_one("#sync", Checkbox).focus()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._fit)
+
+    def _fit(self) -> None:
+        """The settings get the height the screen leaves once the title and the buttons are
+        in (in CSS a scroll's height cannot follow both its content and the screen): on a
+        small screen they scroll, and the buttons never leave it."""
+        dialog = self.query_one("#calendar-settings")
+        body = self.query_one("#settings-body")
+        taken = dialog.styles.gutter.height + sum(
+            child.outer_size.height + child.styles.margin.top + child.styles.margin.bottom
+            for child in dialog.children
+            if child is not body and child.display
+        )
+        body.styles.max_height = max(3, self.size.height * 9 // 10 - taken)
 
     # -- what the form says -------------------------------------------------------------------
 
@@ -156,13 +191,19 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
             busy_title=title if title != calendar.busy_title else None,
             include_all_day=all_day if all_day != calendar.include_all_day else None,
             keep_blocks_when_off=keep if keep != calendar.keep_blocks_when_off else None,
+            **self.query_one(SourceRules).changes(),
+            **self.query_one(TargetRules).changes(),
         )
 
     def _explain_role(self) -> None:
-        text = f"[dim]{ROLE_MEANS[self.chosen_role()]}"
+        role = self.chosen_role()
+        text = f"[dim]{ROLE_MEANS[role]}"
         if self.calendar.read_only:
             text += " (read-only at Google: it can only be a source)"
         self.query_one("#role-means", Static).update(text + "[/dim]")
+        # A rule of a part the calendar does not play is kept, greyed out, until it does.
+        self.query_one(SourceRules).disabled = not role.is_source
+        self.query_one(TargetRules).disabled = not role.is_target or self.calendar.read_only
 
     @on(RadioSet.Changed, "#role")
     def role_changed(self) -> None:
@@ -220,4 +261,5 @@ class CalendarSettingsDialog(ModalScreen[CalendarOut | None]):
             )
         )
         shown.display = True
+        self.query_one("#settings-body", VerticalScroll).scroll_end(animate=False)
         self._busy(False)

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import Checkbox, DataTable, Input, Static
 
+from calsync_server.emulators.google.scenario import WORK
 from calsync_tui.app import CalsyncApp
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
@@ -112,6 +113,45 @@ def test_calendar_settings(
 
     assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "calendar_settings")
+
+
+def test_calendar_rules(
+    snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
+    """The work calendar's rules filled in, one pattern a bad regex: the server's refusal in
+    the form, nothing saved (so the demo stays as it was for the other pictures)."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await pilot.press("3")
+        await until(pilot, lambda: rows(app, "#calendars") == 5, what="the calendars")
+        screen = app.screen
+        assert isinstance(screen, CalendarsScreen)
+        index = next(i for i, c in enumerate(screen.rows) if c.name == WORK)
+        screen.query_one(DataTable).move_cursor(row=index)
+        await pilot.press("e")
+        await until(pilot, lambda: isinstance(app.screen, CalendarSettingsDialog), what="the form")
+        form = app.screen
+        typed = form.query_one("#title-exclude", Input)
+        typed.cursor_blink = False  # the picture must not catch the cursor half-way
+        typed.focus()
+        typed.value = "lunch, /^(focus|1:1/"
+        form.query_one("#tentative", Checkbox).value = False
+        form.query_one("#hours-on", Checkbox).value = True
+        form.query_one("#merge", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        error = form.query_one("#settings-error", Static)
+        body = form.query_one("#settings-body")
+        await until(
+            pilot,
+            lambda: error.display and 0 < error.region.bottom <= body.region.bottom,
+            what="the refusal, all of it in sight",
+        )
+        await _shown(pilot, "calendar_rules")
+
+    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    keep(request, "calendar_rules")
 
 
 def test_busy_blocks(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
