@@ -22,6 +22,8 @@ from calsync_server.db.engine import alembic_config, create_db_engine, current_r
 from calsync_server.db.models import BusyBlock, SyncJob, SyncLog, User
 from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.google.mapping import SOURCE_PROPERTY as SOURCE_KEY_PROPERTY
+from calsync_server.providers.google.mapping import event_time
+from calsync_server.sync.stored import decode_time
 from shared.domain import JobState
 from tests.support.processes import Served, Servers
 from tests.support.waiting import wait_until
@@ -211,7 +213,10 @@ def test_sigkill_mid_sync_then_restart_loses_and_duplicates_nothing(
     assert {r.source_key for r in rows} == set(sources)
     assert all(r.target_calendar_id == home.id for r in rows)
     by_id = {b["id"]: b for b in blocks}
-    assert all(by_id[r.provider_event_id]["start"] == r.start for r in rows)
+    # Each row holds the time its block has at Google (stored in calsync's own words).
+    assert all(
+        event_time(by_id[r.provider_event_id]["start"]) == decode_time(r.start) for r in rows
+    )
     jobs = _jobs(world.db)
     assert not [j for j in jobs if j.state == JobState.RUNNING], jobs  # none left running
     taken_back = [j for j in jobs if j.calendar_id == work.id and j.id in killed]
