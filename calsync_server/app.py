@@ -23,6 +23,7 @@ from calsync_server.api.purge import Purge
 from calsync_server.api.routes import ApiV1
 from calsync_server.api.stream import stream
 from calsync_server.api.timeline import TimelineApi
+from calsync_server.api.trust import TrustApi
 from calsync_server.metrics import CONTENT_TYPE
 from calsync_server.push.webhooks import google_webhook, push_webhook
 from calsync_server.runtime import Runtime
@@ -70,6 +71,7 @@ def create_app(
             ApiV1,
             Purge,
             TimelineApi,
+            TrustApi,
             BusyFeedApi,
             busy_feed,
             stream,

@@ -47,6 +47,13 @@ class SyncKind(StrEnum):
     FULL = "full"
 
 
+class CalendarStatus(StrEnum):
+    """Whether a calendar needs the user (the safety catch holds deletes of its blocks)."""
+
+    OK = "ok"
+    NEEDS_YOU = "needs_you"
+
+
 class SyncStatus(StrEnum):
     SUCCESS = "success"
     PARTIAL = "partial"

@@ -11,6 +11,7 @@ from shared.domain import (
     AccountState,
     BusyTitle,
     CalendarRole,
+    CalendarStatus,
     ChannelState,
     JobState,
     PollReason,
@@ -69,6 +70,8 @@ class Status(Schema):
     channels: ChannelCounts
     # True when push channels can be made (a public URL is set); otherwise polling only.
     push_enabled: bool = False
+    # Calendars whose blocks' deletes the safety catch holds until the user says.
+    calendars_needing_you: int = 0
 
 
 class AccountOut(Schema):
@@ -140,6 +143,25 @@ class CalendarOut(Schema):
     working_hours: WorkingHoursSetting | None = None
     skip_invited: bool = False
     merge_blocks: bool = False
+    # "needs_you" while the safety catch holds deletes of its blocks (`held`).
+    status: CalendarStatus = CalendarStatus.OK
+    held: list[HeldDeletes] = []
+
+
+class HeldBlock(Schema):
+    title: str
+    start: str | None
+    end: str | None
+
+
+class HeldDeletes(Schema):
+    """The safety catch: this calendar's read suddenly returned far fewer events, and these
+    deletes of its blocks in one target wait until the user confirms or it recovers."""
+
+    target_calendar_id: int
+    count: int
+    sample: list[HeldBlock] = []
+    since: str | None = None
 
 
 class CalendarPatch(Schema):
@@ -362,6 +384,92 @@ class PurgeReport(Schema):
     calendars: list[PurgeCalendarOut] = []
     # Accounts whose login needs renewing: nothing of theirs was looked at.
     skipped: list[str] = []
+    notes: list[str] = []
+
+
+# -- explain and the dry run (issue 19): why, and what a sync would do now ----------------------
+
+MAX_EXPLAINED = 20
+
+
+class ExplainBlock(Schema):
+    """A block standing (or to stand) for the event in one target, and what the plan does."""
+
+    summary: str
+    start_at: datetime | None
+    end_at: datetime | None
+    # matches, create, update, delete, preserved, hand_deleted, history, left
+    outcome: str
+    outcome_words: str
+    provider_event_id: str | None = None
+    # "calsync", "changed by hand", "deleted by hand"; empty for a block not written yet.
+    written_by: str = ""
+    written_at: datetime | None = None
+    # The sync that wrote it, when calsync did (its log row).
+    sync_log_id: int | None = None
+    sync_calendar_id: int | None = None
+
+
+class ExplainTarget(Schema):
+    calendar_id: int
+    calendar_name: str
+    verdict: str
+    reason: str
+    blocks: list[ExplainBlock] = []
+
+
+class ExplainEvent(Schema):
+    event_id: int
+    calendar_id: int
+    calendar_name: str
+    provider_event_id: str
+    title: str | None
+    start_at: datetime | None
+    end_at: datetime | None
+    all_day: bool
+    # blocks, or the first rule that said no (cancelled, free, declined, title, hours, ...)
+    verdict: str
+    reason: str
+    targets: list[ExplainTarget] = []
+
+
+class Explanation(Schema):
+    events: list[ExplainEvent]
+    truncated: bool = False
+
+
+class PlannedChange(Schema):
+    action: str  # create, update, delete
+    summary: str
+    start_at: datetime | None
+    end_at: datetime | None
+    reason: str
+    held: bool = False  # a delete the safety catch would hold
+
+
+class PlannedTarget(Schema):
+    calendar_id: int
+    calendar_name: str
+    creates: int = 0
+    updates: int = 0
+    deletes: int = 0
+    held: int = 0
+    # The first MAX_PLANNED_ITEMS changes; the counts are whole.
+    changes: list[PlannedChange] = []
+
+
+MAX_PLANNED_ITEMS = 200
+
+
+class PlanPreview(Schema):
+    """What a sync would change now, read from the providers and written nowhere."""
+
+    calendars_read: list[int]
+    creates: int = 0
+    updates: int = 0
+    deletes: int = 0
+    held: int = 0
+    targets: list[PlannedTarget] = []
     notes: list[str] = []
 
 

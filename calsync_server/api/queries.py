@@ -24,6 +24,7 @@ from calsync_server.push.channels import healthy, push_kind
 from calsync_server.sync import stored
 from shared.domain import (
     AccountState,
+    CalendarStatus,
     ChannelState,
     JobState,
     PollReason,
@@ -39,6 +40,8 @@ from shared.schemas import (
     CalendarOut,
     ChannelCounts,
     ChannelOut,
+    HeldBlock,
+    HeldDeletes,
     Status,
     SyncLogOut,
     SyncLogPage,
@@ -226,6 +229,14 @@ def status(session: Session, user_id: int, now: datetime, settings: Settings) ->
             failing=sum(1 for c in channels if c.state == ChannelState.FAILING),
         ),
         push_enabled=bool(settings.public_url),
+        # Counted here: a JSON column holds "no hold" as JSON null on some databases.
+        calendars_needing_you=sum(
+            1
+            for held in session.exec(
+                select(Calendar.held_deletes).where(col(Calendar.id).in_(calendar_ids))
+            )
+            if held
+        ),
     )
 
 
@@ -316,9 +327,29 @@ def calendars(
                 working_hours=_working_hours(calendar.working_hours),
                 skip_invited=calendar.skip_invited,
                 merge_blocks=calendar.merge_blocks,
+                status=CalendarStatus.NEEDS_YOU if calendar.held_deletes else CalendarStatus.OK,
+                held=held_of(calendar.held_deletes),
             )
         )
     return result
+
+
+def held_of(stored: dict[str, Any] | None) -> list[HeldDeletes]:
+    """The safety catch's held deletes as the calendar row keeps them (sync/holds.py)."""
+    if not stored:
+        return []
+    return [
+        HeldDeletes(
+            target_calendar_id=int(t["target_calendar_id"]),
+            count=int(t["count"]),
+            sample=[
+                HeldBlock(title=str(b.get("title", "")), start=b.get("start"), end=b.get("end"))
+                for b in t.get("sample", [])
+            ],
+            since=stored.get("since"),
+        )
+        for t in stored.get("targets", [])
+    ]
 
 
 def _working_hours(stored: dict[str, Any] | None) -> WorkingHoursSetting | None:

@@ -21,7 +21,7 @@ from calsync_server.db.models import Account, BusyBlock, Calendar, SyncLog
 from calsync_server.providers.model import ChangeSet, ErrorKind, ProviderError
 from calsync_server.providers.registry import ProviderConfig, ProviderFactory, provider_factory
 from calsync_server.providers.retry import RetryPolicy
-from calsync_server.sync import holds
+from calsync_server.sync import holds, preview
 from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
@@ -35,6 +35,7 @@ from calsync_server.sync.safety import hold_deletes, read_dropped
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
 from shared.clock import Clock, SystemClock
 from shared.domain import AccountState, SyncKind
+from shared.schemas import PlanPreview
 from shared.settings import Settings
 
 
@@ -273,6 +274,19 @@ class SyncEngine:
                 calendar.last_full_sync_at = now
             session.add(calendar)
             session.commit()
+
+    # -- the dry run ---------------------------------------------------------------------------
+
+    def dry_run(self, user_id: int, calendar_ids: list[int] | None = None) -> PlanPreview:
+        """What syncing these calendars (None: all) whole would change now; nothing written."""
+        return preview.dry_run(
+            self.db,
+            self._pool(),
+            user_id,
+            calendar_ids,
+            self.clock.now(),
+            self.settings.horizon_days,
+        )
 
     # -- release ------------------------------------------------------------------------------
 

@@ -51,3 +51,9 @@ class ProviderPool:
                 account.token_expires_at = expiry_of(fresh)
                 session.add(account)
         self._open.clear()
+
+    def close(self) -> None:
+        """Close the providers and seal nothing back (a dry run writes nothing anywhere)."""
+        for provider, _stored in self._open.values():
+            provider.close()
+        self._open.clear()

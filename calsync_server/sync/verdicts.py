@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from calsync_server.sync.plan_types import CalendarView
 from calsync_server.sync.rules import Piece
 
 
@@ -114,3 +115,34 @@ class PlanTrace:
         for (tid, key), keys in self.blocks.items():
             if tid == target_id:
                 self.blocks[(tid, key)] = list(dict.fromkeys(into.get(k, k) for k in keys))
+
+
+def not_a_target_words(target: CalendarView, copy_of: CalendarView | None) -> str:
+    """Why a calendar receives no blocks, from the same properties the planner reads."""
+    if copy_of is not None:
+        return f"the same calendar is synced through another account (calendar {copy_of.id})"
+    if not target.sync_enabled:
+        return "sync is off for this calendar"
+    if not target.role.is_target:
+        return "this calendar is a source only"
+    if target.read_only:
+        return "this calendar is read-only"
+    if not target.account_active:
+        return "this calendar's login needs renewing"
+    return REASONS[Verdict.NOT_A_TARGET]
+
+
+def verdict_in(
+    trace: PlanTrace,
+    key: str,
+    target: CalendarView,
+    copy_of: CalendarView | None,
+) -> Verdict:
+    """The planner's verdict on the event of ``key`` in ``target``: the event's own when it
+    does not block, else the target's."""
+    verdict = trace.sources.get(key, Verdict.NOT_A_SOURCE)
+    if verdict is not Verdict.BLOCKS:
+        return verdict
+    if not target.receives_blocks or copy_of is not None:
+        return Verdict.NOT_A_TARGET
+    return trace.targets.get((target.id, key), Verdict.NOT_A_TARGET)
