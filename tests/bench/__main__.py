@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.bench import caldav_calls, calls, dashboard, propagation, scale, webhook
+from tests.bench import caldav_calls, calls, dashboard, merge, propagation, scale, webhook
 from tests.bench.harness import Table, machine
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -25,6 +25,7 @@ FIGURES: list[tuple[str, Callable[[Table, Path], None]]] = [
     ("4. Scale", scale.measure),
     ("5. Dashboard", dashboard.measure),
     ("6. CalDAV requests per change", caldav_calls.measure),
+    ("7. Writes saved by merging", merge.measure),
 ]
 
 
