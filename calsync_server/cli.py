@@ -77,12 +77,56 @@ def db_upgrade(calsync: CalsyncContext, revision: str) -> None:
     "--calendar", "calendar_ids", type=int, multiple=True, help="Calendar id (repeatable)."
 )
 @click.option("--full", is_flag=True, help="Full reconcile: fetch everything and repair.")
+@click.option("--dry-run", is_flag=True, help="Show what a sync would change now; write nothing.")
+@click.option(
+    "--confirm-deletes",
+    "confirm",
+    type=int,
+    default=None,
+    metavar="CAL",
+    help="Let the deletes the safety catch holds for calendar CAL go, and sync it.",
+)
 @pass_calsync
-def sync(calsync: CalsyncContext, calendar_ids: tuple[int, ...], full: bool) -> None:
+def sync(
+    calsync: CalsyncContext,
+    calendar_ids: tuple[int, ...],
+    full: bool,
+    dry_run: bool,
+    confirm: int | None,
+) -> None:
     """Sync now: every calendar with sync on, or the ones named."""
+    from calsync_server.sync import trust_cli
     from calsync_server.sync.cli import run_sync
 
+    if dry_run:
+        sys.exit(trust_cli.run_dry_run(calsync.settings, calendar_ids))
+    if confirm is not None:
+        if trust_cli.confirm_deletes(calsync.settings, confirm):
+            sys.exit(run_sync(calsync.settings, (confirm,), True))
+        sys.exit(0)
     sys.exit(run_sync(calsync.settings, calendar_ids, full))
+
+
+@cli.command("explain")
+@click.option("--event", "event_id", type=int, default=None, help="calsync's event id.")
+@click.option("--calendar", "calendar_id", type=int, default=None, help="Calendar id.")
+@click.option("--id", "provider_event_id", default=None, help="The provider's event id.")
+@click.option("--search", "title", default=None, help="A piece of the event's title.")
+@click.option(
+    "--at",
+    type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z"]),
+    default=None,
+    help="An instant the event holds (with its offset: 2025-03-10T09:30+01:00).",
+)
+@pass_calsync
+def explain(calsync: CalsyncContext, /, **question: Any) -> None:
+    """Why an event blocks or not in each of your other calendars, and which sync wrote it."""
+    from calsync_server.sync.trust_cli import run_explain
+
+    try:
+        sys.exit(run_explain(calsync.settings, **question))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @cli.command("serve")

@@ -11,12 +11,11 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import PathParameter, QueryParameter
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from calsync_server.api import queries
 from calsync_server.api.auth import provide_user_id
 from calsync_server.api.openapi import WITH_PARAMETERS, errors
-from calsync_server.db.models import Event
 from calsync_server.runtime import Runtime
 from calsync_server.sync import holds, preview
 from shared.domain import SyncKind
@@ -31,44 +30,6 @@ SEARCH_SPAN = timedelta(days=1)
 
 def _problem(message: str, key: str) -> ValidationException:
     return ValidationException(message, extra=[{"message": message, "key": key, "source": "query"}])
-
-
-def find_events(
-    session: Session,
-    user_id: int,
-    *,
-    event_id: int | None,
-    calendar_id: int | None,
-    provider_event_id: str | None,
-    title: str | None,
-    at: datetime | None,
-    limit: int,
-) -> tuple[list[Event], bool]:
-    """The events asked for: by calsync's id, by calendar and the provider's id, or by a piece
-    of the title (and an instant the event holds); at most ``limit``, only the user's."""
-    calendars = queries.user_calendar_ids(session, user_id)
-    query = select(Event).where(col(Event.calendar_id).in_(calendars))
-    if event_id is not None:
-        query = query.where(Event.id == event_id)
-    elif provider_event_id is not None:
-        if calendar_id is None:
-            raise _problem("provider_event_id needs calendar_id", "calendar_id")
-        query = query.where(
-            Event.calendar_id == calendar_id, Event.provider_event_id == provider_event_id
-        )
-    elif title is not None:
-        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(col(Event.summary).ilike(f"%{escaped}%", escape="\\"))
-        if calendar_id is not None:
-            query = query.where(Event.calendar_id == calendar_id)
-        if at is not None:
-            query = query.where(col(Event.start_at) <= at, col(Event.end_at) > at)
-    else:
-        raise _problem("give event_id, calendar_id and provider_event_id, or title", "event_id")
-    if not calendars:
-        return [], False
-    rows = list(session.exec(query.order_by(col(Event.start_at), col(Event.id)).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
 
 
 class TrustApi(Controller):
@@ -102,16 +63,20 @@ class TrustApi(Controller):
         runtime: Runtime = request.app.state.runtime
         now = runtime.clock.now()
         with Session(runtime.db, autoflush=False) as session:
-            rows, truncated = find_events(
-                session,
-                user_id,
-                event_id=event_id,
-                calendar_id=calendar_id,
-                provider_event_id=provider_event_id,
-                title=title,
-                at=at,
-                limit=limit,
-            )
+            try:
+                rows, truncated = preview.find_events(
+                    session,
+                    user_id,
+                    event_id=event_id,
+                    calendar_id=calendar_id,
+                    provider_event_id=provider_event_id,
+                    title=title,
+                    at=at,
+                    limit=limit,
+                )
+            except ValueError as exc:
+                key = "calendar_id" if "calendar_id" in str(exc) else "event_id"
+                raise _problem(str(exc), key) from None
             if not rows:
                 return Explanation(events=[])
             found = preview.plan_user(

@@ -130,6 +130,44 @@ def plan_user(
 # -- explain -----------------------------------------------------------------------------------
 
 
+def find_events(
+    session: Session,
+    user_id: int,
+    *,
+    event_id: int | None,
+    calendar_id: int | None,
+    provider_event_id: str | None,
+    title: str | None,
+    at: datetime | None,
+    limit: int,
+) -> tuple[list[Event], bool]:
+    """The events asked for: by calsync's id, by calendar and the provider's id, or by a piece
+    of the title (and an instant the event holds); at most ``limit``, only the user's."""
+    calendars = list(user_calendars(session, user_id)[1])
+    query = select(Event).where(col(Event.calendar_id).in_(calendars))
+    if event_id is not None:
+        query = query.where(Event.id == event_id)
+    elif provider_event_id is not None:
+        if calendar_id is None:
+            raise ValueError("provider_event_id needs calendar_id")
+        query = query.where(
+            Event.calendar_id == calendar_id, Event.provider_event_id == provider_event_id
+        )
+    elif title is not None:
+        escaped = title.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(col(Event.summary).ilike(f"%{escaped}%", escape="\\"))
+        if calendar_id is not None:
+            query = query.where(Event.calendar_id == calendar_id)
+        if at is not None:
+            query = query.where(col(Event.start_at) <= at, col(Event.end_at) > at)
+    else:
+        raise ValueError("give event_id, calendar_id and provider_event_id, or title")
+    if not calendars:
+        return [], False
+    rows = list(session.exec(query.order_by(col(Event.start_at), col(Event.id)).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 def _log_of(session: Session, row: BusyBlock, calendar_ids: list[int]) -> SyncLog | None:
     """The sync that wrote the block last: the log of a sync of the user's that ran when the
     row was written, its source's before others'."""
