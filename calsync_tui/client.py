@@ -17,6 +17,7 @@ from shared.schemas import (
     CalendarPatch,
     ChannelOut,
     DisconnectReport,
+    Explanation,
     Problem,
     Readiness,
     Status,
@@ -190,8 +191,17 @@ class CalsyncApi:
         params = {"start": start.isoformat(), "end": end.isoformat()}
         return await self._call("GET", "api/v1/timeline", Timeline, params=params)
 
+    async def explain(self, event_id: int) -> Explanation:
+        """`GET /api/v1/explain`: why the event blocks or not, in each other calendar."""
+        return await self._call("GET", "api/v1/explain", Explanation, params={"event_id": event_id})
+
     async def channels(self) -> list[ChannelOut]:
         return await self._call("GET", "api/v1/channels", list[ChannelOut])
+
+    async def confirm_deletes(self, calendar_id: int) -> CalendarOut:
+        """Let the deletes the safety catch holds for the calendar go (a full sync of it)."""
+        path = f"api/v1/calendars/{calendar_id}/confirm-deletes"
+        return await self._call("POST", path, CalendarOut)
 
     async def sync(self, calendar_id: int | None = None, *, full: bool = False) -> SyncAccepted:
         return await self._call(

@@ -16,7 +16,7 @@ from textual.widgets import Static
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.week import Column, WeekItem, WeekPicture, columns, legend, monday_of, week_items
 from calsync_tui.widgets.week_grid import WeekGrid
-from shared.schemas import AccountOut, CalendarOut, Timeline
+from shared.schemas import AccountOut, CalendarOut, ExplainEvent, Timeline
 
 HELP = "←/→ or [/] weeks · t this week · ↑/↓ select an event · esc none"
 
@@ -52,6 +52,8 @@ class WeekScreen(CalsyncScreen):
         self.cols: list[Column] = []
         self.selected: str | None = None
         self.loads = 0  # finished loads (tests wait on it)
+        # The server's explain of the selected item's event (issue 19), once it answered.
+        self.explained: ExplainEvent | None = None
 
     def body(self) -> ComposeResult:
         yield Static("", id="week-title")
@@ -126,9 +128,14 @@ class WeekScreen(CalsyncScreen):
         return text
 
     def why(self, item: WeekItem) -> Text:
-        """Why the item is there, or what it leads to. Issue 19's explain (why an event
-        blocks or not, rule by rule) will come from the server: this is the place it goes,
-        asked for `item.event_id`."""
+        """Why the item is there, or what it leads to: the server's explain (issue 19: the
+        rule that decided, and the verdict in each other calendar) once it has answered, what
+        the week itself shows until then."""
+        event_id = item.event_id if not item.block else item.source_event_id
+        explained = self.explained
+        if explained is not None and explained.event_id == event_id:
+            source = self._calendar_words(explained.calendar_id)
+            return _explained(item, explained, source)
         if item.block:
             source = self._calendar_words(item.source_calendar_id)
             mirrored = next(
@@ -179,6 +186,17 @@ class WeekScreen(CalsyncScreen):
             index = keys.index(self.selected) + step
             self.selected = keys[index % len(keys)]
         self.redraw()
+        item = next((i for i in self.items if i.key == self.selected), None)
+        event_id = None if item is None else (item.source_event_id if item.block else item.event_id)
+        if event_id is not None:
+            self.explain(event_id)
+
+    @work(exclusive=True, group="explain", exit_on_error=False)
+    async def explain(self, event_id: int) -> None:
+        """Ask the server why the event blocks or not; shown if it is still selected."""
+        answer = await self.host.api.explain(event_id)
+        self.explained = next((e for e in answer.events if e.event_id == event_id), None)
+        self.redraw()
 
 
 def _when(item: WeekItem) -> str:
@@ -190,3 +208,32 @@ def _when(item: WeekItem) -> str:
     assert item.end is not None
     end = f"{item.end:%H:%M}" if item.end.date() == item.start.date() else f"{item.end:%a %H:%M}"
     return f"{item.start:%a %d %b %H:%M}-{end}"
+
+
+def _explained(item: WeekItem, explained: ExplainEvent, source: str) -> Text:
+    """The explain in two short lines. An event: its verdict, then each other calendar (✓ a
+    block there, ✗ and why not). A block: the event it keeps, then why it stands here."""
+    text = Text()
+    if item.block:
+        title = explained.title or "(no title)"
+        text.append(f'calsync\'s busy block: "{title}" in {source} keeps this time', "cyan")
+        here = next((t for t in explained.targets if t.calendar_id == item.calendar_id), None)
+        if here is not None:
+            text.append("\n")
+            text.append(f"Here: {here.reason}", style="dim")
+        return text
+    blocks = explained.verdict == "blocks"
+    text.append("Your event: ", style="green" if blocks else "italic")
+    text.append(explained.reason, style="green" if blocks else "italic")
+    if explained.targets:
+        text.append("\n")
+        for index, target in enumerate(explained.targets):
+            if index:
+                text.append(" · ", style="dim")
+            if target.verdict == "blocks":
+                text.append(f"✓ {target.calendar_name}", style="green")
+            else:
+                text.append(f"✗ {target.calendar_name}", style="dim")
+                if target.verdict != explained.verdict:
+                    text.append(f" ({target.reason})", style="dim")
+    return text

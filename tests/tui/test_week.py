@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
+from calsync_server.emulators.google import scenario
 from calsync_tui.app import CalsyncApp
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.week import WeekScreen
@@ -38,16 +39,24 @@ async def shown(pilot: Pilot[Any], loads: int = 1) -> WeekScreen:
 
 async def select(pilot: Pilot[Any], title: str, *, block: bool = False) -> None:
     """Move the selection down until an item with this title (a block of it: its source's
-    title) is selected."""
+    title) is selected, and the server's explain of its event has arrived."""
     screen = week(pilot.app)  # type: ignore[arg-type]
     for _ in range(len(screen.items) + 1):
         await pilot.press("down")
         item = next(i for i in screen.items if i.key == screen.selected)
+        event_id = item.source_event_id if item.block else item.event_id
         if block and item.block:
-            source = next((s for s in screen.items if s.event_id == item.source_event_id), None)
-            if source is not None and source.title == title:
-                return
-        elif not block and not item.block and item.title == title:
+            source = next((s for s in screen.items if s.event_id == event_id), None)
+            found = source is not None and source.title == title
+        else:
+            found = not block and not item.block and item.title == title
+        if found:
+            await until(
+                pilot,
+                lambda e=event_id: screen.explained is not None and screen.explained.event_id == e,
+                what=f"the explain of {title!r}",
+            )
+            await pilot.pause()
             return
     raise AssertionError(f"no {'block of ' if block else ''}{title!r} in the week")
 
@@ -105,25 +114,31 @@ async def test_week_moves_through_weeks_and_back_to_this_one(three_demo: DemoWor
         await until(pilot, lambda: "2025  this week" in screen_text(app), what="this week")
 
 
-async def test_selecting_shows_what_an_event_and_a_block_are(three_demo: DemoWorld) -> None:
+async def test_selecting_shows_why_an_event_blocks_or_not(three_demo: DemoWorld) -> None:
+    """An event's details are the server's explain (issue 19): its verdict and, per other
+    calendar, a block there or why not; a block names the event it keeps."""
     app = snapshot_app(three_demo, mode="week")
     async with app.run_test(size=(200, 60)) as pilot:
         await shown(pilot)
         assert "select an event" in screen_text(app)
         await select(pilot, "Focus: quarterly planning")
-        await pilot.pause()
         text = screen_text(app)
         assert "Focus: quarterly planning  Calendar (Microsoft 365)  Thu 13 Mar 13:00-16:00" in text
-        assert "Your event: blocked in " in text
-        assert "Family (CalDAV)" in text
-        assert "(Google)" in text
+        assert "Your event: it makes you busy" in text
+        assert "✓ Family" in text
+        assert f"✓ {scenario.PERSONAL}" in text
+        # The read-only holidays calendar receives no block, and says why.
+        assert "✗ United Kingdom holidays (" in text
+
+        await select(pilot, "Lunch & learn (optional)")
+        text = screen_text(app)
+        assert "Your event: the event shows as free" in text
+        assert "✗ Family" in text
 
         await select(pilot, "Dentist", block=True)
-        await pilot.pause()
         text = screen_text(app)
-        assert 'calsync\'s busy block: "Dentist" in alex.morgan@personal.example.com (Google)' in (
-            text
-        )
+        assert f'calsync\'s busy block: "Dentist" in {scenario.PERSONAL} (Google)' in text
+        assert "Here: it makes you busy" in text
         await pilot.press("escape")
         await pilot.pause()
         assert "select an event" in screen_text(app)
