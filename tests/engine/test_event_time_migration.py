@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from calsync_server.api.queries import busy_blocks
 from calsync_server.db.engine import alembic_config, upgrade_database
@@ -81,13 +81,21 @@ def _world_with_blocks(world: World, unique: str) -> tuple[Cal, Cal]:
     return work, home
 
 
+# The columns read here, never whole rows: at the previous revision the tables lack what
+# later migrations added (the models are today's).
+EVENT_TIMES = (Event.id, Event.start, Event.end)
+BLOCK_TIMES = (BusyBlock.id, BusyBlock.start, BusyBlock.end)
+
+
 def _times(world: World) -> dict[tuple[str, int], tuple[Any, ...]]:
     """Every row's start and end (and a block's title and fingerprint), by table and id."""
     with Session(world.db) as session:
-        events = {("event", e.id or 0): (e.start, e.end) for e in session.exec(select(Event))}
+        events = {("event", i): (a, b) for i, a, b in session.execute(select(*EVENT_TIMES))}
         blocks = {
-            ("block", b.id or 0): (b.start, b.end, b.summary, b.source_fingerprint)
-            for b in session.exec(select(BusyBlock))
+            ("block", i): (a, b, summary, fingerprint)
+            for i, a, b, summary, fingerprint in session.execute(
+                select(*BLOCK_TIMES, BusyBlock.summary, BusyBlock.source_fingerprint)
+            )
         }
     return {**events, **blocks}
 
@@ -112,10 +120,15 @@ def _hand_deleted_as_google_sent(world: World) -> None:
     """The hand-deleted block's times as Google's text came (UTC as "+00:00"), as rows made
     from Google's objects held them, with its fingerprint over that text."""
     with Session(world.db) as session:
-        block = session.exec(select(BusyBlock).where(BusyBlock.user_deleted)).one()
-        block.start, block.end = _as_google_sent(block.start), _as_google_sent(block.end)
-        block.source_fingerprint = _fingerprint(block.summary, block.start, block.end)
-        session.add(block)
+        block_id, start, end, summary = session.execute(
+            select(*BLOCK_TIMES, BusyBlock.summary).where(col(BusyBlock.user_deleted))
+        ).one()
+        start, end = _as_google_sent(start), _as_google_sent(end)
+        session.execute(
+            sa.update(BusyBlock)
+            .where(col(BusyBlock.id) == block_id)
+            .values(start=start, end=end, source_fingerprint=_fingerprint(summary, start, end))
+        )
         session.commit()
 
 
@@ -136,8 +149,8 @@ def _block_rows(world: World) -> list[tuple[Any, ...]]:
 
 def _time_keys(world: World) -> set[str]:
     with Session(world.db) as session:
-        rows: list[Any] = [*session.exec(select(Event)), *session.exec(select(BusyBlock))]
-    return {key for row in rows for value in (row.start, row.end) for key in (value or {})}
+        rows = [*session.execute(select(*EVENT_TIMES)), *session.execute(select(*BLOCK_TIMES))]
+    return {key for _id, *times in rows for value in times for key in (value or {})}
 
 
 def test_rows_in_googles_keys_upgrade_and_sync_without_writing_a_block(

@@ -160,6 +160,8 @@ def sync_logs(world: World, cal: Cal) -> int:
         return len(session.exec(select(SyncLog).where(SyncLog.calendar_id == cal.id)).all())
 
 
+# The killed sync runs in a process of its own, on the real clock: the test's must be real too.
+@pytest.mark.real_clock
 def test_a_crash_between_create_and_commit_leaves_exactly_one_block(
     mixed: tuple[World, MicrosoftDriver], unique: str
 ) -> None:
