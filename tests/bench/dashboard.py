@@ -89,6 +89,7 @@ def measure(table: Table, tmp: Path) -> None:
         push=False,
         enable=False,
         settings={"workers": 1, "poll_interval_seconds": 3600.0},
+        providers=("google",),  # the figure's world since it was first measured
     ) as world:
         with world.api() as client:
             wait_until(lambda: client.get("api/v1/status").status_code == 200, what="the server")
