@@ -67,7 +67,10 @@ def run_radicale(
     # Radicale serves until its shutdown socket's peer closes.
     stop, stop_peer = socket.socketpair()
     thread = threading.Thread(
-        target=radicale.server.serve, args=(config, stop_peer), name="calsync-radicale"
+        target=radicale.server.serve,
+        args=(config, stop_peer),
+        name="calsync-radicale",
+        daemon=True,  # joined below; a stuck one must not hold the process open at exit
     )
     thread.start()
     running = RunningRadicale(f"http://{host}:{port}/", username, password)

@@ -186,7 +186,7 @@ def live_changes(family: FamilyCalendar, interval_s: float) -> Iterator[LiveChan
                 # The server stopping under a change, or a moment's failure: the next one.
                 log.warning("a live change to the family calendar failed", exc_info=True)
 
-    thread = threading.Thread(target=run, name="calsync-caldav-live")
+    thread = threading.Thread(target=run, name="calsync-caldav-live", daemon=True)
     thread.start()
     try:
         yield changes
