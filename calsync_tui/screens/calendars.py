@@ -10,10 +10,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog, described
+from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
 from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
-from shared.domain import BusyTitle, CalendarRole, PushState
+from shared.domain import BusyTitle, CalendarRole, CalendarStatus, PushState
 from shared.schemas import CalendarOut, CalendarPatch
 
 ROLE_ORDER = (CalendarRole.BOTH, CalendarRole.SOURCE, CalendarRole.TARGET)
@@ -35,6 +36,9 @@ COLUMNS = (
 def _cells(calendar: CalendarOut, now_text: str) -> list[Text]:
     swatch = Text("██", style=calendar.color) if calendar.color else Text("  ")
     sync = Text("● on", style="green") if calendar.sync_enabled else Text("○ off", style="dim")
+    if calendar.status is CalendarStatus.NEEDS_YOU:
+        # The safety catch holds deletes of its blocks: `D` lets them go.
+        sync = Text("! needs you", style="bold red")
     role = calendar.role.value
     if calendar.read_only:
         role += " (read-only)"
@@ -65,6 +69,14 @@ def _cells(calendar: CalendarOut, now_text: str) -> list[Text]:
     )
 
 
+HELP = (
+    "[b]e[/b]/[b]enter[/b] settings  [b]space[/b] sync on/off  [b]r[/b] role  "
+    "[b]p[/b] show titles  [b]A[/b] all-day  [b]s[/b] sync now  [b]F[/b] full reconcile"
+)
+# Shown only while a calendar needs the user (the safety catch holds deletes of its blocks).
+HELP_HELD = "[b]D[/b] confirm held deletes  [b]s[/b] sync now  [b]e[/b] settings"
+
+
 class CalendarsScreen(CalsyncScreen):
     MODE = "calendars"
     BINDINGS = [
@@ -75,6 +87,7 @@ class CalendarsScreen(CalsyncScreen):
         Binding("A", "toggle_all_day", "All-day"),
         Binding("s", "sync_now", "Sync now"),
         Binding("F", "full_reconcile", "Full reconcile"),
+        Binding("D", "confirm_deletes", "Confirm held deletes", show=False),
     ]
 
     def __init__(self) -> None:
@@ -85,12 +98,7 @@ class CalendarsScreen(CalsyncScreen):
         table: DataTable[str | Text] = DataTable(id="calendars", cursor_type="row")
         table.border_title = "Calendars"
         yield table
-        yield Static(
-            "[b]e[/b]/[b]enter[/b] settings  [b]space[/b] sync on/off  [b]r[/b] role  "
-            "[b]p[/b] show titles  [b]A[/b] all-day  [b]s[/b] sync now  [b]F[/b] full reconcile",
-            id="calendars-help",
-            classes="help",
-        )
+        yield Static(HELP, id="calendars-help", classes="help")
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(*COLUMNS)
@@ -110,6 +118,8 @@ class CalendarsScreen(CalsyncScreen):
         cursor = table.cursor_row
         table.clear()
         self.rows = calendars
+        held = any(c.status is CalendarStatus.NEEDS_YOU for c in calendars)
+        self.query_one("#calendars-help", Static).update(HELP_HELD if held else HELP)
         now = self.host.now()
         for calendar in calendars:
             table.add_row(*_cells(calendar, ago(calendar.last_sync_at, now)), key=str(calendar.id))
@@ -195,6 +205,35 @@ class CalendarsScreen(CalsyncScreen):
         self.notify(
             "joined the sync already waiting" if coalesced else "sync queued", title=calendar.name
         )
+
+    def action_confirm_deletes(self) -> None:
+        calendar = self.selected()
+        if calendar is None or calendar.status is not CalendarStatus.NEEDS_YOU:
+            self.notify("nothing is held for this calendar")
+            return
+        names = {c.id: c.name for c in self.rows}
+        lines = [
+            f"{h.count} busy blocks in {names.get(h.target_calendar_id, h.target_calendar_id)}"
+            for h in calendar.held
+        ]
+        text = (
+            f"{calendar.name} suddenly returned far fewer events, so calsync held the deletes "
+            "of its blocks:\n\n" + "\n".join(lines) + "\n\nDelete them now? If the events "
+            "come back instead, the hold lifts by itself."
+        )
+        self.app.push_screen(
+            ConfirmDialog("Held deletes", text, "Delete", danger=True),
+            lambda yes: self._deletes_confirmed(calendar, yes),
+        )
+
+    def _deletes_confirmed(self, calendar: CalendarOut, confirmed: bool | None) -> None:
+        if confirmed:
+            self.confirm_deletes(calendar)
+
+    @work(group="sync-now", exit_on_error=False)
+    async def confirm_deletes(self, calendar: CalendarOut) -> None:
+        self._replace(await self.host.api.confirm_deletes(calendar.id))
+        self.notify("held deletes confirmed: syncing", title=calendar.name)
 
     def action_full_reconcile(self) -> None:
         syncing = [c for c in self.rows if c.sync_enabled]

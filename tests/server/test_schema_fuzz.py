@@ -65,6 +65,11 @@ REFUSALS_THE_SCHEMA_CANNOT_SAY = re.compile(
             "title patterns per calendar",
             "working hours",
             "is not a weekday",
+            # Explain: which event is asked about takes one of three sets of parameters, and
+            # only a held calendar's deletes can be confirmed (issue 19).
+            "give event_id, calendar_id and provider_event_id, or title",
+            "provider_event_id needs calendar_id",
+            "holds no deletes",
         )
     )
 )
