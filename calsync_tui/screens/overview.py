@@ -25,7 +25,7 @@ from calsync_tui.formatting import (
 )
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
-from shared.domain import AccountState, ChannelState
+from shared.domain import AccountState, CalendarStatus, ChannelState
 from shared.schemas import AccountOut, CalendarOut, ChannelOut, Readiness, Status, SyncLogOut
 
 # Warn this long before a login of a Google app in "Testing" ends (Google gives it 7 days).
@@ -217,6 +217,22 @@ class OverviewScreen(CalsyncScreen):
                         "again (Accounts → ",
                         bold_a,
                         ").",
+                    )
+                )
+        names = {c.id: c.name for c in data.calendars}
+        for calendar in data.calendars:
+            if calendar.status is CalendarStatus.NEEDS_YOU:
+                held = ", ".join(
+                    f"{h.count} in {names.get(h.target_calendar_id, h.target_calendar_id)}"
+                    for h in calendar.held
+                )
+                lines.append(
+                    _bullet(
+                        "red",
+                        f"{calendar.name} needs you: it suddenly returned far fewer events, so "
+                        f"the deletes of its blocks are held ({held}). Calendars → ",
+                        ("D", "bold"),
+                        " to delete them; they stay if its events come back.",
                     )
                 )
         for calendar in data.calendars:

@@ -1,7 +1,7 @@
 """The safety catch on the dashboard (issue 19 item 3): a calendar whose blocks' deletes are held
-shows "needs you" in the calendars screen, the help line offers `D`, and `D` with a yes lets
-them go through the API (the calendar is "ok" again). The hold itself is made by the engine's
-tests; here it is set on the row, as a sync that held deletes leaves it."""
+shows "needs you" on the overview and in the calendars screen, whose help line offers `D`; `D`
+with a yes lets them go through the API (the calendar is "ok" again). The hold itself is made by
+the engine's tests; here it is set on the row, as a sync that held deletes leaves it."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ async def test_a_calendar_that_needs_you_and_confirming_its_held_deletes(
     app = dashboard(fresh_demo)
     async with app.run_test(size=SIZE) as pilot:
         await live(pilot)
+        await until(
+            pilot,
+            lambda: "Family needs you" in str(app.screen.query_one("#attention").render()),
+            what="the overview's attention line",
+        )
+        assert "(12 in " in str(app.screen.query_one("#attention").render())
         await select_calendar(pilot, app, "Family")
         screen = app.screen
         assert isinstance(screen, CalendarsScreen)
