@@ -7,7 +7,6 @@ same events come back, nothing was lost, the hold lifts by itself)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session
@@ -26,11 +25,6 @@ from tests.support.world import Cal, World
 
 busy, instant, mixed_user, google = core.busy, core.instant, core.mixed_user, core.google
 EVENTS = 12  # over the line: at least 10, and more than half of a target's future blocks
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'calsync.db'}"
 
 
 @pytest.fixture(scope="module", params=["google", "microsoft", "caldav-radicale"])
