@@ -21,7 +21,7 @@ from calsync_server.db.models import Account, BusyBlock, Calendar, SyncLog
 from calsync_server.providers.model import ChangeSet, ErrorKind, ProviderError
 from calsync_server.providers.registry import ProviderConfig, ProviderFactory, provider_factory
 from calsync_server.providers.retry import RetryPolicy
-from calsync_server.sync import holds, preview
+from calsync_server.sync import dry_run, holds
 from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
@@ -279,7 +279,7 @@ class SyncEngine:
 
     def dry_run(self, user_id: int, calendar_ids: list[int] | None = None) -> PlanPreview:
         """What syncing these calendars (None: all) whole would change now; nothing written."""
-        return preview.dry_run(
+        return dry_run.dry_run(
             self.db,
             self._pool(),
             user_id,

@@ -1,34 +1,27 @@
-"""Explain and the dry run (domain.md "Trust"): the plan a sync would make now, with the
-planner's own reasons (its PlanTrace), from the inputs the engine plans with. Nothing here
-writes: not to a provider (a dry run only reads) and not to the database (the session is
-only read and never flushed).
-"""
+"""Explain (domain.md "Trust"): the whole user's plan with the planner's own reasons (its
+PlanTrace), from the inputs the engine plans with, and why each event blocks or not in each
+target. The dry run (dry_run.py) plans through here too. Nothing here writes: the session is
+only read and never flushed."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import Account, BusyBlock, Calendar, Event, SyncLog
-from calsync_server.providers.model import ProviderError
 from calsync_server.sync import holds
-from calsync_server.sync.ingest import unmask_blocks
 from calsync_server.sync.planner import (
     BusyBlockPlan,
     CalendarView,
-    ExistingBlock,
     SourceEvent,
     plan_busy_blocks,
     second_copies,
     source_key,
     sync_window,
 )
-from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.reconcile import identity_of, whole_user_scope
 from calsync_server.sync.report import SyncReport
 from calsync_server.sync.rows import (
@@ -38,7 +31,7 @@ from calsync_server.sync.rows import (
     user_time_zone,
     user_views,
 )
-from calsync_server.sync.safety import Held, hold_deletes, read_dropped
+from calsync_server.sync.safety import Held, hold_deletes
 from calsync_server.sync.verdicts import (
     OUTCOME_WORDS,
     REASONS,
@@ -48,15 +41,10 @@ from calsync_server.sync.verdicts import (
     not_a_target_words,
     verdict_in,
 )
-from shared.domain import AccountState
 from shared.schemas import (
-    MAX_PLANNED_ITEMS,
     ExplainBlock,
     ExplainEvent,
     ExplainTarget,
-    PlannedChange,
-    PlannedTarget,
-    PlanPreview,
 )
 
 
@@ -292,165 +280,3 @@ def _not_a_source_words(view: CalendarView, copy_of: CalendarView | None) -> str
     if not view.account_active:
         return "its calendar's login needs renewing"
     return REASONS[Verdict.NOT_A_SOURCE]
-
-
-# -- the dry run -------------------------------------------------------------------------------
-
-
-def read_fresh(
-    session: Session,
-    pool: ProviderPool,
-    calendars: Sequence[Calendar],
-    accounts: dict[int, Account],
-    window: tuple[datetime, datetime],
-    zone: str,
-    notes: list[str],
-) -> tuple[dict[int, list[SourceEvent]], set[int]]:
-    """Each calendar's events as a full read gives them now (read only: no cursor is kept),
-    and the calendars whose read suddenly returned far fewer events than calsync holds."""
-    fresh: dict[int, list[SourceEvent]] = {}
-    dropped: set[int] = set()
-    for calendar in calendars:
-        assert calendar.id is not None
-        try:
-            provider = pool.get(accounts[calendar.account_id])
-            changes = provider.read_changes(
-                calendar.provider_calendar_id, cursor=None, window=window
-            )
-            changes = unmask_blocks(session, calendar, changes, provider)
-        except (ProviderError, ValueError) as exc:
-            notes.append(f"{calendar.name} could not be read: {exc}")
-            continue
-        blocks = set(
-            session.exec(
-                select(BusyBlock.provider_event_id).where(
-                    BusyBlock.target_calendar_id == calendar.id
-                )
-            )
-        )
-        tz = calendar.time_zone or zone
-        fresh[calendar.id] = [
-            SourceEvent(calendar.id, e, time_zone=tz)
-            for e in changes.events
-            if not e.cancelled and not e.is_block and e.id not in blocks
-        ]
-        if read_dropped(holds.live_events(session, calendar.id), len(fresh[calendar.id])):
-            dropped.add(calendar.id)
-    return fresh, dropped
-
-
-def _when(block: ExistingBlock) -> tuple[datetime | None, datetime | None]:
-    start = block.start.to_utc("UTC") if block.start is not None else None
-    return start, block.end_at or (block.end.to_utc("UTC") if block.end is not None else None)
-
-
-def _delete_reason(found: UserPlan, block: ExistingBlock) -> str:
-    target = found.views[block.target_calendar_id]
-    if not target.receives_blocks:
-        return not_a_target_words(target, found.copies.get(target.id))
-    origin = block.source_key.split(":", 1)[0]
-    verdict = found.trace.sources.get(origin)
-    if verdict is None:
-        return "its event is gone (deleted, or out of the window)"
-    if verdict is Verdict.BLOCKS:
-        wanted = found.trace.blocks.get((block.target_calendar_id, origin), [])
-        return "a second block of the same event" if block.source_key in wanted else "replaced"
-    return REASONS[verdict]
-
-
-def preview(found: UserPlan, read: Sequence[int], notes: list[str]) -> PlanPreview:
-    """The plan as the API and the command show it: per target, with reasons."""
-    per: dict[int, PlannedTarget] = {}
-    items: dict[int, list[PlannedChange]] = defaultdict(list)
-
-    def target(tid: int) -> PlannedTarget:
-        if tid not in per:
-            per[tid] = PlannedTarget(calendar_id=tid, calendar_name=found.calendars[tid].name)
-        return per[tid]
-
-    for d in found.plan.creates:
-        target(d.target_calendar_id).creates += 1
-        why = "a blocking event has no block there yet"
-        items[d.target_calendar_id].append(
-            PlannedChange(
-                action="create", summary=d.summary, start_at=d.start_at, end_at=d.end_at, reason=why
-            )
-        )
-    for old, d in found.plan.patches:
-        target(d.target_calendar_id).updates += 1
-        why = f'the block shows "{old.summary}" at other times or title than its event now'
-        items[d.target_calendar_id].append(
-            PlannedChange(
-                action="update", summary=d.summary, start_at=d.start_at, end_at=d.end_at, reason=why
-            )
-        )
-    held = [
-        (b, True)
-        for targets in found.held.blocks.values()
-        for blocks in targets.values()
-        for b in blocks
-    ]
-    for b, is_held in [*((b, False) for b in found.plan.deletes), *held]:
-        planned = target(b.target_calendar_id)
-        if is_held:
-            planned.held += 1
-        else:
-            planned.deletes += 1
-        start, end = _when(b)
-        why = _delete_reason(found, b)
-        if is_held:
-            why += "; held: its source suddenly returned far fewer events (confirm to delete)"
-        items[b.target_calendar_id].append(
-            PlannedChange(
-                action="delete",
-                summary=b.summary,
-                start_at=start,
-                end_at=end,
-                reason=why,
-                held=is_held,
-            )
-        )
-    targets = []
-    for tid in sorted(per):
-        per[tid].changes = items[tid][:MAX_PLANNED_ITEMS]
-        targets.append(per[tid])
-    return PlanPreview(
-        calendars_read=list(read),
-        creates=sum(t.creates for t in targets),
-        updates=sum(t.updates for t in targets),
-        deletes=sum(t.deletes for t in targets),
-        held=sum(t.held for t in targets),
-        targets=targets,
-        notes=[*found.notes, *notes],
-    )
-
-
-def dry_run(
-    db: sa.Engine,
-    pool: ProviderPool,
-    user_id: int,
-    calendar_ids: Sequence[int] | None,
-    now: datetime,
-    horizon_days: int,
-) -> PlanPreview:
-    """What syncing ``calendar_ids`` (None: every synced calendar) of the user whole would
-    change now: each read afresh from its provider, the whole user planned; nothing written."""
-    notes: list[str] = []
-    with Session(db, autoflush=False) as session:
-        try:
-            accounts, calendars = user_calendars(session, user_id)
-            zone = user_time_zone(calendars.values())
-            window = sync_window(now, zone, horizon_days)
-            wanted = [
-                c
-                for cid, c in sorted(calendars.items())
-                if (calendar_ids is None or cid in calendar_ids)
-                and c.sync_enabled
-                and accounts[c.account_id].state == AccountState.ACTIVE
-            ]
-            fresh, dropped = read_fresh(session, pool, wanted, accounts, window, zone, notes)
-            found = plan_user(session, user_id, now, horizon_days, fresh=fresh, dropped=dropped)
-            return preview(found, sorted(fresh), notes)
-        finally:
-            session.rollback()
-            pool.close()
