@@ -190,15 +190,31 @@ def slot_minutes(hours: int, rows: int) -> int:
     return SLOT_MINUTES[-1]
 
 
-def draw(picture: WeekPicture, width: int, height: int) -> list[Text]:
+Hits = dict[tuple[int, int], str]  # (x, y) of a drawn cell -> the key of the item drawn there
+
+
+def draw(picture: WeekPicture, width: int, height: int, hits: Hits | None = None) -> list[Text]:
     """The week as `height` lines of `width` cells: day headings, an all-day row, then the day
-    in slots (as fine as the height allows), each day split into one column per calendar."""
+    in slots (as fine as the height allows), each day split into one column per calendar.
+    `hits`, when given, is filled with where each item was drawn (a click selects it)."""
     lines: list[Text] = []
     day_width = max(2, (width - GUTTER) // 7)
-    cols = picture.columns or []
     inner = day_width - 1  # one cell of each day is its left border
-    sub = max(1, inner // len(cols)) if cols else inner
+    widths = column_widths(inner, len(picture.columns))
     today = picture.now.date()
+    found: Hits = {} if hits is None else hits
+
+    def cells(line: Text, day: date, begin: datetime | None, end: datetime | None) -> None:
+        is_now = begin is not None and day == today and begin <= picture.now < (end or begin)
+        line.append("│", style="dim")
+        x = line.cell_len
+        drawn, keys = _cells(picture, day, begin, end, widths, inner, now=is_now)
+        line.append_text(drawn)
+        for width_, key in keys:
+            if key is not None:
+                for dx in range(width_):
+                    found[(x + dx, len(lines))] = key
+            x += width_
 
     heading = Text(" " * GUTTER)
     for day in picture.days:
@@ -210,8 +226,7 @@ def draw(picture: WeekPicture, width: int, height: int) -> list[Text]:
 
     all_day = Text("all d ", style="dim")
     for day in picture.days:
-        all_day.append("│", style="dim")
-        all_day.append_text(_cells(picture, day, None, None, sub, inner))
+        cells(all_day, day, None, None)
     lines.append(all_day)
 
     first, last = picture.hours()
@@ -234,10 +249,8 @@ def draw(picture: WeekPicture, width: int, height: int) -> list[Text]:
         now_row = False
         for day in picture.days:
             begin = datetime.combine(day, time(0), zone) + offset
-            is_now = day == today and begin <= picture.now < begin + slot
-            now_row = now_row or is_now
-            line.append("│", style="dim")
-            line.append_text(_cells(picture, day, begin, begin + slot, sub, inner, now=is_now))
+            now_row = now_row or (day == today and begin <= picture.now < begin + slot)
+            cells(line, day, begin, begin + slot)
         if now_row:
             line = _mark_now(line, picture.now)
         lines.append(line)
@@ -268,22 +281,38 @@ def _mark_now(line: Text, now: datetime) -> Text:
     return marked + line[GUTTER:]
 
 
+def column_widths(inner: int, count: int) -> list[int]:
+    """Each calendar's share of a day's `inner` cells: as even as can be, the first ones a
+    cell wider; with more calendars than cells, the last ones get none."""
+    if count == 0:
+        return []
+    if count > inner:
+        return [1] * inner + [0] * (count - inner)
+    base, extra = divmod(inner, count)
+    return [base + (1 if index < extra else 0) for index in range(count)]
+
+
 def _cells(
     picture: WeekPicture,
     day: date,
     begin: datetime | None,
     end: datetime | None,
-    sub: int,
+    widths: list[int],
     inner: int,
     *,
     now: bool = False,
-) -> Text:
-    """One day's cells of one row (all-day when `begin` is None), a sub-column per calendar."""
+) -> tuple[Text, list[tuple[int, str | None]]]:
+    """One day's cells of one row (all-day when `begin` is None), a sub-column per calendar;
+    with each sub-column's width and the key of the item drawn in it."""
     out = Text()
-    for column in picture.columns:
-        out.append_text(_cell(picture, column, day, begin, end, sub, now))
+    keys: list[tuple[int, str | None]] = []
+    for column, width in zip(picture.columns, widths, strict=True):
+        if width:
+            cell, key = _cell(picture, column, day, begin, end, width, now)
+            out.append_text(cell)
+            keys.append((width, key))
     out.append(" " * max(0, inner - out.cell_len))
-    return out
+    return out, keys
 
 
 def _cell(
@@ -294,7 +323,7 @@ def _cell(
     end: datetime | None,
     width: int,
     now: bool,
-) -> Text:
+) -> tuple[Text, str | None]:
     calendar_id = column.calendar.id
     if begin is None or end is None:
         here = [
@@ -305,7 +334,7 @@ def _cell(
             i for i in picture.items if i.calendar_id == calendar_id and i.covers(day, begin, end)
         ]
     if not here:
-        return Text(("─" if now else " ") * width, style=NOW_STYLE if now else "")
+        return Text(("─" if now else " ") * width, style=NOW_STYLE if now else ""), None
     # The selected item first, then the person's own busy events, then blocks, then free ones.
     here.sort(key=lambda i: (i.key != picture.selected, i.free, i.block))
     item = here[0]
@@ -331,7 +360,7 @@ def _cell(
     label = item.title if starts_here and width >= 3 and not item.block else ""
     cell = Text(label[:width], style=text_style)
     cell.append(fill * (width - cell.cell_len), style=style)
-    return cell
+    return cell, item.key
 
 
 def legend(picture_columns: list[Column], width: int) -> Text:

@@ -18,7 +18,7 @@ from calsync_tui.week import Column, WeekItem, WeekPicture, columns, legend, mon
 from calsync_tui.widgets.week_grid import WeekGrid
 from shared.schemas import AccountOut, CalendarOut, ExplainEvent, Timeline
 
-HELP = "←/→ or [/] weeks · t this week · ↑/↓ select an event · esc none"
+HELP = "←/→ or [/] weeks · t this week · ↑/↓ or a click selects an event · esc none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +185,16 @@ class WeekScreen(CalsyncScreen):
         else:
             index = keys.index(self.selected) + step
             self.selected = keys[index % len(keys)]
+        self.choose(self.selected)
+
+    def on_week_grid_chosen(self, message: WeekGrid.Chosen) -> None:
+        self.choose(message.key)
+
+    def choose(self, key: str | None) -> None:
+        """Select the item (None: nothing) and ask why it is there."""
+        self.selected = key
         self.redraw()
-        item = next((i for i in self.items if i.key == self.selected), None)
+        item = next((i for i in self.items if i.key == key), None)
         event_id = None if item is None else (item.source_event_id if item.block else item.event_id)
         if event_id is not None:
             self.explain(event_id)

@@ -14,6 +14,7 @@ from calsync_server.emulators.google import scenario
 from calsync_tui.app import CalsyncApp
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.week import WeekScreen
+from calsync_tui.widgets.week_grid import WeekGrid
 from tests.tui.conftest import live, screen_text, snapshot_app, until
 from tests.tui.test_snapshots import keep
 
@@ -120,7 +121,7 @@ async def test_selecting_shows_why_an_event_blocks_or_not(three_demo: DemoWorld)
     app = snapshot_app(three_demo, mode="week")
     async with app.run_test(size=(200, 60)) as pilot:
         await shown(pilot)
-        assert "select an event" in screen_text(app)
+        assert "selects an event" in screen_text(app)
         await select(pilot, "Focus: quarterly planning")
         text = screen_text(app)
         assert "Focus: quarterly planning  Calendar (Microsoft 365)  Thu 13 Mar 13:00-16:00" in text
@@ -141,4 +142,19 @@ async def test_selecting_shows_why_an_event_blocks_or_not(three_demo: DemoWorld)
         assert "Here: it makes you busy" in text
         await pilot.press("escape")
         await pilot.pause()
-        assert "select an event" in screen_text(app)
+        assert "selects an event" in screen_text(app)
+
+        # A click on an event drawn in the week selects it too.
+        screen = week(app)
+        grid = screen.query_one(WeekGrid)
+        (dentist,) = [i for i in screen.items if i.title == "Dentist"]
+        x, y = next(spot for spot, key in sorted(grid.hits.items()) if key == dentist.key)
+        await pilot.click(WeekGrid, offset=(x, y))
+        await until(
+            pilot,
+            lambda: screen.explained is not None and screen.explained.title == "Dentist",
+            what="the clicked event's explain",
+        )
+        await pilot.pause()
+        assert screen.selected == dentist.key
+        assert "Dentist  alex.morgan@personal.example.com (Google)" in screen_text(app)
