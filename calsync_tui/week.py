@@ -86,7 +86,20 @@ def week_items(timeline: Timeline, zone: tzinfo) -> list[WeekItem]:
                 source_event_id=block.source_event_id,
             )
         )
-    return sorted(items, key=lambda i: (i.first_day, not i.all_day, i.start or _EPOCH, i.key))
+    # By time, then own events before blocks, then calendar: never by row id, which says
+    # only in what order the server happened to write.
+    return sorted(
+        items,
+        key=lambda i: (
+            i.first_day,
+            not i.all_day,
+            i.start or _EPOCH,
+            i.block,
+            i.calendar_id,
+            i.title,
+            i.key,
+        ),
+    )
 
 
 _EPOCH = datetime(1970, 1, 1).astimezone()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from calsync_server.emulators.google import scenario
 from calsync_tui.launch.demo import DemoWorld, enable_calendar
 from calsync_tui.widgets.sync_progress import SyncProgressLine
@@ -36,12 +38,24 @@ def big_personal_calendar(world: DemoWorld) -> None:
         )
 
 
+def slow_google_writes(world: DemoWorld) -> None:
+    """Google answers each batch of block writes after 0.7 s, as a busy day's API may: the
+    sync lasts seconds whatever the machine, so its progress is on screen for a while."""
+    slow = httpx.post(
+        f"{world.emulator.url}emulator/faults",
+        json={"method": "events.insert", "status": 200, "times": 10_000, "delay_ms": 700},
+        timeout=10,
+    )
+    assert slow.status_code in (200, 201, 204), slow.text
+
+
 async def test_a_big_first_sync_shows_events_read_and_blocks_written(
     fresh_demo: DemoWorld,
 ) -> None:
     world = fresh_demo
     enable_in_order(world, ["alex.morgan@work.example.com"])
     big_personal_calendar(world)
+    slow_google_writes(world)
     app = dashboard(world)
     async with app.run_test(size=(120, 36)) as pilot:
         await live(pilot)
@@ -66,5 +80,7 @@ async def test_a_big_first_sync_shows_events_read_and_blocks_written(
         assert step.blocks_total >= EVENTS
         assert f"of {step.blocks_total} written" in text
         # The sync ends: its line goes.
-        await until(pilot, lambda: not line.has_class("running"), what="the sync to end")
+        await until(
+            pilot, lambda: not line.has_class("running"), deadline_s=60, what="the sync to end"
+        )
         assert "Syncing" not in screen_text(app)
