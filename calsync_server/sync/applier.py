@@ -8,6 +8,7 @@ provider gave, when the create answers.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ class BlockApplier:
 
     def apply(self, plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]] = ()) -> None:
         """Apply `plan`, and delete `orphans` ((target, block id) of blocks nobody wants)."""
+        # Which key each block id stands for as the plan starts: a create answered with one of
+        # them met a block calsync keeps for another key (see _met_another).
+        self._held = {(t, row.provider_event_id): key for (t, key), row in self._rows.items()}
         intents: list[_Intent] = []
         for desired in plan.creates:
             intents.append(self._create(desired))
@@ -101,7 +105,7 @@ class BlockApplier:
     def _provider_calendar(self, target_id: int) -> str:
         return self._calendars[target_id].provider_calendar_id
 
-    def _create(self, desired: DesiredBlock) -> _Intent:
+    def _create(self, desired: DesiredBlock, existing: ExistingBlock | None = None) -> _Intent:
         op = BlockOp(
             BlockAction.CREATE,
             self._provider_calendar(desired.target_calendar_id),
@@ -109,7 +113,7 @@ class BlockApplier:
             content=desired.content,
             digest=desired.digest,
         )
-        return _Intent(op, desired.target_calendar_id, desired=desired)
+        return _Intent(op, desired.target_calendar_id, desired=desired, existing=existing)
 
     def _update(
         self, block_id: str, desired: DesiredBlock, existing: ExistingBlock | None
@@ -163,6 +167,12 @@ class BlockApplier:
                 self._report.blocks_deleted += 1
             elif action is BlockAction.READ:
                 return self._after_conflict(intent, result.block)
+            elif self._met_another(intent, result.block):
+                # Graph answers a repeated transactionId with the first block: here one moved
+                # to another key (the planner's moves). This block is written without it.
+                assert intent.desired is not None
+                op = dataclasses.replace(intent.op, digest=None)
+                return [dataclasses.replace(intent, op=op)]
             elif self._remember(intent, result.block):
                 if action is BlockAction.CREATE:
                     self._report.blocks_created += 1
@@ -181,9 +191,17 @@ class BlockApplier:
             # The chosen id exists (a retry after a crash, or a block deleted by hand): read
             # it, and update only if it differs.
             read = BlockOp(BlockAction.READ, intent.op.calendar_id, block_id=intent.op.block_id)
-            return [_Intent(read, intent.target_calendar_id, desired=intent.desired)]
+            return [
+                _Intent(
+                    read,
+                    intent.target_calendar_id,
+                    desired=intent.desired,
+                    existing=intent.existing,
+                )
+            ]
         if action is BlockAction.UPDATE and error.kind is ErrorKind.GONE and intent.desired:
-            return [self._create(intent.desired)]
+            # (a moved block's row goes with it: ``existing`` names the key it had)
+            return [self._create(intent.desired, intent.existing)]
         if error.kind is ErrorKind.FORBIDDEN:
             calendar = self._calendars[intent.target_calendar_id]
             if not calendar.read_only:
@@ -214,7 +232,18 @@ class BlockApplier:
                 self._remember(intent, found)  # already right: no write needed
                 self._report.blocks_created += 1
                 return []
-        return [self._update(intent.op.block_id, desired, None)]
+        return [self._update(intent.op.block_id, desired, intent.existing)]
+
+    def _met_another(self, intent: _Intent, block: RemoteEvent | None) -> bool:
+        """Whether a create where the provider gives ids answered with a block calsync keeps
+        under another key."""
+        desired = intent.desired
+        if intent.op.action is not BlockAction.CREATE or intent.op.digest is None:
+            return False
+        if block is None or desired is None or intent.op.block_id is not None:
+            return False
+        held = self._held.get((intent.target_calendar_id, block.id))
+        return held is not None and held != desired.source_key
 
     def _remember(self, intent: _Intent, block: RemoteEvent | None) -> bool:
         """Record the block as written; False when its id is still unknown (a provider that
@@ -228,6 +257,14 @@ class BlockApplier:
             self._report.note("a block was written but its id is not known yet")
             return False
         key = (desired.target_calendar_id, desired.source_key)
+        moved = intent.existing
+        if moved is not None and moved.source_key != desired.source_key and key not in self._rows:
+            # A merged block moved to its group's new key (the planner's moves): its row is
+            # re-keyed, never left behind under the old key nor written twice.
+            row = self._rows.pop((moved.target_calendar_id, moved.source_key), None)
+            if row is not None:
+                row.source_key = desired.source_key
+                self._rows[key] = row
         row = self._rows.get(key)
         if row is None:
             row = BusyBlock(

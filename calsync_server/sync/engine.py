@@ -260,6 +260,9 @@ class SyncEngine:
             # A listed block whose key calsync cannot trace (a merged block whose row was lost)
             # is no orphan when the plan creates it again: the create meets it and adopts it.
             planned = {(d.target_calendar_id, d.provider_event_id) for d in plan.creates}
+            # Nor is one the plan moves (its mark already names the key its row is moved to,
+            # when a crash came between the write and the commit).
+            planned |= {(b.target_calendar_id, b.provider_event_id) for b, _ in plan.patches}
             orphans = [(cid, bid) for cid, bid in orphans if (cid, bid) not in planned]
             self.locks.free_the_file(session)
             applier.apply(plan, orphans)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from calsync_server.providers.model import EventTime, Response
 from calsync_server.sync import plan_types, stored
 from calsync_server.sync import rules as rule
+from calsync_server.sync.moves import Span, moves
 from calsync_server.sync.rules import Piece, Removed
 from calsync_server.sync.verdicts import Outcome, PlanTrace, Verdict
 from shared.domain import BusyTitle
@@ -164,6 +165,13 @@ def _block_end(block: ExistingBlock) -> datetime | None:
     return block.end.to_utc("UTC") if block.end is not None else None
 
 
+def _block_span(block: ExistingBlock, target: CalendarView) -> Span | None:
+    end = _block_end(block)
+    if block.start is None or end is None:
+        return None
+    return block.start.to_utc(target.time_zone), end
+
+
 def _has_ended(block: ExistingBlock, now: datetime) -> bool:
     end = _block_end(block)
     return end is not None and end <= now
@@ -294,6 +302,9 @@ def plan_busy_blocks(
     patches: list[tuple[ExistingBlock, DesiredBlock]] = []
     deletes: list[ExistingBlock] = []
     preserved: list[ExistingBlock] = []
+    # Blocks to delete and blocks to create, that moves() may pair as updates.
+    vacated: list[tuple[ExistingBlock, Span]] = []
+    fresh: list[DesiredBlock] = []
 
     def settle_unwanted(block: ExistingBlock) -> Outcome:
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
@@ -341,9 +352,14 @@ def plan_busy_blocks(
         if wanted is None:
             if primary is not None:
                 outcome = settle_unwanted(primary)
+                target, held = by_id[place[0]], _block_span(primary, by_id[place[0]])
+                movable = target.receives_blocks and not primary.user_deleted
+                if outcome is Outcome.DELETE and movable and held is not None:
+                    vacated.append((primary, held))
         elif primary is None:
             creates.append(wanted)
             outcome = Outcome.CREATE
+            fresh.append(wanted)
         elif primary.user_modified:
             preserved.append(primary)
             outcome = Outcome.PRESERVED
@@ -362,6 +378,21 @@ def plan_busy_blocks(
             outcome = Outcome.UPDATE
         if trace is not None:
             trace.outcomes[place] = outcome
+
+    # A merged block a member joined or left is moved to its new key: one update, not a delete
+    # and a create (the block keeps its provider id; the applier re-keys its row). So is a
+    # block holding the id a create would be given (merging turned off again).
+    claimed = {(d.target_calendar_id, d.provider_event_id or "") for d in creates}
+    merging = {c.id for c in by_id.values() if c.rules.merge}
+    paired = moves(vacated, fresh, claimed, merging)
+    gone = {id(block) for block, _ in paired} | {id(wanted) for _, wanted in paired}
+    creates = [d for d in creates if id(d) not in gone]
+    deletes = [b for b in deletes if id(b) not in gone]
+    patches += paired
+    if trace is not None:
+        for block, wanted in paired:
+            trace.outcomes[(block.target_calendar_id, block.source_key)] = Outcome.UPDATE
+            trace.outcomes[(wanted.target_calendar_id, wanted.source_key)] = Outcome.UPDATE
 
     def block_order(block: ExistingBlock) -> tuple[int, str, str]:
         return (block.target_calendar_id, block.source_key, block.provider_event_id)

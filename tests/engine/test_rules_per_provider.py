@@ -134,8 +134,58 @@ def test_merged_blocks_and_a_merge_split_when_the_middle_event_is_deleted(
     assert result.log.status == SyncStatus.SUCCESS, result.log.error
     assert blocks(driver, family) == [busy(9, 10), busy(11, 12), busy(15, 16)]
     assert blocks(driver, personal) == []
-    # The split rewrote only the merged block: it went, its two parts came (where their ids
-    # were used before, Google's 409 is read and the block written over); D untouched, and
-    # B's own block in personal went.
-    assert result.report.blocks_deleted == 2
+    # The split rewrote only the merged block: it became one of its parts in place and the
+    # other part came (where its id was used before, Google's 409 is read and the block
+    # written over); D untouched, and B's own block in personal went.
+    assert result.report.blocks_deleted == 1
     assert result.report.blocks_created + result.report.blocks_updated == 2
+
+
+def test_a_merged_block_is_rewritten_in_place_as_sources_sync_one_after_another(
+    world: World, driver: Driver, google: GoogleDriver
+) -> None:
+    """Every calendar turned on together, then synced in turn: a source's event joining (and
+    later leaving) a merged block rewrites that block in place, one write, same block id."""
+    personal, family, work = mixed_user(world, driver, google)
+    world.configure(family, merge_blocks=True)
+    driver.add(personal.provider_id, PersonEvent("A", instant(9), instant(10)))
+    joiner = google.add(work.provider_id, PersonEvent("B", instant(10), instant(11)))  # touches A
+
+    def marked() -> list[tuple[object, object]]:
+        return [(e["id"], e["mark"]) for e in driver.events(family.provider_id) if e["mark"]]
+
+    def row_key() -> str:
+        (row,) = [r for r in world.rows() if r.target_calendar_id == family.id]
+        return row.source_key
+
+    assert world.sync(personal).log.status == SyncStatus.SUCCESS
+    ((block_id, first_mark),) = marked()
+    assert blocks(driver, family) == [busy(9, 10)]
+
+    joined = world.sync(work)  # B joins A's block in family; B's own block goes to personal
+
+    assert joined.log.status == SyncStatus.SUCCESS, joined.log.error
+    assert blocks(driver, family) == [busy(9, 11)]
+    assert marked() == [(block_id, row_key())]  # the same block, marked with its new key
+    assert row_key() != first_mark
+    assert joined.report.blocks_updated == 1
+    assert joined.report.blocks_deleted == 0
+    assert joined.report.blocks_created == 1  # B's block in personal
+    world.sync_all(personal, family, work)  # the echoes
+    for cal in (personal, family, work):
+        assert world.sync(cal, full=True).report.changes == 0
+    assert marked() == [(block_id, row_key())]
+
+    google.delete(work.provider_id, joiner)
+    left = world.sync(work)  # B leaves: the block shrinks back in place
+
+    assert left.log.status == SyncStatus.SUCCESS, left.log.error
+    assert blocks(driver, family) == [busy(9, 10)]
+    assert marked() == [(block_id, row_key())]
+    assert left.report.blocks_updated == 1
+    assert left.report.blocks_created == 0
+    assert left.report.blocks_deleted == 1  # B's block in personal
+    world.sync_all(personal, family, work)
+    for cal in (personal, family, work):
+        assert world.sync(cal, full=True).report.changes == 0
+    assert blocks(driver, family) == [busy(9, 10)]

@@ -388,7 +388,9 @@ class CalDAVProvider:
             return None
         if op.content is None:
             raise ProviderError(ErrorKind.INVALID, f"{op.action.value} needs the block's content")
-        digest = op.digest or name.removesuffix(".ics")
+        # The UID follows the resource, never the op: a merged block moved to another key (an
+        # update whose digest is its new key's) keeps its resource, and a UID may not change.
+        digest = name.removesuffix(".ics")
         text = mapping.block_text(digest, op.content, stamp=self.clock())
         if op.action is BlockAction.CREATE:
             headers = {**ICS_HEADERS, "If-None-Match": "*"}
