@@ -203,7 +203,8 @@ def _timed_object(moment: datetime, style: str, zone: str) -> dict[str, Any]:
     local = moment.astimezone(ZoneInfo(zone))
     if style == "local":
         # A wall-clock time that DST makes ambiguous would not name this instant: use offsets.
-        naive = local.replace(tzinfo=None)
+        # (fold=0: the text keeps no fold, and is read as the first of the two instants.)
+        naive = local.replace(tzinfo=None, fold=0)
         if naive.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC) == moment:
             return {"dateTime": naive.isoformat(), "timeZone": zone}
     return {"dateTime": _iso(local), "timeZone": zone}
