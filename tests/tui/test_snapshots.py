@@ -34,6 +34,13 @@ def rows(app: CalsyncApp, selector: str) -> int:
     return table.row_count
 
 
+def laid_out(app: CalsyncApp, selector: str) -> bool:
+    """Some column of the table is wider than its header: its rows have been measured."""
+    table = app.screen.query_one(selector)
+    assert isinstance(table, DataTable)
+    return any(c.content_width > len(c.label.plain) for c in table.columns.values())
+
+
 async def _shown(pilot: Pilot[Any], name: str) -> None:
     """The data is on screen and the stream is live: ready for the picture."""
     await live(pilot)
@@ -233,6 +240,9 @@ def test_confirmation(
         assert isinstance(app, CalsyncApp)
         await pilot.press(keys[0])
         await until(pilot, lambda: rows(app, selector) >= count, what=f"rows in {selector}")
+        # A table sizes its columns to new rows when next idle; a dialog opened before that
+        # leaves the table behind it sized for its headers ("alex." in CI).
+        await until(pilot, lambda: laid_out(app, selector), what=f"{selector} sized to its rows")
         await pilot.press(keys[1])
         await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
         await _shown(pilot, name)
