@@ -16,6 +16,7 @@ from calsync_server.api.auth import provide_user_id
 from calsync_server.api.openapi import WITH_PARAMETERS, errors
 from calsync_server.api.queries import user_calendar_ids
 from calsync_server.db.models import BusyBlock, Event
+from calsync_server.providers.model import Response
 from calsync_server.runtime import Runtime
 from calsync_server.sync import stored
 from shared.schemas import (
@@ -105,8 +106,8 @@ def timeline(session: Session, user_id: int, start: datetime, end: datetime) -> 
                     all_day=row.all_day,
                     start_day=days[0],
                     end_day=days[1],
-                    free=row.transparency == "transparent",
-                    declined=row.self_response_status == "declined",
+                    free=row.transparency == stored.TRANSPARENT,
+                    declined=stored.response_of(row.self_response_status) is Response.DECLINED,
                     kind=row.event_type,
                 )
             )
