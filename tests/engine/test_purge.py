@@ -6,8 +6,6 @@ what is left, and a second run finishes. Outcomes are read from the providers' c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
@@ -17,20 +15,14 @@ from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.providers.model import ErrorKind
 from calsync_server.sync.purge import PurgePlan, PurgeScope, find_blocks, purge_blocks
 from shared.domain import CalendarRole
+from tests.engine import test_core_per_provider as core
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.connect import blocks, connect, own_events
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.per_provider import driver_in, driver_maker
-from tests.support.world import FAST_RETRY, Cal, World, at
+from tests.support.drivers.per_provider import driver_maker
+from tests.support.world import FAST_RETRY, Cal, World
 
 DRIVERS = ["google", "microsoft", "caldav-radicale"]
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """SQLite here: what differs is the provider (tests/server/test_purge_cli.py runs the
-    command on PostgreSQL too)."""
-    return f"sqlite:///{tmp_path / 'calsync.db'}"
 
 
 @pytest.fixture(scope="module", params=DRIVERS)
@@ -45,20 +37,8 @@ def hands(
         yield make
 
 
-@pytest.fixture
-def driver(hands: Callable[[str], Driver], unique: str, world: World) -> Iterator[Driver]:
-    yield from driver_in(world, hands(unique))
-
-
-@pytest.fixture
-def google(emulator: RunningEmulator, unique: str) -> Iterator[GoogleDriver]:
-    made = GoogleDriver(emulator, f"{unique}g")
-    yield made
-    made.close()
-
-
-def instant(hours: float, days: int = 1) -> datetime:
-    return datetime.fromisoformat(at(hours, days).replace("Z", "+00:00"))
+# The core suite's fixtures (SQLite, each driver cleaned up, the person's Google hands).
+database_url, driver, google, instant = core.database_url, core.driver, core.google, core.instant
 
 
 def synced_user(world: World, driver: Driver, google: GoogleDriver) -> tuple[Cal, Cal, Cal]:
