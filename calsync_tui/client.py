@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 
+from shared.http import AsyncReusedConnectionRetry
 from shared.schemas import (
     AccountOut,
     BusyBlockPage,
@@ -85,7 +86,10 @@ class CalsyncApi:
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                base_url=self.base_url, headers=self.headers, timeout=TIMEOUT_SECONDS
+                base_url=self.base_url,
+                headers=self.headers,
+                timeout=TIMEOUT_SECONDS,
+                transport=AsyncReusedConnectionRetry(),
             )
         return self._http
 

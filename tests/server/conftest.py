@@ -20,6 +20,7 @@ from calsync_server.runtime import Runtime
 from calsync_server.serving import ServedApp, bound_socket, serve_in_thread
 from calsync_server.sync.engine import SyncEngine
 from shared.domain import ChannelState, JobState
+from shared.http import ReusedConnectionRetry
 from tests.support.drivers.caldav import CalDAVServer, caldav_server
 from tests.support.drivers.microsoft import GraphEndpoints
 from tests.support.processes import Servers
@@ -66,7 +67,10 @@ class ServerWorld(World):
     def api(self, user: str = "ada") -> httpx.Client:
         self.user(user)
         return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer token-{user}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer token-{user}"},
+            timeout=30,
+            transport=ReusedConnectionRetry(),
         )
 
     def enable(self, client: httpx.Client, *cals: Cal, **changes: Any) -> None:

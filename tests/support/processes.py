@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from shared.http import ReusedConnectionRetry
 from tests.support.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,7 +60,10 @@ class Served:
 
     def api(self, token: str = TOKEN) -> httpx.Client:
         return httpx.Client(
-            base_url=f"{self.url}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+            transport=ReusedConnectionRetry(),
         )
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15) -> int:
