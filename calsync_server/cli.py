@@ -99,7 +99,7 @@ def sync(
     from calsync_server.sync.cli import run_sync
 
     if dry_run:
-        sys.exit(trust_cli.run_dry_run(calsync.settings, calendar_ids))
+        sys.exit(trust_cli.run_dry_run(calsync.settings, calendar_ids, full))
     if confirm is not None:
         if trust_cli.confirm_deletes(calsync.settings, confirm):
             sys.exit(run_sync(calsync.settings, (confirm,), True))

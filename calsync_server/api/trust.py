@@ -88,17 +88,27 @@ class TrustApi(Controller):
 
     @get("/plan", sync_to_thread=True, responses=errors(*WITH_PARAMETERS, 404))
     def plan(
-        self, request: Request[Any, Any, Any], user_id: UserId, calendar_id: OptionalId = None
+        self,
+        request: Request[Any, Any, Any],
+        user_id: UserId,
+        calendar_id: OptionalId = None,
+        full: Annotated[
+            bool, QueryParameter(description="Plan a full reconcile: list every target's blocks")
+        ] = False,
     ) -> PlanPreview:
         """What a sync of one calendar (or of every synced one) would change now, per target
-        and with reasons: each calendar read afresh from its provider, nothing written."""
+        and with reasons: each calendar read afresh from its provider, nothing written. With
+        `full`, what a full reconcile would: calsync's blocks in every target listed too, so
+        orphans it would delete are shown."""
         runtime: Runtime = request.app.state.runtime
         if calendar_id is not None:
             with Session(runtime.db) as session:
                 calendar = queries.owned_calendar(session, user_id, calendar_id)
                 if calendar is None:
                     raise NotFoundException(f"no calendar {calendar_id}")
-        return runtime.engine.dry_run(user_id, None if calendar_id is None else [calendar_id])
+        return runtime.engine.dry_run(
+            user_id, None if calendar_id is None else [calendar_id], full=full
+        )
 
     @post(
         "/calendars/{calendar_id:int}/confirm-deletes",

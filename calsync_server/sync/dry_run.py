@@ -1,6 +1,8 @@
 """The dry run (domain.md "Trust"): each calendar read afresh from its provider (reads only, no
 cursor kept), the whole user planned with the planner's reasons and the safety catch, and shown
-per target; nothing written to a provider or the database."""
+per target; a full one also lists calsync's blocks in every target as the full reconcile does
+(orphans it would delete, lost rows it would adopt); nothing written to a provider or the
+database."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from calsync_server.sync.ingest import unmask_blocks
 from calsync_server.sync.planner import ExistingBlock, SourceEvent, sync_window
 from calsync_server.sync.preview import UserPlan, plan_user
 from calsync_server.sync.providers import ProviderPool
-from calsync_server.sync.rows import user_calendars, user_time_zone
+from calsync_server.sync.report import SyncReport
+from calsync_server.sync.rows import user_calendars, user_time_zone, user_views
 from calsync_server.sync.safety import read_dropped
+from calsync_server.sync.settle import Orphan, square_listing
 from calsync_server.sync.verdicts import REASONS, Verdict, not_a_target_words
 from shared.domain import AccountState
 from shared.schemas import MAX_PLANNED_ITEMS, PlannedChange, PlannedTarget, PlanPreview
@@ -86,7 +90,9 @@ def _delete_reason(found: UserPlan, block: ExistingBlock) -> str:
     return REASONS[verdict]
 
 
-def preview(found: UserPlan, read: Sequence[int], notes: list[str]) -> PlanPreview:
+def preview(
+    found: UserPlan, read: Sequence[int], notes: list[str], orphans: Sequence[Orphan] = ()
+) -> PlanPreview:
     """The plan as the API and the command show it: per target, with reasons."""
     per: dict[int, PlannedTarget] = {}
     items: dict[int, list[PlannedChange]] = defaultdict(list)
@@ -138,6 +144,18 @@ def preview(found: UserPlan, read: Sequence[int], notes: list[str]) -> PlanPrevi
                 held=is_held,
             )
         )
+    for orphan in orphans:
+        target(orphan.target_calendar_id).deletes += 1
+        zone = found.calendars[orphan.target_calendar_id].time_zone or "UTC"
+        items[orphan.target_calendar_id].append(
+            PlannedChange(
+                action="delete",
+                summary=orphan.block.title,
+                start_at=orphan.block.start.to_utc(zone),
+                end_at=orphan.block.end.to_utc(zone),
+                reason=orphan.reason,
+            )
+        )
     targets = []
     for tid in sorted(per):
         per[tid].changes = items[tid][:MAX_PLANNED_ITEMS]
@@ -160,9 +178,12 @@ def dry_run(
     calendar_ids: Sequence[int] | None,
     now: datetime,
     horizon_days: int,
+    *,
+    full: bool = False,
 ) -> PlanPreview:
     """What syncing ``calendar_ids`` (None: every synced calendar) of the user whole would
-    change now: each read afresh from its provider, the whole user planned; nothing written."""
+    change now: each read afresh from its provider, the whole user planned; nothing written.
+    ``full``: what a full reconcile would change, its listing of every target's blocks too."""
     notes: list[str] = []
     with Session(db, autoflush=False) as session:
         try:
@@ -177,8 +198,26 @@ def dry_run(
                 and accounts[c.account_id].state == AccountState.ACTIVE
             ]
             fresh, dropped = read_fresh(session, pool, wanted, accounts, window, zone, notes)
-            found = plan_user(session, user_id, now, horizon_days, fresh=fresh, dropped=dropped)
-            return preview(found, sorted(fresh), notes)
+            orphans: list[Orphan] = []
+            adopted: list[BusyBlock] = []
+            if full:
+                report = SyncReport()
+                views = user_views(calendars, accounts, report)
+                # The session is never flushed (autoflush off) and rolled back below: the
+                # listing's adoptions and hand-edit marks live only in it, for the planner.
+                orphans = square_listing(
+                    session, pool, calendars, accounts, views, window, report, now
+                )
+                adopted = [row for row in session.new if isinstance(row, BusyBlock)]
+                notes += report.notes
+            found = plan_user(
+                session, user_id, now, horizon_days, fresh=fresh, dropped=dropped, adopted=adopted
+            )
+            # As the engine does: a listed block the plan creates again or moves is no orphan.
+            planned = {(d.target_calendar_id, d.provider_event_id) for d in found.plan.creates}
+            planned |= {(b.target_calendar_id, b.provider_event_id) for b, _ in found.plan.patches}
+            orphans = [o for o in orphans if (o.target_calendar_id, o.block.id) not in planned]
+            return preview(found, sorted(fresh), notes, orphans)
         finally:
             session.rollback()
             pool.close()

@@ -280,8 +280,11 @@ class SyncEngine:
 
     # -- the dry run ---------------------------------------------------------------------------
 
-    def dry_run(self, user_id: int, calendar_ids: list[int] | None = None) -> PlanPreview:
-        """What syncing these calendars (None: all) whole would change now; nothing written."""
+    def dry_run(
+        self, user_id: int, calendar_ids: list[int] | None = None, *, full: bool = False
+    ) -> PlanPreview:
+        """What syncing these calendars (None: all) whole would change now (``full``: a full
+        reconcile, its listing of every target's blocks too); nothing written."""
         return dry_run.dry_run(
             self.db,
             self._pool(),
@@ -289,6 +292,7 @@ class SyncEngine:
             calendar_ids,
             self.clock.now(),
             self.settings.horizon_days,
+            full=full,
         )
 
     # -- release ------------------------------------------------------------------------------

@@ -76,16 +76,19 @@ def plan_user(
     extra: Sequence[Event] = (),
     fresh: dict[int, list[SourceEvent]] | None = None,
     dropped: set[int] | None = None,
+    adopted: Sequence[BusyBlock] = (),
 ) -> UserPlan:
     """The whole user's plan now: stored events (``extra`` rows too, even deleted or outside
     the window, so that they get a verdict), except the calendars in ``fresh``, whose events
-    are the ones just read; the safety catch as the engine applies it."""
+    are the ones just read; ``adopted`` block rows (a full listing's, never stored) with the
+    stored ones; the safety catch as the engine applies it."""
     accounts, calendars = user_calendars(session, user_id)
     report = SyncReport()
     views = user_views(calendars, accounts, report)
     zone = user_time_zone(calendars.values())
     window = sync_window(now, zone, horizon_days)
     rows_events, rows = whole_user_scope(session, calendars, window)
+    rows += adopted
     fresh = fresh or {}
     seen = {e.id for e in rows_events}
     sources: list[SourceEvent] = []

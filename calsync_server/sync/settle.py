@@ -5,6 +5,7 @@ table (adopting blocks whose row was lost, finding orphans and blocks deleted by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session, col, select
@@ -88,6 +89,15 @@ def settle_seen_blocks(
         report.note(f"preserved {modified} user modification{'s' if modified > 1 else ''}")
 
 
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A block of calsync's that the provider lists and nothing wants: the full pass deletes it."""
+
+    target_calendar_id: int
+    block: RemoteEvent
+    reason: str
+
+
 def reconcile_listing(
     session: Session,
     pool: ProviderPool,
@@ -98,12 +108,30 @@ def reconcile_listing(
     report: SyncReport,
     now: datetime,
 ) -> list[tuple[int, str]]:
+    """The full reconcile's listing (see square_listing), written to the session: the orphans
+    as (target, block id)."""
+    orphans = square_listing(session, pool, calendars, accounts, views, window, report, now)
+    session.flush()
+    return [(o.target_calendar_id, o.block.id) for o in orphans]
+
+
+def square_listing(
+    session: Session,
+    pool: ProviderPool,
+    calendars: dict[int, Calendar],
+    accounts: dict[int, Account],
+    views: dict[int, CalendarView],
+    window: tuple[datetime, datetime],
+    report: SyncReport,
+    now: datetime,
+) -> list[Orphan]:
     """List calsync's blocks in every writable calendar and square them with the table.
 
     A block the provider has but the table lacks (a crash between write and commit, or a
     provider that assigns ids answering too late) is adopted when its source is known, deleted
     when not, and so is a second block of the same source; a block the table has but the
     provider lost was deleted by hand and is not recreated while its source is unchanged.
+    Nothing is flushed: the dry run squares the same way in a session it never writes.
     """
     copies = second_copies(views.values())
 
@@ -114,7 +142,7 @@ def reconcile_listing(
         source_key(views[e.calendar_id], e.provider_event_id): speaker(e.calendar_id)
         for e in session.exec(select(Event).where(col(Event.calendar_id).in_(list(calendars))))
     }
-    orphans: list[tuple[int, str]] = []
+    orphans: list[Orphan] = []
     vanished = 0
     # Nothing reaches the database between listings: on SQLite a flush would hold the file's
     # one write lock across the next provider call (see UserLocks.free_the_file).
@@ -157,7 +185,12 @@ def reconcile_listing(
                 # A later piece of an event cut by working hours is "<key>:<date>".
                 origin = key.split(":", 1)[0] if key else None
                 if not key or origin not in known_sources or row is not None:
-                    orphans.append((cid, block.id))
+                    why = (
+                        "a second block of the same event"
+                        if row is not None
+                        else "a block of calsync's whose event calsync does not know (an orphan)"
+                    )
+                    orphans.append(Orphan(cid, block, why))
                     continue
                 calendar_zone = target.time_zone or "UTC"
                 adopted = BusyBlock(
@@ -188,5 +221,4 @@ def reconcile_listing(
                     vanished += 1
     if vanished:
         report.note(f"{vanished} block(s) deleted by hand are not recreated")
-    session.flush()
     return orphans

@@ -114,7 +114,7 @@ def _print_explained(console: Console, event: ExplainEvent) -> None:
 # -- the dry run and the confirmation ----------------------------------------------------------
 
 
-def run_dry_run(settings: Settings, calendar_ids: tuple[int, ...]) -> int:
+def run_dry_run(settings: Settings, calendar_ids: tuple[int, ...], full: bool = False) -> int:
     console = Console()
     db = _opened(settings)
     try:
@@ -126,14 +126,15 @@ def run_dry_run(settings: Settings, calendar_ids: tuple[int, ...]) -> int:
                 users = {uid: None for uid in session.exec(select(User.id)) if uid is not None}
         engine = SyncEngine(db, settings, clock=SystemClock())
         for user_id, ids in users.items():
-            _print_plan(console, engine.dry_run(user_id, ids))
+            _print_plan(console, engine.dry_run(user_id, ids, full=full), full)
     finally:
         db.dispose()
     return 0
 
 
-def _print_plan(console: Console, plan: PlanPreview) -> None:
-    table = Table(title="calsync sync --dry-run: nothing was written")
+def _print_plan(console: Console, plan: PlanPreview, full: bool = False) -> None:
+    command = "calsync sync --full --dry-run" if full else "calsync sync --dry-run"
+    table = Table(title=f"{command}: nothing was written")
     for column in ("calendar", "create", "update", "delete", "held"):
         table.add_column(column, justify="left" if column == "calendar" else "right")
     for target in plan.targets:
