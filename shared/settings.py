@@ -6,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import platformdirs
@@ -53,6 +53,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     job_lease_seconds: PositiveSeconds = 300.0
     # How long a push channel is asked to live (Google's default and usual maximum: 7 days).
     channel_ttl_seconds: PositiveSeconds = 604800.0
+    # Each provider's quota, which calsync keeps under by itself rather than meet its 403/429s
+    # (providers.md): Google's calls per user per minute, Graph's per mailbox per 10 minutes.
+    google_calls_per_minute: Positive = 600
+    microsoft_calls_per_10_minutes: Positive = 10_000
+    # How long those quotas' minute lasts: 60 s. Only tests and benchmarks shorten it, to meet
+    # an emulator whose quota is scaled the same way within seconds.
+    quota_minute_seconds: PositiveSeconds = 60.0
+    # Where calls are paced: "auto" for the real providers only (an emulator has no quota
+    # unless a test switches one on, and then says "on"), "on" everywhere, "off" nowhere.
+    quota_pacing: Literal["auto", "on", "off"] = "auto"
 
     @property
     def database_url_resolved(self) -> str:

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 from calsync_server.providers.credentials import CalDAVPassword, StoredCredentials
 from calsync_server.providers.model import Capabilities, Provider, PushParser
+from calsync_server.providers.pacing import Quota
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.providers.signin import OAuthSignIn
 from shared.settings import MICROSOFT_GRAPH_ROOT, MICROSOFT_LOGIN_ROOT, Settings
@@ -38,6 +39,10 @@ class ProviderConfig:
     # A CA bundle for the login authority's TLS (an emulator's); None: the system's.
     microsoft_ca_file: str | None = None
     microsoft_client_id: str | None = None
+    # The quotas calsync paces its calls under, per Google user and per Graph mailbox (the
+    # settings say which; None: unpaced).
+    google_quota: Quota | None = None
+    microsoft_quota: Quota | None = None
 
     @classmethod
     def from_settings(
@@ -51,7 +56,25 @@ class ProviderConfig:
             microsoft_login_url=settings.microsoft_login_url,
             microsoft_ca_file=settings.microsoft_ca_file,
             microsoft_client_id=settings.microsoft_client_id,
+            google_quota=(
+                Quota(settings.google_calls_per_minute, settings.quota_minute_seconds)
+                if _paced(settings, settings.uses_real_google)
+                else None
+            ),
+            microsoft_quota=(
+                Quota(settings.microsoft_calls_per_10_minutes, 10 * settings.quota_minute_seconds)
+                if _paced(settings, _is_graph(settings.microsoft_graph_url))
+                else None
+            ),
         )
+
+
+def _paced(settings: Settings, real_provider: bool) -> bool:
+    return settings.quota_pacing == "on" or (settings.quota_pacing == "auto" and real_provider)
+
+
+def _is_graph(url: str) -> bool:
+    return url.rstrip("/") == MICROSOFT_GRAPH_ROOT.rstrip("/")
 
 
 class UnknownProvider(ValueError):
@@ -78,6 +101,7 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 retry=config.retry,
                 timeout=config.timeout,
                 account_id=account_id,
+                quota=config.google_quota,
             )
         if name == CALDAV:
             return caldav_provider(credentials, config)
@@ -93,6 +117,7 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 verify=config.microsoft_ca_file,
                 max_attempts=retry.attempts if retry else 5,
                 backoff_s=retry.base_seconds if retry else 0.5,
+                quota=config.microsoft_quota,
             )
         raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
 

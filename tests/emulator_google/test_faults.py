@@ -13,6 +13,7 @@ from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import run_emulator
 from tests.emulator_google.conftest import Emu
 from tests.support.google_service import calendar_service
+from tests.support.waiting import wait_until
 
 
 def test_fault_answers_status_and_reason_the_given_number_of_times(emu: Emu) -> None:
@@ -133,3 +134,34 @@ def test_per_user_rate_limit_answers_403_rate_limit_exceeded() -> None:
         other = calendar_service(running.url, second["access_token"])
         assert other.calendars().get(calendarId="primary").execute()["id"] == "q2@example.com"
         admin.close()
+
+
+def test_the_quota_switches_on_at_a_scaled_window_and_counts_its_refusals() -> None:
+    with run_emulator(EmulatorConfig()) as running, httpx.Client(base_url=running.url) as admin:
+        made = admin.post("/emulator/accounts", json={"email": "scaled@example.com"}).json()
+        service = calendar_service(running.url, made["access_token"])
+        switched = admin.put("/emulator/quota", json={"per_minute": 3, "window_s": 0.5})
+        assert switched.json() == {"per_minute": 3, "window_s": 0.5, "rejected": 0}
+        for _ in range(3):
+            service.calendars().get(calendarId="primary").execute()
+        with pytest.raises(HttpError) as caught:
+            service.calendars().get(calendarId="primary").execute()
+        assert caught.value.resp.status == 403
+        assert caught.value.error_details[0]["reason"] == "rateLimitExceeded"
+        assert admin.get("/emulator/quota").json()["rejected"] == 1
+
+        def passes() -> bool:  # once the scaled minute has gone by
+            try:
+                service.calendars().get(calendarId="primary").execute()
+            except HttpError:
+                return False
+            return True
+
+        wait_until(passes, timeout=5, interval=0.1, what="a call after the window")
+        off = admin.put("/emulator/quota", json={"per_minute": None})
+        assert off.json()["per_minute"] is None
+        for _ in range(10):
+            service.calendars().get(calendarId="primary").execute()
+        assert admin.get("/emulator/quota").json()["rejected"] == 0
+        bad = admin.put("/emulator/quota", json={"per_minute": 0})
+        assert bad.status_code == 400

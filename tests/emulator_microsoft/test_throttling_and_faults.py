@@ -18,6 +18,7 @@ def test_defaults_are_outlooks(graph: Graph) -> None:
         "requests_per_window": 10_000,
         "window_s": 600.0,
         "concurrent_requests": 4,
+        "rejected": 0,
     }
 
 

@@ -51,3 +51,20 @@ def expire_sync_tokens(emulator: Emulator, calendar_id: str) -> dict[str, Any]:
     except errors.GoogleError as exc:
         raise AdminError(f"no calendar {calendar_id}", 404) from exc
     return {"calendar_id": calendar_id, "expired": True}
+
+
+def quota(emulator: Emulator, body: Any) -> dict[str, Any]:
+    """Switch the per-user quota on (`per_minute` calls in any `window_s`) or off
+    (`per_minute` null); `window_s` scales Google's minute down so a test meets it in seconds."""
+    body = json_object(body)
+    per_minute = body.get("per_minute")
+    if per_minute is not None and (
+        not isinstance(per_minute, int) or isinstance(per_minute, bool) or per_minute < 1
+    ):
+        raise AdminError("'per_minute' must be a positive integer or null")
+    window = body.get("window_s")
+    if window is not None and (
+        not isinstance(window, int | float) or isinstance(window, bool) or window <= 0
+    ):
+        raise AdminError("'window_s' must be a positive number of seconds")
+    return emulator.quota.update(per_minute, float(window) if window is not None else None)

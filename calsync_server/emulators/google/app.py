@@ -113,6 +113,16 @@ async def admin_expire(request: AnyRequest) -> Response[bytes]:
     return admin_answer(200, lambda: admin.expire_sync_tokens(_emulator(request), calendar_id))
 
 
+@get("/emulator/quota")
+async def admin_quota(request: AnyRequest) -> Response[bytes]:
+    return json_response(200, _emulator(request).quota.settings())
+
+
+@put("/emulator/quota", status_code=200)
+async def admin_set_quota(request: AnyRequest) -> Response[bytes]:
+    return await admin_with_body(request, 200, lambda body: admin.quota(_emulator(request), body))
+
+
 @get("/emulator/channels")
 async def admin_channels(request: AnyRequest) -> Response[bytes]:
     return json_response(200, _emulator(request).push.listing())
@@ -151,6 +161,8 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> GoogleEmulatorA
             admin_granted_scope,
             admin_expire,
             admin_channels,
+            admin_quota,
+            admin_set_quota,
         ],
         on_startup=[startup],
         on_shutdown=[shutdown],

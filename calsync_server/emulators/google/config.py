@@ -20,6 +20,9 @@ class EmulatorConfig:
     push_timeout_s: float = 5.0
     # Requests per minute per user; None switches the quota off (Google's default is 600).
     rate_limit_per_minute: int | None = None
+    # How long the quota's minute lasts: 60 s; a test shrinks it (600 calls per 0.6 s) so that
+    # meeting the quota takes seconds.
+    rate_limit_window_s: float = 60.0
     # `empty` starts with no accounts; `demo` seeds two accounts with a realistic fortnight.
     scenario: str = "empty"
     # In `live` mode the scenario changes something every `live_interval_s` seconds.

@@ -16,7 +16,7 @@ class Emulator:
         self.store = Store(config)
         self.stats = Stats()
         self.faults = Faults()
-        self.quota = Quota(config.rate_limit_per_minute)
+        self.quota = Quota(config.rate_limit_per_minute, config.rate_limit_window_s)
         self.push = PushManager(config)
         # Changes made through the API and by the admin or scenario all wake push channels.
         self.store.listeners.append(self.push.on_change)

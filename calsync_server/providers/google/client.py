@@ -31,6 +31,7 @@ from calsync_server.providers.google.wire import (
     WriteResult,
 )
 from calsync_server.providers.model import CallStats
+from calsync_server.providers.pacing import Pacer
 from calsync_server.providers.retry import RetryPolicy
 
 T = TypeVar("T")
@@ -135,8 +136,11 @@ class GoogleCalendarProvider:
         root_url: str,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        pacer: Pacer | None = None,
     ) -> None:
         self.credentials = credentials
+        # The user's quota (each call of a batch counts); None: calls go unpaced.
+        self._pacer = pacer
         self.stats = CallStats()
         self._retry = retry or RetryPolicy()
         self._http = google_auth_httplib2.AuthorizedHttp(
@@ -159,9 +163,15 @@ class GoogleCalendarProvider:
         def attempt() -> T:
             self.stats.requests += 1
             self.stats.calls += 1
-            return _translated(call)
+            return self._paced(1, lambda: _translated(call))
 
         return self._with_retries(what, attempt)
+
+    def _paced(self, calls: int, send: Callable[[], T]) -> T:
+        if self._pacer is None:
+            return send()
+        with self._pacer.take(calls):
+            return send()
 
     def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
         retrying = tenacity.Retrying(
@@ -310,7 +320,7 @@ class GoogleCalendarProvider:
                 batch.add(self._request(write), request_id=str(i))
             self.stats.requests += 1
             self.stats.calls += len(todo)
-            _translated(lambda: batch.execute(http=self._http))
+            self._paced(len(todo), lambda: _translated(lambda: batch.execute(http=self._http)))
             retry_after: float | None = None
             last_transient.clear()
             for i, write in todo.items():

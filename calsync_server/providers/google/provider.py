@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,9 +30,15 @@ from calsync_server.providers.model import (
     RemoteEvent,
     Subscription,
 )
+from calsync_server.providers.pacing import Quota, pacer
 from calsync_server.providers.retry import RetryPolicy
 
 T = TypeVar("T")
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
+
 
 CAPABILITIES = Capabilities(
     block_ids=BlockIds.CLIENT,
@@ -63,9 +70,14 @@ class GoogleProvider:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         account_id: int | None = None,
+        quota: Quota | None = None,
+        user_key: str | None = None,
     ) -> None:
+        # Google's quota is per user: every provider object of the user (`user_key`) shares
+        # one pacer.
+        paced = pacer(f"google:{user_key}", quota) if quota and user_key else None
         self.client = GoogleCalendarProvider(
-            credentials, root_url=root_url, retry=retry, timeout=timeout
+            credentials, root_url=root_url, retry=retry, timeout=timeout, pacer=paced
         )
         self.stats: CallStats = self.client.stats  # the client's counters, not a copy
         self.account_id = account_id
@@ -80,6 +92,7 @@ class GoogleProvider:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         account_id: int | None = None,
+        quota: Quota | None = None,
     ) -> GoogleProvider:
         if not isinstance(stored, GoogleOAuth):
             raise ValueError(f"a Google account needs Google OAuth tokens, not {stored!r}")
@@ -89,6 +102,10 @@ class GoogleProvider:
             retry=retry,
             timeout=timeout,
             account_id=account_id,
+            quota=quota,
+            # The login's refresh token stands for the user (an account id is only unique
+            # within one database).
+            user_key=_digest(stored.refresh_token) if stored.refresh_token else None,
         )
 
     def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:

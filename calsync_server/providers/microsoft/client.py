@@ -17,6 +17,7 @@ import msgspec
 from calsync_server.providers.microsoft.mapping import TRANSIENT_STATUSES, error_kind
 from calsync_server.providers.microsoft.wire import BatchResponse
 from calsync_server.providers.model import CallStats, ErrorKind, ProviderError
+from calsync_server.providers.pacing import Pacer
 
 # Graph answers in UTC and names events by ids that survive moves between folders.
 PREFER = 'outlook.timezone="UTC", IdType="ImmutableId"'
@@ -135,6 +136,7 @@ class GraphClient:
         max_concurrency: int = MAILBOX_CONCURRENCY,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        pacer: Pacer | None = None,
     ) -> None:
         self.root = root.rstrip("/")
         self.tokens = tokens
@@ -143,6 +145,8 @@ class GraphClient:
         self.backoff_s = backoff_s
         self.max_wait_s = max_wait_s
         self.gate = mailbox_limit(mailbox_key, max_concurrency)
+        # The mailbox's request quota (each item of a batch counts); None: unpaced.
+        self.pacer = pacer
         self.sleep = sleep
         self._stats_lock = threading.Lock()
         self._http = httpx.Client(timeout=timeout_s, transport=transport)
@@ -172,33 +176,45 @@ class GraphClient:
 
     # ----------------------------------------------------------------------- calls
 
+    def _request(self, method: str, url: str, weight: int, **kwargs: Any) -> httpx.Response:
+        """One HTTP request within the quota (waiting for room first, holding no slot of the
+        mailbox's 4 meanwhile), then within the mailbox's concurrency."""
+        if self.pacer is None:
+            with self.gate:
+                return self._http.request(method, self.url(url), **kwargs)
+        with self.pacer.take(weight), self.gate:
+            return self._http.request(method, self.url(url), **kwargs)
+
     def _send_once(
-        self, method: str, url: str, *, params: Any, json: Any, headers: Mapping[str, str]
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Any,
+        json: Any,
+        headers: Mapping[str, str],
+        weight: int = 1,
     ) -> Answer:
         token = self.tokens.token()
         sent = {k: v for k, v in headers.items() if k.lower() != "prefer"}
         sent.update(authorization=f"Bearer {token}", prefer=with_prefer(headers))
-        with self.gate:
-            self.count(requests=1)
-            try:
-                response = self._http.request(
-                    method, self.url(url), params=params, json=json, headers=sent
-                )
-            except httpx.TransportError as exc:
-                # Timeouts, refused and dropped connections: worth another try.
-                return Answer(0, {}, f"{type(exc).__name__}: {exc}")
+        self.count(requests=1)
+        try:
+            response = self._request(method, url, weight, params=params, json=json, headers=sent)
+        except httpx.TransportError as exc:
+            # Timeouts, refused and dropped connections: worth another try.
+            return Answer(0, {}, f"{type(exc).__name__}: {exc}")
         if response.status_code == 401:
             # The access token was refused before its time (revoked): one forced refresh.
             fresh = self.tokens.token(force_refresh=True)
             sent["authorization"] = f"Bearer {fresh}"
-            with self.gate:
-                self.count(requests=1)
-                try:
-                    response = self._http.request(
-                        method, self.url(url), params=params, json=json, headers=sent
-                    )
-                except httpx.TransportError as exc:
-                    return Answer(0, {}, f"{type(exc).__name__}: {exc}")
+            self.count(requests=1)
+            try:
+                response = self._request(
+                    method, url, weight, params=params, json=json, headers=sent
+                )
+            except httpx.TransportError as exc:
+                return Answer(0, {}, f"{type(exc).__name__}: {exc}")
         return Answer(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
@@ -214,13 +230,17 @@ class GraphClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         calls: int = 1,
+        weight: int = 1,
     ) -> Answer:
         """One call, transient failures retried (Retry-After honoured, bounded); the final
-        answer, whatever its status. ``calls`` is what it counts as (a batch: its items)."""
+        answer, whatever its status. ``calls`` is what it counts as in the sync's counts, and
+        ``weight`` against the mailbox's quota (a batch: its items)."""
         self.count(calls=calls)
         attempt = 0
         while True:
-            answer = self._send_once(method, url, params=params, json=json, headers=headers or {})
+            answer = self._send_once(
+                method, url, params=params, json=json, headers=headers or {}, weight=weight
+            )
             if answer.status not in TRANSIENT_STATUSES and answer.status != 0:
                 return answer
             wait = self.backoff(attempt, answer.retry_after())
@@ -239,9 +259,10 @@ class GraphClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         reading_delta: bool = False,
+        weight: int = 1,
     ) -> Answer:
         """As `send`, raising ProviderError for any failure."""
-        answer = self.send(method, url, params=params, json=json, headers=headers)
+        answer = self.send(method, url, params=params, json=json, headers=headers, weight=weight)
         if answer.status == 0:
             raise ProviderError(ErrorKind.TRANSIENT, str(answer.body))
         if not answer.ok:
@@ -269,7 +290,7 @@ class GraphClient:
                 entry["body"] = item.body
                 entry["headers"]["content-type"] = "application/json"
             requests.append(entry)
-        answer = self.call("POST", "/$batch", json={"requests": requests})
+        answer = self.call("POST", "/$batch", json={"requests": requests}, weight=len(items))
         try:
             parsed = msgspec.convert(answer.body, BatchResponse)
         except msgspec.ValidationError as exc:

@@ -26,6 +26,7 @@ from calsync_server.providers.model import (
     RemoteEvent,
     Subscription,
 )
+from calsync_server.providers.pacing import Quota, pacer
 
 GRAPH_ROOT = "https://graph.microsoft.com/v1.0"
 LOGIN_ROOT = "https://login.microsoftonline.com/"
@@ -57,6 +58,7 @@ class MicrosoftProvider:
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
+        quota: Quota | None = None,
     ) -> None:
         self.stats = CallStats()
         self.tokens = tokens
@@ -70,6 +72,8 @@ class MicrosoftProvider:
             max_attempts=max_attempts,
             backoff_s=backoff_s,
             transport=transport,
+            # Graph's quota is per mailbox: every provider object of it shares one pacer.
+            pacer=pacer(f"microsoft:{mailbox_key}", quota) if quota else None,
         )
         self.writer = blocks.BlockWriter(self.client, max_attempts=max_attempts)
         # The serialized token cache after MSAL rotated a token during this provider's life.
@@ -115,6 +119,7 @@ class MicrosoftProvider:
         verify: str | None = None,
         max_attempts: int = 5,
         backoff_s: float = 0.5,
+        quota: Quota | None = None,
     ) -> MicrosoftProvider:
         """The provider of a stored Microsoft login; a token MSAL rotates on the way is kept
         for `credentials_to_store` (the engine seals it back into the account)."""
@@ -136,6 +141,7 @@ class MicrosoftProvider:
             graph_root=graph_root,
             max_attempts=max_attempts,
             backoff_s=backoff_s,
+            quota=quota,
         )
         tokens.on_cache_change = provider._keep_cache
         return provider
