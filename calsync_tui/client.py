@@ -19,6 +19,7 @@ from shared.schemas import (
     ChannelOut,
     DisconnectReport,
     Explanation,
+    PlanPreview,
     Problem,
     Readiness,
     Status,
@@ -198,6 +199,12 @@ class CalsyncApi:
     async def explain(self, event_id: int) -> Explanation:
         """`GET /api/v1/explain`: why the event blocks or not, in each other calendar."""
         return await self._call("GET", "api/v1/explain", Explanation, params={"event_id": event_id})
+
+    async def plan(self, calendar_id: int | None = None, *, full: bool = False) -> PlanPreview:
+        """`GET /api/v1/plan`: what a sync (``full``: a full reconcile) of the calendar, or of
+        every synced one, would change now; the server reads the providers, writes nothing."""
+        params = {"calendar_id": calendar_id, "full": "true" if full else None}
+        return await self._call("GET", "api/v1/plan", PlanPreview, params=params)
 
     async def channels(self) -> list[ChannelOut]:
         return await self._call("GET", "api/v1/channels", list[ChannelOut])

@@ -31,11 +31,16 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical(classes="dialog"):
             yield Static(Content.assemble((self.title_text, "bold")), classes="dialog-title")
             yield Static(Content(self.question), classes="dialog-body")
+            yield from self.details()
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel (n)", id="no")
                 yield Button(
                     f"{self.confirm} (y)", id="yes", variant="error" if self.danger else "primary"
                 )
+
+    def details(self) -> ComposeResult:
+        """What a question shows between its text and its buttons (none here)."""
+        yield from ()
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()

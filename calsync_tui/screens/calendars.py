@@ -248,7 +248,8 @@ class CalendarsScreen(CalsyncScreen):
 
     def action_full_reconcile(self) -> None:
         syncing = [c for c in self.rows if c.sync_enabled]
-        self.app.push_screen(FullReconcileDialog(len(syncing)), self._full_confirmed)
+        dialog = FullReconcileDialog(self.host.api, len(syncing), self.host.zone)
+        self.app.push_screen(dialog, self._full_confirmed)
 
     def _full_confirmed(self, confirmed: bool | None) -> None:
         if confirmed:

@@ -223,7 +223,6 @@ def test_channels(snap_compare: Snap, push_demo: DemoWorld, request: pytest.Fixt
     ("name", "keys", "selector", "count"),
     [
         ("confirm_disconnect", ("2", "d"), "#accounts", 2),
-        ("confirm_full_reconcile", ("3", "F"), "#calendars", 5),
     ],
 )
 def test_confirmation(
