@@ -16,6 +16,7 @@ from calsync_tui.app import CalsyncApp
 from calsync_tui.dialogs.add_account import AddAccountDialog, SignInLinkDialog
 from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
+from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.accounts import AccountsScreen
 from calsync_tui.screens.calendars import CalendarsScreen
@@ -246,7 +247,12 @@ async def test_sync_now_and_full_reconcile_after_confirmation(fresh_demo: DemoWo
             assert not isinstance(app.screen, ConfirmDialog)
             assert logs("full") == []
             await pilot.press("F")
-            await until(pilot, lambda: isinstance(app.screen, ConfirmDialog), what="the question")
+            # The yes waits for the plan of what the reconcile would change to be shown.
+            await until(
+                pilot,
+                lambda: isinstance(app.screen, FullReconcileDialog) and app.screen.answered,
+                what="the question and its plan",
+            )
             await pilot.press("y")
             await until(pilot, lambda: logs("full"), what="a full reconcile of Work")
 
