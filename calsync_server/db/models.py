@@ -237,6 +237,9 @@ class BusyBlock(SQLModel, table=True):
     source_fingerprint: str | None = Field(default=None, max_length=64)
     created_at: datetime = _when(nullable=False)
     updated_at: datetime = _when(nullable=False)
+    # The sync that last wrote the block (SyncLog.sync_key): explain names it exactly. None
+    # for a row adopted by a full reconcile, or written before migration 0014.
+    sync_key: str | None = Field(default=None, max_length=32)
 
 
 class PushSubscription(SQLModel, table=True):
@@ -357,6 +360,9 @@ class SyncLog(SQLModel, table=True):
     retries: int = 0
     notes: list[str] = Field(default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False))
     error: str | None = Field(default=None, sa_column=sa.Column(sa.Text, nullable=True))
+    # A random key the sync takes as it starts, before its log row exists: every block row it
+    # writes carries it (BusyBlock.sync_key). A job run twice (a retry) is two syncs.
+    sync_key: str | None = Field(default=None, max_length=32, index=True)
 
 
 class OAuthFlow(SQLModel, table=True):

@@ -292,6 +292,8 @@ class BlockApplier:
         row.user_deleted = False
         row.source_fingerprint = desired.fingerprint
         row.updated_at = self._now
+        # The sync writing it: explain names it (SyncLog.sync_key).
+        row.sync_key = self._report.sync_key
         self._session.add(row)
         return True
 

@@ -107,6 +107,7 @@ class SyncEngine:
             log = SyncLog(
                 calendar_id=calendar_id,
                 job_id=job_id,
+                sync_key=report.sync_key,
                 kind=kind,
                 trigger=trigger or kind.value,
                 status=report.status,

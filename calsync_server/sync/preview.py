@@ -159,23 +159,12 @@ def find_events(
     return rows[:limit], len(rows) > limit
 
 
-def _log_of(session: Session, row: BusyBlock, calendar_ids: list[int]) -> SyncLog | None:
-    """The sync that wrote the block last: the log of a sync of the user's that ran when the
-    row was written, its source's before others'."""
-    candidates = list(
-        session.exec(
-            select(SyncLog)
-            .where(
-                col(SyncLog.calendar_id).in_(calendar_ids),
-                col(SyncLog.started_at) <= row.updated_at,
-                col(SyncLog.finished_at) >= row.updated_at,
-            )
-            .order_by(col(SyncLog.id).desc())
-            .limit(50)
-        )
-    )
-    candidates.sort(key=lambda log: log.calendar_id != row.source_calendar_id)
-    return candidates[0] if candidates else None
+def _log_of(session: Session, row: BusyBlock) -> SyncLog | None:
+    """The sync that wrote the block last: the log carrying the key its row carries (none for
+    a row adopted by a full reconcile, or written before calsync kept the key)."""
+    if row.sync_key is None:
+        return None
+    return session.exec(select(SyncLog).where(SyncLog.sync_key == row.sync_key)).first()
 
 
 def _explained_block(
@@ -203,7 +192,7 @@ def _explained_block(
     if held:
         words = "held by the safety catch: its source suddenly returned far fewer events"
     by = "deleted by hand" if row.user_deleted else "changed by hand" if row.user_modified else ""
-    log = _log_of(session, row, list(found.calendars))
+    log = _log_of(session, row)
     return ExplainBlock(
         summary=row.summary,
         start_at=row.start_at,

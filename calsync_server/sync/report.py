@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,6 +49,9 @@ class SyncReport:
     error: str | None = None
     # Whether trying again later may succeed (the job queue retries with backoff).
     retryable: bool = False
+    # This sync's own key, taken as it starts (its log row is written only as it ends): its
+    # log and every block row it writes carry it, so explain names the writer exactly.
+    sync_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Told how far the sync is as it goes (the CLI's bar, the dashboard's live stream); the
     # block operations the plan holds, of which `blocks_done` have been answered.
     listener: Callable[[SyncProgress], None] | None = None
