@@ -20,6 +20,7 @@ from tests.bench import (
     propagation,
     quota,
     scale,
+    seeds,
     webhook,
 )
 from tests.bench.harness import Table, machine
@@ -36,6 +37,7 @@ FIGURES: list[tuple[str, Callable[[Table, Path], None]]] = [
     ("6. CalDAV requests per change", caldav_calls.measure),
     ("7. Writes saved by merging", merge.measure),
     ("8. Quota pacing", quota.measure),
+    ("9. The seeds' targets", seeds.measure),
 ]
 
 
