@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PACKAGES := calsync_server calsync_tui shared
 
-.PHONY: demo test lint typecheck pytest wall-clock bench clean
+.PHONY: demo test lint typecheck pytest wall-clock bench soak clean
 
 # The suite on two workers (pytest-xdist): CI has two CPUs. Demo-based dashboard tests share
 # one worker (--dist loadgroup), so each session-scoped demo is built once.
@@ -64,6 +64,11 @@ wall-clock: $(VENV)/.installed
 # Speed figures against their references, in one run (a few minutes): tests/bench/RESULTS.md.
 bench: $(VENV)/.installed
 	$(PY) -m tests.bench
+
+# A simulated season (tests/reliability): 90 days of a mixed user's changes on every provider,
+# faults on, the invariant checked every simulated day (some minutes); figures in RESULTS.md.
+soak: $(VENV)/.installed
+	$(PY) -m tests.reliability.soak --days 90
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

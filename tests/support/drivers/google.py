@@ -8,7 +8,7 @@ which is how the contract suite uses a driver: calendar first, then the provider
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -140,14 +140,24 @@ class GoogleDriver:
     def delete(self, calendar_id: str, event_id: str) -> None:
         self._events(calendar_id).delete(calendarId=calendar_id, eventId=event_id).execute()
 
-    def cancel_occurrence(self, calendar_id: str, series_id: str, start: datetime) -> None:
+    def _occurrence(self, calendar_id: str, series_id: str, start: datetime) -> str:
+        """The id of the series' occurrence starting at ``start``: looked for around it, as
+        Google expands a series only so far past its own today without a range."""
         instances = (
             self._events(calendar_id)
-            .instances(calendarId=calendar_id, eventId=series_id)
+            .instances(
+                calendarId=calendar_id,
+                eventId=series_id,
+                timeMin=(start - timedelta(days=1)).isoformat(),
+                timeMax=(start + timedelta(days=1)).isoformat(),
+            )
             .execute()["items"]
         )
         [occurrence] = [i for i in instances if _read_time(i["start"]) == start]
-        self.delete(calendar_id, occurrence["id"])
+        return str(occurrence["id"])
+
+    def cancel_occurrence(self, calendar_id: str, series_id: str, start: datetime) -> None:
+        self.delete(calendar_id, self._occurrence(calendar_id, series_id, start))
 
     def move_occurrence(
         self,
@@ -157,13 +167,7 @@ class GoogleDriver:
         new_start: datetime,
         new_end: datetime,
     ) -> None:
-        instances = (
-            self._events(calendar_id)
-            .instances(calendarId=calendar_id, eventId=series_id)
-            .execute()["items"]
-        )
-        [occurrence] = [i for i in instances if _read_time(i["start"]) == start]
-        self.move(calendar_id, occurrence["id"], new_start, new_end)
+        self.move(calendar_id, self._occurrence(calendar_id, series_id, start), new_start, new_end)
 
     def events(self, calendar_id: str) -> list[dict[str, object]]:
         items = (

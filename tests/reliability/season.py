@@ -1,0 +1,854 @@
+"""A simulated season: a seeded random walk of a mixed user (Google, Microsoft, CalDAV on
+Radicale, two calendars each) and a second user through the drivers and calsync's real engine,
+the injected clock moved a day at a time, with faults; the invariant read back from every
+provider's own calendars after each simulated day (oracle.py).
+
+A day: at 05:00 the daily safety net (a full sync of every calendar), then a check; then the
+day's changes, each followed by its push notification's sync (Google and Graph; sometimes the
+notification is lost, sometimes the provider has a bad moment first); in the evening the faults
+pass and every calendar is synced once more (CalDAV's poll, the echoes' notifications and the
+queue's retries of failed syncs), then a check. Steps are plain data: a failing walk is replayed
+from its seed or from the step list it saves (shrink.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlmodel import Session, select
+
+from calsync_server.accounts.disconnect import disconnect_account
+from calsync_server.accounts.service import connect_account, import_calendars
+from calsync_server.db.models import Account, BusyBlock, Calendar
+from calsync_server.emulators.google.runner import RunningEmulator
+from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.runner import run_graph_emulator
+from calsync_server.providers.model import ErrorKind
+from calsync_server.providers.registry import ProviderConfig, provider_factory
+from calsync_server.runtime import Runtime
+from shared.clock import FixedClock
+from shared.domain import AccountState, Provider, SyncKind, SyncStatus
+from tests.reliability.oracle import (
+    CalendarState,
+    Flags,
+    Instance,
+    compare,
+    expected_blocks,
+    read,
+)
+from tests.support.drivers.base import Driver, PersonEvent
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
+from tests.support.drivers.google import GoogleDriver
+from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.world import FAST_RETRY, World
+
+# A fixed Wednesday: every run of a seed is the same walk (weekdays, the EU's DST change on
+# 2030-03-31, day 4), whatever day the suite runs on.
+BASE = datetime(2030, 3, 27, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
+HORIZON_DAYS = 90
+# The providers are read over a fixed range around the season (the window never leaves it).
+READ_RANGE = (BASE - timedelta(days=30), BASE + timedelta(days=400))
+# The day's provider requests (calsync's only: the person's and the oracle's are not counted)
+# stay within BUDGET_BASE + BUDGET_PER_CHANGE per change: the safety net's full syncs and the
+# evening pass cost about the same every day, a change its reads and writes in each target.
+TIMEOUT_S = 2.0
+BUDGET_BASE = 200
+BUDGET_PER_CHANGE = 25
+WORDS = ("Dentist", "Standup", "Review", "Lunch", "Gym", "Planning", "Call", "skip party")
+
+
+class SeasonClock(FixedClock):
+    """calsync's clock in the season: it stands still, and the walk sets it."""
+
+    def set(self, at: datetime) -> None:
+        self.advance(at - self.now())
+
+
+class SeasonFailure(AssertionError):
+    """The invariant broke: the seed, the day and what differed."""
+
+
+@dataclass
+class Figures:
+    days: int = 0
+    changes: int = 0
+    faults: int = 0
+    lost_notifications: int = 0
+    syncs: int = 0
+    failed_syncs: int = 0
+    calls_per_day: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class EventState:
+    """An event the person made: where, what the oracle must know, and its series' occurrences
+    (original start -> touched already)."""
+
+    handle: str
+    calendar: str
+    provider_id: str
+    recurring: bool = False
+    occurrences: list[datetime] = field(default_factory=list)
+    timed: bool = True
+    span: tuple[datetime, datetime] | None = None  # a single timed event's, as last set
+
+
+def _iso(value: datetime | date) -> str:
+    return value.isoformat()
+
+
+def _time(text: str) -> datetime | date:
+    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
+
+
+class Season:
+    """The world of one walk: the providers, calsync's database and engine, the walk's model."""
+
+    def __init__(
+        self,
+        emulator: RunningEmulator,
+        graph: GraphEndpoints,
+        radicale: CalDAVServer,
+        home: Path,
+        database_url: str,
+        *,
+        faults: bool,
+    ) -> None:
+        self.emulator = emulator
+        self.radicale = radicale
+        self.faults_on = faults
+        self.clock = SeasonClock(BASE + timedelta(hours=5))
+        self.world = World(emulator, database_url, home)
+        self.world.settings = msgspec.structs.replace(
+            self.world.settings,
+            microsoft_graph_url=f"{graph.url}v1.0",
+            microsoft_login_url=graph.tls_url,
+            microsoft_ca_file=graph.ca_path,
+            horizon_days=HORIZON_DAYS,
+        )
+        # The runtime's engine syncs; the runtime itself disconnects an account as the API does.
+        # Requests time out after TIMEOUT_S, so that a stalled answer is a timeout in seconds.
+        config = ProviderConfig.from_settings(self.world.settings, FAST_RETRY, timeout=TIMEOUT_S)
+        self.runtime = Runtime(
+            self.world.settings,
+            clock=self.clock,
+            provider_factory=provider_factory(config),
+            background=False,
+        )
+        self.engine = self.runtime.engine
+        self.world.engine = self.engine
+        google = GoogleDriver(emulator, f"season{id(self)}")
+        ada_graph, bob_graph = MicrosoftDriver(graph), MicrosoftDriver(graph, display_name="Bob")
+        self.drivers: dict[str, Driver] = {
+            "google": google,
+            "ada-microsoft": ada_graph,
+            "bob-microsoft": bob_graph,
+            "caldav": CalDAVDriver(radicale),
+        }
+        self.graph_admin = ada_graph.admin
+        self.cals: dict[str, CalendarState] = {}
+        self.ids: dict[str, int] = {}  # calendar name -> calsync's id (changes on re-add)
+        self.accounts: dict[str, list[str]] = {}  # account key -> its calendars' names
+        self.events: dict[str, EventState] = {}
+        self.flags: dict[str, Flags] = {}
+        # Old times of Google events moved out of the window today, whose blocks may stay until
+        # the next safety net (the evening check leaves them out; the morning one does not).
+        self.unseen: list[tuple[datetime, datetime]] = []
+        self.figures = Figures()
+        self.steps: list[dict[str, Any]] = []
+        self.handles = 0
+        self._day_calls = 0
+        layout = {
+            ("ada", "google"): ["Work", "Team"],
+            ("ada", "ada-microsoft"): ["Outlook", "Family"],
+            ("ada", "caldav"): ["Personal", "Club"],
+            ("bob", "google"): ["Bob work"],
+            ("bob", "bob-microsoft"): ["Bob home"],
+        }
+        for (user, key), names in layout.items():
+            driver = self.drivers[key]
+            for name in names:
+                made = driver.new_calendar(name)
+                self.cals[name] = CalendarState(name, user, driver, made)
+            account = key if key != "google" else f"{user}-google"
+            self.accounts.setdefault(account, []).extend(names)
+        for account in self.accounts:
+            self._connect(account)
+        for name, cal in self.cals.items():
+            # Bob shows titles: a block of his found in Ada's calendars gives itself away.
+            self._apply(
+                name, {"enabled": True, "busy_title": "title" if cal.user == "bob" else "private"}
+            )
+
+    def close(self) -> None:
+        for driver in self.drivers.values():
+            close = getattr(driver, "close", None)
+            if close is not None and not isinstance(driver, CalDAVDriver):
+                close()
+        self.world.close()
+        self.runtime.db.dispose()
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def _connect(self, account: str) -> None:
+        """Sign the account in (new, again after a refused login, or re-added): its calendars
+        as calsync knows them; a new calendar arrives with sync off."""
+        names = self.accounts[account]
+        user = self.cals[names[0]].user
+        with Session(self.world.db) as session:
+            by_login: dict[str, list[str]] = {}
+            for name in names:
+                cal = self.cals[name]
+                by_login.setdefault(cal.driver.login(cal.provider_id).email, []).append(name)
+            for email, members in by_login.items():
+                first = self.cals[members[0]]
+                login = first.driver.login(first.provider_id)
+                stored = connect_account(
+                    session,
+                    self.world.vault,
+                    user_id=self.world.user(user),
+                    email=email,
+                    credentials=login.credentials,
+                    now=self.clock.now(),
+                    provider=Provider(login.provider),
+                )
+                factory = self.engine.provider_factory
+                with closing(factory(stored.provider, stored.id, login.credentials)) as provider:
+                    imported = {
+                        c.provider_calendar_id: c
+                        for c in import_calendars(session, stored, provider)
+                    }
+                session.commit()
+                for name in members:
+                    found = imported[self.cals[name].provider_id].id
+                    assert found is not None
+                    self.ids[name] = found
+
+    def _account_id(self, name: str) -> int:
+        with Session(self.world.db) as session:
+            calendar = session.get(Calendar, self.ids[name])
+            assert calendar is not None
+            return calendar.account_id
+
+    # -- settings, as the API's PATCH /calendars/{id} applies them ------------------------------
+
+    def _apply(self, name: str, changes: dict[str, Any]) -> None:
+        cal = self.cals[name]
+        was_on = cal.enabled
+        for key, value in changes.items():
+            setattr(cal, key, value)
+        with Session(self.world.db) as session:
+            row = session.get(Calendar, self.ids[name])
+            assert row is not None
+            row.sync_enabled = cal.enabled
+            row.role = cal.role  # type: ignore[assignment]
+            row.busy_title = cal.busy_title  # type: ignore[assignment]
+            row.include_all_day = cal.include_all_day
+            row.title_exclude = list(cal.exclude)
+            row.working_hours = cal.working_hours
+            row.merge_blocks = cal.merge
+            if cal.time_zone:
+                row.time_zone = cal.time_zone
+            turned_off = was_on and not cal.enabled
+            if turned_off:
+                row.sync_token = None  # its events go stale while off (the API's rule)
+            session.add(row)
+            session.commit()
+        if cal.reachable and (cal.enabled or turned_off):
+            self._sync(name, full=cal.enabled, kind=SyncKind.MANUAL)
+
+    # -- calsync's syncs ------------------------------------------------------------------------
+
+    def _calls(self) -> int:
+        google = int(self.world.admin.get("/emulator/stats").json()["requests"])
+        graph = int(self.graph_admin.get("/emulator/stats").json()["requests"])
+        return google + graph + len(self.radicale.proxy.requests())
+
+    def _sync(self, name: str, *, full: bool = False, kind: SyncKind = SyncKind.WEBHOOK) -> bool:
+        """One sync as a worker runs it; False when it did not succeed (the queue keeps it)."""
+        before = self._calls()
+        try:
+            result = self.engine.sync_calendar(self.ids[name], kind=kind, full=full)
+            ok = result.log.status == SyncStatus.SUCCESS
+        finally:
+            self._day_calls += self._calls() - before
+            self._clear_faults()
+        self.figures.syncs += 1
+        self.figures.failed_syncs += not ok
+        return ok
+
+    def _clear_faults(self) -> None:
+        self.world.admin.delete("/emulator/faults")
+        self.graph_admin.delete("/emulator/faults")
+        with self.radicale.proxy.lock:
+            self.radicale.proxy.state.faults.clear()
+
+    def _inject(self, name: str, fault: dict[str, Any]) -> None:
+        """The provider of the calendar has a bad moment during the next sync."""
+        self.figures.faults += 1
+        cal = self.cals[name]
+        kind, times = fault["kind"], int(fault["times"])
+        if kind == "expire":
+            cal.driver.expire_cursor(cal.provider_id)
+            return
+        if isinstance(cal.driver, CalDAVDriver):
+            if kind == "timeout":
+                self.radicale.proxy.stall_next(times=times)
+            elif kind == "drop":
+                self.radicale.proxy.drop_next(times=times)
+            else:
+                cal.driver.fail_next(ErrorKind.TRANSIENT, times=times, retry_after=fault["after"])
+            return
+        body: dict[str, Any] = {"method": "*", "times": times}
+        if kind == "timeout" and isinstance(cal.driver, GoogleDriver):
+            # Answered after calsync gave up (Graph's client waits 30 s: no timeouts there).
+            body.update(status=200, delay_ms=int(TIMEOUT_S * 1000) + 500)
+        elif kind == "drop":
+            body.update(status=500, drop_connection=True)
+        else:
+            status = 429 if isinstance(cal.driver, MicrosoftDriver) or times % 2 else 503
+            body.update(status=status, reason="rateLimitExceeded" if status == 429 else None)
+            if fault["after"]:
+                body["retry_after"] = int(fault["after"])
+        admin = self.graph_admin if isinstance(cal.driver, MicrosoftDriver) else self.world.admin
+        answer = admin.post(
+            "/emulator/faults", json={k: v for k, v in body.items() if v is not None}
+        )
+        assert answer.status_code == 201, answer.text
+
+    # -- the steps ------------------------------------------------------------------------------
+
+    def run(self, step: dict[str, Any]) -> None:
+        self.steps.append(step)
+        getattr(self, f"_do_{step['op']}")(step)
+
+    def _do_morning(self, step: dict[str, Any]) -> None:
+        self.clock.set(BASE + timedelta(days=step["day"], hours=5))
+        self._day_calls = 0
+        for name, cal in self.cals.items():
+            if cal.enabled and cal.reachable:
+                self._sync(name, full=True, kind=SyncKind.FULL)
+        self.unseen.clear()
+        self.check(step["day"], "after the safety net")
+
+    def _do_evening(self, step: dict[str, Any]) -> None:
+        self.clock.set(BASE + timedelta(days=step["day"], hours=21))
+        self._clear_faults()
+        for name, cal in self.cals.items():
+            if cal.enabled and cal.reachable:
+                self._sync(name)
+        self.figures.days += 1
+        self.figures.calls_per_day.append(self._day_calls)
+        self.check(step["day"], "in the evening")
+        budget = BUDGET_BASE + BUDGET_PER_CHANGE * step.get("changes", 0)
+        if self._day_calls > budget:
+            raise SeasonFailure(
+                f"day {step['day']}: {self._day_calls} provider requests, over the budget of "
+                f"{budget} ({step.get('changes', 0)} changes)"
+            )
+
+    def _at(self, step: dict[str, Any]) -> None:
+        self.clock.set(datetime.fromisoformat(step["at"]))
+
+    @staticmethod
+    def _person(driver: Driver, call: Callable[[], Any]) -> Any:
+        """The person's own request; once more on a fresh connection when the kept one was
+        closed by the server while idle (a dropped keep-alive is no fault of calsync's)."""
+        try:
+            return call()
+        except ConnectionError:
+            if isinstance(driver, GoogleDriver):
+                driver._services.clear()
+            return call()
+
+    def _changed(self, name: str, step: dict[str, Any]) -> None:
+        """The person changed the calendar: its provider notifies calsync (CalDAV has no push:
+        polled in the evening), unless the notification is lost."""
+        self.figures.changes += 1
+        cal = self.cals[name]
+        if isinstance(cal.driver, CalDAVDriver) or not (cal.enabled and cal.reachable):
+            return
+        if not step.get("notify", True):
+            self.figures.lost_notifications += 1
+            return
+        if step.get("fault"):
+            self._inject(name, step["fault"])
+        self._sync(name)
+
+    def _do_add(self, step: dict[str, Any]) -> None:
+        self._at(step)
+        name = step["cal"]
+        cal = self.cals[name]
+        start, end = _time(step["start"]), _time(step["end"])
+        if isinstance(start, datetime) and isinstance(end, datetime) and step.get("zoned"):
+            start, end = start.astimezone(BERLIN), end.astimezone(BERLIN)
+        event = PersonEvent(
+            step["title"],
+            start,
+            end,
+            free=step.get("free", False),
+            declined=step.get("declined", False),
+            tentative=step.get("tentative", False),
+            recurrence=step.get("rrule"),
+        )
+        made = self._person(cal.driver, lambda: cal.driver.add(cal.provider_id, event))
+        occurrences: list[datetime] = []
+        if step.get("rrule") and isinstance(start, datetime):
+            every = 7 if "WEEKLY" in step["rrule"] else 1
+            count = int(step["rrule"].rsplit("=", 1)[1])
+            occurrences = [start + timedelta(days=every * k) for k in range(count)]
+        handle = step["handle"]
+        timed = isinstance(start, datetime) and isinstance(end, datetime)
+        self.events[handle] = EventState(
+            handle,
+            name,
+            made,
+            bool(step.get("rrule")),
+            occurrences,
+            timed,
+            (start, end) if timed and not step.get("rrule") else None,  # type: ignore[arg-type]
+        )
+        self.flags[handle] = Flags(free=event.free, declined=event.declined)
+        self._changed(name, step)
+
+    def _event(self, step: dict[str, Any]) -> EventState | None:
+        return self.events.get(step["handle"])
+
+    def _do_move(self, step: dict[str, Any]) -> None:
+        self._at(step)
+        if (event := self._event(step)) is None:
+            return
+        cal = self.cals[event.calendar]
+        start, end = _time(step["start"]), _time(step["end"])
+        assert isinstance(start, datetime)
+        assert isinstance(end, datetime)
+        self._person(
+            cal.driver, lambda: cal.driver.move(cal.provider_id, event.provider_id, start, end)
+        )
+        horizon = self.clock.now() + timedelta(days=HORIZON_DAYS - 1)
+        if isinstance(cal.driver, GoogleDriver) and event.span and start >= horizon:
+            # Google's sync token keeps the window of the listing that gave it, and its feed
+            # says nothing of an event moved out of it (as the emulator models it): calsync
+            # learns of the move at the next full reconcile, the daily safety net.
+            self.unseen.append(event.span)
+        event.span = (start, end)
+        self._changed(event.calendar, step)
+
+    def _do_retitle(self, step: dict[str, Any]) -> None:
+        self._at(step)
+        if (event := self._event(step)) is None:
+            return
+        cal = self.cals[event.calendar]
+        self._person(
+            cal.driver,
+            lambda: cal.driver.retitle(cal.provider_id, event.provider_id, step["title"]),
+        )
+        self._changed(event.calendar, step)
+
+    def _do_delete(self, step: dict[str, Any]) -> None:
+        self._at(step)
+        if (event := self.events.pop(step["handle"], None)) is None:
+            return
+        cal = self.cals[event.calendar]
+        self._person(cal.driver, lambda: cal.driver.delete(cal.provider_id, event.provider_id))
+        self._changed(event.calendar, step)
+
+    def _do_occurrence(self, step: dict[str, Any]) -> None:
+        """Cancel one occurrence of a series, or move it (an exception)."""
+        self._at(step)
+        if (event := self._event(step)) is None:
+            return
+        original = datetime.fromisoformat(step["occ"])
+        if original not in event.occurrences:
+            return
+        event.occurrences.remove(original)  # touched once only: its start is its name
+        cal = self.cals[event.calendar]
+        zone = event.occurrences[0].tzinfo if event.occurrences else UTC
+        when = original.astimezone(zone)
+        if step.get("start"):
+            start, end = _time(step["start"]), _time(step["end"])
+            assert isinstance(start, datetime)
+            assert isinstance(end, datetime)
+            self._person(
+                cal.driver,
+                lambda: cal.driver.move_occurrence(
+                    cal.provider_id, event.provider_id, when, start, end
+                ),
+            )
+        else:
+            self._person(
+                cal.driver,
+                lambda: cal.driver.cancel_occurrence(cal.provider_id, event.provider_id, when),
+            )
+        self._changed(event.calendar, step)
+
+    def _do_set(self, step: dict[str, Any]) -> None:
+        self._at(step)
+        if self.cals[step["cal"]].reachable:
+            self._apply(step["cal"], step["changes"])
+
+    def _do_disconnect(self, step: dict[str, Any]) -> None:
+        """The user disconnects the account (as the API does), then signs it in again and turns
+        its calendars on with the settings they had."""
+        self._at(step)
+        account = step["account"]
+        names = self.accounts[account]
+        if not all(self.cals[n].reachable for n in names):
+            return
+        report = disconnect_account(
+            self.runtime, self.world.user(self.cals[names[0]].user), self._account_id(names[0])
+        )
+        assert report is not None
+        settings = {n: (self.cals[n].enabled, self.cals[n].role) for n in names}
+        for name in names:
+            self.cals[name].enabled = False
+        self.check(step["day"], f"after {account} was disconnected")
+        driver = self.cals[names[0]].driver
+        if isinstance(driver, MicrosoftDriver):
+            driver.sign_in_again()  # the disconnect revoked the grant
+        self._connect(account)
+        for name in names:
+            was_on, _role = settings[name]
+            self._apply(name, {"enabled": was_on})
+
+    def _do_refuse(self, step: dict[str, Any]) -> None:
+        """The account's login stops working; its calendars' syncs find out."""
+        self._at(step)
+        account = step["account"]
+        names = self.accounts[account]
+        if not all(self.cals[n].reachable for n in names):
+            return
+        self.cals[names[0]].driver.refuse_login()
+        for name in names:
+            if self.cals[name].enabled:
+                assert not self._sync(name), f"{name}: a refused login synced"
+                self.cals[name].reachable = False
+        with Session(self.world.db) as session:
+            account_row = session.get(Account, self._account_id(names[0]))
+            assert account_row is not None
+            assert account_row.state == AccountState.NEEDS_REAUTH, account_row.state
+
+    def _do_fix(self, step: dict[str, Any]) -> None:
+        """The person signs in again: the account picks up with a full pass of each calendar."""
+        self._at(step)
+        account = step["account"]
+        names = self.accounts[account]
+        if all(self.cals[n].reachable for n in names):
+            return
+        driver = self.cals[names[0]].driver
+        if isinstance(driver, MicrosoftDriver):
+            driver.sign_in_again()
+        else:
+            with self.radicale.proxy.lock:
+                self.radicale.proxy.state.refuse_login = False
+        self._connect(account)
+        for name in names:
+            self.cals[name].reachable = True
+            if self.cals[name].enabled:
+                self._sync(name, full=True, kind=SyncKind.MANUAL)
+
+    # -- the check ------------------------------------------------------------------------------
+
+    def check(self, day: int, when: str) -> None:
+        now = self.clock.now()
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        window = (today - timedelta(days=1), today + timedelta(days=HORIZON_DAYS))
+        horizon = window[1]
+        held = {
+            name: read(cal.driver, cal.provider_id, *READ_RANGE) for name, cal in self.cals.items()
+        }
+        problems: list[str] = []
+        sources = [(self.cals[n], held[n]) for n in self.cals]
+        for name, cal in self.cals.items():
+            if not cal.reachable:
+                continue  # a refused login: its blocks stay as they were (domain.md)
+            marks = [i.mark for i in held[name] if i.mark and _ends_after(i, now)]
+            if len(marks) != len(set(marks)):
+                problems.append(f"{name}: two blocks of one source {sorted(marks)}")
+            expected = (
+                expected_blocks(cal, sources, self.flags, (today, window[1]))
+                if cal.is_target
+                else []
+            )
+            missing, extra = compare(expected, held[name], now, horizon)
+            for span in list(extra):
+                if isinstance(span[1], datetime) and any(
+                    low <= span[1] and span[2] <= high for low, high in self.unseen
+                ):
+                    del extra[span]
+            if missing:
+                problems.append(f"{name}: missing {sorted(missing.elements(), key=str)}")
+            if extra:
+                problems.append(f"{name}: unexpected {sorted(extra.elements(), key=str)}")
+            if cal.user == "ada" and any("u2-" in i.title for i in held[name] if i.mark):
+                problems.append(f"{name}: holds a block of the other user")
+        problems += self._database_agrees(held, now)
+        if problems:
+            raise SeasonFailure(f"day {day} {when}:\n  " + "\n  ".join(problems))
+
+    def _database_agrees(self, held: dict[str, list[Instance]], now: datetime) -> list[str]:
+        """calsync's rows name exactly the blocks the providers hold (future ones), and no row
+        joins two users."""
+        problems = []
+        with Session(self.world.db) as session:
+            users = {
+                c.id: a.user_id
+                for c, a in session.exec(
+                    select(Calendar, Account).where(Calendar.account_id == Account.id)
+                )
+            }
+            rows = list(session.exec(select(BusyBlock)))
+        for row in rows:
+            if users.get(row.source_calendar_id) != users.get(row.target_calendar_id):
+                problems.append(f"a block row joins two users: {row.id}")
+        for name, cal in self.cals.items():
+            if not cal.reachable or name not in self.ids:
+                continue
+            stored = {
+                _name(r.provider_event_id)
+                for r in rows
+                if r.target_calendar_id == self.ids[name]
+                and not r.user_deleted
+                and (r.end_at is None or _aware(r.end_at) > now)
+            }
+            there = {_name(i.id) for i in held[name] if i.mark and _ends_after(i, now)}
+            if stored != there:
+                problems.append(
+                    f"{name}: database and provider differ: only stored {sorted(stored - there)}, "
+                    f"only at the provider {sorted(there - stored)}"
+                )
+        return problems
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _name(provider_id: str) -> str:
+    return provider_id.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _ends_after(instance: Instance, now: datetime) -> bool:
+    end = instance.end
+    if not isinstance(end, datetime):
+        end = datetime.combine(end, datetime.min.time(), UTC)
+    return end > now
+
+
+# -- the walk ------------------------------------------------------------------------------------
+
+
+class Walk:
+    """Makes a season's steps from a seed, one day at a time, from what the model holds."""
+
+    def __init__(self, season: Season, seed: int, *, faults: bool) -> None:
+        self.season = season
+        self.rng = random.Random(seed)
+        self.faults = faults
+
+    def day(self, day: int) -> Iterator[dict[str, Any]]:
+        rng, season = self.rng, self.season
+        yield {"op": "morning", "day": day}
+        changes = 0
+        hour = 8.0
+        refused: str | None = None
+        for _ in range(rng.randint(3, 7)):
+            hour += rng.uniform(0.3, 1.5)
+            step = self._change(day, hour)
+            if step is None:
+                continue
+            changes += step["op"] in ("add", "move", "retitle", "delete", "occurrence")
+            yield step
+            if refused is None and rng.random() < 0.04:
+                refused = rng.choice(["ada-microsoft", "caldav"])
+                yield {"op": "refuse", "day": day, "account": refused, "at": self._at(day, hour)}
+        if refused is not None:
+            yield {"op": "fix", "day": day, "account": refused, "at": self._at(day, 20)}
+        if rng.random() < 0.03:
+            account = rng.choice(["ada-microsoft", "caldav"])
+            yield {"op": "disconnect", "day": day, "account": account, "at": self._at(day, 20.5)}
+        del season
+        yield {"op": "evening", "day": day, "changes": changes}
+
+    @staticmethod
+    def _at(day: int, hour: float) -> str:
+        return _iso(BASE + timedelta(days=day, hours=hour))
+
+    def _change(self, day: int, hour: float) -> dict[str, Any] | None:
+        rng, season = self.rng, self.season
+        at = self._at(day, hour)
+        user = "bob" if rng.random() < 0.2 else "ada"
+        # While an account's login is refused, the person's own hands there are idle too.
+        names = [n for n, c in season.cals.items() if c.user == user and c.reachable]
+        mine = [h for h, e in season.events.items() if e.calendar in names]
+        common: dict[str, Any] = {"day": day, "at": at}
+        if rng.random() < 0.12:
+            common["notify"] = False
+        elif self.faults and rng.random() < 0.35:
+            kind = rng.choice(["transient", "transient", "drop", "timeout", "expire", "burst"])
+            times = rng.randint(5, 6) if kind == "burst" else rng.randint(1, 2)
+            after = 1 if kind == "transient" and rng.random() < 0.2 else 0
+            common["fault"] = {
+                "kind": "transient" if kind == "burst" else kind,
+                "times": times,
+                "after": after,
+            }
+        roll = rng.random()
+        if roll < 0.08 and user == "ada":
+            return {"op": "set", "cal": rng.choice(names), "changes": self._setting(), **common}
+        if roll < 0.45 or not mine:
+            return self._add(user, rng.choice(names), day, common)
+        handle = rng.choice(mine)
+        event = season.events[handle]
+        if event.recurring and event.occurrences and roll < 0.7:
+            occ = rng.choice(event.occurrences)
+            step = {"op": "occurrence", "handle": handle, "occ": _iso(occ), **common}
+            if rng.random() < 0.5:
+                start = occ + timedelta(hours=rng.choice([-3, -1, 1, 2, 5]))
+                step.update(start=_iso(start), end=_iso(start + timedelta(minutes=45)))
+            return step
+        if roll < 0.62 and event.timed and not event.recurring:
+            start = self._when(day)
+            length = timedelta(minutes=rng.choice([30, 60, 90, 120]))
+            return {
+                "op": "move",
+                "handle": handle,
+                "start": _iso(start),
+                "end": _iso(start + length),
+                **common,
+            }
+        if roll < 0.8:
+            title = f"{handle} {rng.choice(WORDS)}"
+            return {"op": "retitle", "handle": handle, "title": title, **common}
+        return {"op": "delete", "handle": handle, **common}
+
+    def _when(self, day: int) -> datetime:
+        rng = self.rng
+        # Mostly the next two weeks; now and then beyond the horizon, to slide into the window.
+        ahead = rng.randint(0, 14) if rng.random() < 0.9 else rng.randint(80, 100)
+        return BASE + timedelta(
+            days=day + ahead, hours=rng.randint(6, 20), minutes=rng.choice([0, 30])
+        )
+
+    def _add(self, user: str, name: str, day: int, common: dict[str, Any]) -> dict[str, Any]:
+        rng, season = self.rng, self.season
+        season.handles += 1
+        handle = f"u{1 if user == 'ada' else 2}-e{season.handles}"
+        title = f"{handle} {rng.choice(WORDS)}"
+        step: dict[str, Any] = {
+            "op": "add",
+            "cal": name,
+            "handle": handle,
+            "title": title,
+            **common,
+        }
+        kind = rng.random()
+        if kind < 0.12:
+            first = (BASE + timedelta(days=day + rng.randint(0, 10))).date()
+            step.update(start=_iso(first), end=_iso(first + timedelta(days=rng.randint(1, 3))))
+            return step
+        start = self._when(day)
+        step.update(
+            start=_iso(start), end=_iso(start + timedelta(minutes=rng.choice([30, 60, 90])))
+        )
+        if kind < 0.3:
+            freq = rng.choice(["DAILY", "WEEKLY"])
+            step.update(rrule=f"FREQ={freq};COUNT={rng.randint(3, 6)}", zoned=rng.random() < 0.5)
+        elif kind < 0.38:
+            step["free"] = True
+        elif kind < 0.46:
+            step["declined"] = True
+        elif kind < 0.52:
+            step["tentative"] = True
+        return step
+
+    def _setting(self) -> dict[str, Any]:
+        rng, season = self.rng, self.season
+        all_day = any(c.include_all_day for c in season.cals.values())
+        hours = any(c.working_hours for c in season.cals.values())
+        choices: list[Callable[[], dict[str, Any]]] = [
+            lambda: {"busy_title": rng.choice(["private", "title"])},
+            lambda: {"exclude": rng.choice([[], ["skip"]])},
+            lambda: {"merge": rng.random() < 0.5},
+            lambda: {"role": rng.choice(["both", "both", "source", "target"])},
+            lambda: {"enabled": rng.random() < 0.6},
+        ]
+        # Working hours cut timed events only: the walk keeps them apart from all-day ones.
+        if not hours:
+            choices.append(lambda: {"include_all_day": rng.random() < 0.5})
+        if not all_day:
+            choices.append(
+                lambda: {
+                    "working_hours": rng.choice(
+                        [
+                            None,
+                            {
+                                "days": ["mon", "tue", "wed", "thu", "fri"],
+                                "start": "09:00",
+                                "end": "17:00",
+                            },
+                        ]
+                    ),
+                    "time_zone": "Europe/Berlin",
+                }
+            )
+        return rng.choice(choices)()
+
+
+@contextmanager
+def providers(
+    emulator: RunningEmulator, scratch: Path
+) -> Iterator[tuple[RunningEmulator, GraphEndpoints, CalDAVServer]]:
+    """Graph's emulator and a Radicale behind the fault proxy, for one season."""
+    with ExitStack() as stack:
+        running = stack.enter_context(run_graph_emulator(GraphEmulatorConfig()))
+        graph = GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+        (scratch / "radicale").mkdir(parents=True, exist_ok=True)
+        radicale = stack.enter_context(caldav_server("radicale", scratch / "radicale"))
+        yield emulator, graph, radicale
+
+
+def play(
+    emulator: RunningEmulator,
+    scratch: Path,
+    *,
+    seed: int,
+    days: int,
+    faults: bool,
+    database_url: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
+) -> Season:
+    """Walk ``days`` simulated days from ``seed`` (or replay ``steps``); the season's figures.
+    A broken invariant raises SeasonFailure naming the seed, with the steps saved beside."""
+    started = time.monotonic()
+    with providers(emulator, scratch) as (google, graph, radicale):
+        url = database_url or f"sqlite:///{scratch / 'calsync.db'}"
+        season = Season(google, graph, radicale, scratch / "home", url, faults=faults)
+        try:
+            walk = Walk(season, seed, faults=faults)
+            todo = steps if steps is not None else (s for d in range(days) for s in walk.day(d))
+            for step in todo:
+                try:
+                    season.run(step)
+                except Exception as exc:
+                    saved = scratch / "season-steps.json"
+                    saved.write_bytes(msgspec.json.format(msgspec.json.encode(season.steps)))
+                    raise SeasonFailure(
+                        f"seed {seed}, step {len(season.steps)} ({step}): {exc}\n"
+                        f"steps so far: {saved} (replay: python -m tests.reliability.soak "
+                        f"--replay {saved})"
+                    ) from exc
+        finally:
+            season.figures.seconds = time.monotonic() - started
+            season.close()
+    return season
