@@ -59,6 +59,8 @@ def disconnect_account(runtime: Runtime, user_id: int, account_id: int) -> Disco
             # credentials go with the row.
             session.delete(account)
             session.commit()
+    # Its kept providers hold a login that is gone now.
+    runtime.engine.providers.forget(account_id)
     runtime.wake()
     return DisconnectReport(
         account_id=account_id,

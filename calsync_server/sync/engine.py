@@ -26,7 +26,7 @@ from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
-from calsync_server.sync.providers import ProviderPool
+from calsync_server.sync.providers import ProviderCache, ProviderPool
 from calsync_server.sync.reconcile import changed_scope, plan_scope, whole_user_scope
 from calsync_server.sync.release import release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
@@ -68,9 +68,11 @@ class SyncEngine:
         self.vault = vault or CredentialVault(settings.home)
         self.provider_factory = provider_factory or default_factory(settings, retry)
         self.locks = UserLocks(db)
+        # Providers kept across syncs: building them sat on every propagation's critical path.
+        self.providers = ProviderCache()
 
     def _pool(self) -> ProviderPool:
-        return ProviderPool(self.vault, self.provider_factory)
+        return ProviderPool(self.vault, self.provider_factory, self.providers)
 
     # -- entry point --------------------------------------------------------------------------
 
