@@ -23,6 +23,7 @@ from calsync_server.providers.registry import ProviderConfig, ProviderFactory, p
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync import dry_run, holds
 from calsync_server.sync.applier import BlockApplier, BlockKey
+from calsync_server.sync.echoes import echo_sync
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
@@ -203,6 +204,20 @@ class SyncEngine:
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
             dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
+            if not full and not dropped and echo_sync(
+                session,
+                calendar.id,
+                accounts,
+                calendars,
+                ingested.changed,
+                ingested.blocks_seen,
+                ingested.blocks_removed,
+            ):
+                # Only calsync's own writes coming back: no lock, no plan (echoes.echo_sync).
+                calendar.sync_token, calendar.last_sync_at = changes.cursor, now
+                session.add(calendar)
+                session.commit()
+                return
 
         with self.locks.held(session, account.user_id):
             session.expire_all()  # rows read before the lock may have been rewritten since
