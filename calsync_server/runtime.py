@@ -7,6 +7,7 @@ provider) to threads, so the event loop stays free for webhooks and the API.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -103,7 +104,11 @@ class Runtime:
         self._tasks: list[asyncio.Task[None]] = []
         # When the scheduler's loop last went round (the event loop's clock): readiness.
         self._scheduler_beat: float | None = None
-        self._wake: asyncio.Event | None = None
+        # Idle workers, each waiting on its own future: a wake-up goes to one of them, not to
+        # all (they would all claim, and all but one find nothing).
+        self._idle: collections.deque[asyncio.Future[None]] = collections.deque()
+        # Wake-ups that found no idle worker: a worker whose claim ran meanwhile tries again.
+        self._missed_wakes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -127,7 +132,6 @@ class Runtime:
             # This host's dead processes can renew no lease: their jobs now, not in 300 s.
             await asyncio.to_thread(self.queue.reclaim_orphans, self.host, self.scheduler.alive)
         self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
         self.bus.bind(self._loop)
         if self.background:
             self._tasks = [
@@ -139,8 +143,8 @@ class Runtime:
     async def stop(self) -> None:
         """Stop taking work; a sync already running finishes (or its lease lets another take it)."""
         self._stopping = True
-        if self._wake is not None:
-            self._wake.set()
+        while self._idle:
+            self._wake_one()
         # Workers are not cancelled: a cancelled worker's claim went on in its thread and left
         # the job it took running, with nobody to finish it, until its lease ran out. Each
         # worker ends on its own once its claim (and the sync it got) is over.
@@ -166,25 +170,50 @@ class Runtime:
         return enqueued
 
     def wake(self) -> None:
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wake.set)
+        """Any thread: a job is due; one idle worker goes to claim it."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake_one)
+
+    def _wake_one(self) -> None:
+        while self._idle:
+            waiter = self._idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._missed_wakes += 1
+
+    async def _idle_wait(self) -> None:
+        """Wait for a wake-up, or IDLE_POLL_SECONDS (jobs other processes queued)."""
+        if self._stopping:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._idle.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, IDLE_POLL_SECONDS)
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._idle.remove(waiter)
 
     async def _work(self, number: int) -> None:
         """One worker: claim, run, repeat. It never ends of an error (the database away, a
         bug): it logs it, backs off, and goes on; only `stop()` ends it."""
         name = f"{self.worker_name}-w{number}"
-        assert self._wake is not None
         failures = 0
         while not self._stopping:
             try:
-                job = await asyncio.to_thread(self.queue.claim, name)
+                missed = self._missed_wakes
+                job, more = await asyncio.to_thread(self.queue.claim_next, name)
                 if job is None:
                     failures = 0
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), IDLE_POLL_SECONDS)
-                    self._wake.clear()
+                    # A wake-up while this claim ran may be for a job it did not see yet.
+                    if self._missed_wakes == missed:
+                        await self._idle_wait()
                     continue
+                if more:
+                    self._wake_one()  # another due job: another worker for it
                 await self._run(job, name)
                 failures = 0
             except Exception:
@@ -195,7 +224,6 @@ class Runtime:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep, but end early when the runtime stops."""
-        assert self._wake is not None
         deadline = asyncio.get_running_loop().time() + seconds
         while not self._stopping:
             left = deadline - asyncio.get_running_loop().time()

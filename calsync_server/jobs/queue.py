@@ -300,6 +300,13 @@ class JobQueue:
 
     def claim(self, worker: str, *, calendar_ids: set[int] | None = None) -> SyncJob | None:
         """Take the oldest due job whose calendar has no running job; None when there is none."""
+        return self.claim_next(worker, calendar_ids=calendar_ids)[0]
+
+    def claim_next(
+        self, worker: str, *, calendar_ids: set[int] | None = None
+    ) -> tuple[SyncJob | None, bool]:
+        """`claim`, and whether other due jobs were seen behind the one taken (worth waking
+        another worker for)."""
         now = self.clock.now()
         with Session(self.db, expire_on_commit=False) as session:
             query = (
@@ -315,11 +322,11 @@ class JobQueue:
                 query = query.with_for_update(skip_locked=True)
             candidates = [job.id for job in session.exec(query).all()]
             session.rollback()
-            for job_id in candidates:
+            for n, job_id in enumerate(candidates):
                 claimed = self._try_claim(session, job_id, worker)
                 if claimed is not None:
-                    return claimed
-        return None
+                    return claimed, n + 1 < len(candidates)
+        return None, False
 
     def _try_claim(self, session: Session, job_id: int | None, worker: str) -> SyncJob | None:
         now = self.clock.now()
