@@ -18,6 +18,7 @@ from sqlmodel import Session, col, delete, func, select
 from calsync_server.db.models import Account, Calendar, Notification, PushSubscription, SyncJob
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.push.channels import ChannelChanges, ChannelKeeper, healthy
+from calsync_server.sync.retention import purge_history
 from shared.clock import Clock
 from shared.domain import AccountState, ChannelState, JobState, SyncKind
 from shared.settings import Settings
@@ -91,10 +92,17 @@ class Scheduler:
         full_every = timedelta(hours=self.settings.full_reconcile_interval_hours)
         # Not expired on commit: pruning commits, and the calendars are read after the session.
         with Session(self.db, expire_on_commit=False) as session:
+            user_of = dict(
+                session.exec(
+                    select(Calendar.id, Account.user_id)
+                    .join(Account, col(Calendar.account_id) == Account.id)
+                    .where(
+                        col(Calendar.sync_enabled).is_(True), Account.state == AccountState.ACTIVE
+                    )
+                ).all()
+            )
             calendars = session.exec(
-                select(Calendar)
-                .join(Account, col(Calendar.account_id) == Account.id)
-                .where(col(Calendar.sync_enabled).is_(True), Account.state == AccountState.ACTIVE)
+                select(Calendar).where(col(Calendar.id).in_(list(user_of)))
             ).all()
             covered = {
                 c.calendar_id
@@ -137,7 +145,11 @@ class Scheduler:
             self.queue.enqueue(calendar_id, SyncKind.POLLING)
             result.caught_up.append(calendar_id)
             busy.add(calendar_id)
-        for calendar in calendars:
+        # The safety net is one full pass per user (the engine's full sync reads every calendar
+        # of the user and plans them once): the user's most overdue calendar asks for it, and
+        # the others wait for it this tick rather than ask for passes of their own.
+        passing: set[int] = set()
+        for calendar in sorted(calendars, key=lambda c: (c.last_full_sync_at or now, c.id or 0)):
             assert calendar.id is not None
             if calendar.id in busy:
                 continue
@@ -145,8 +157,10 @@ class Scheduler:
             if last_failure is not None and now - last_failure < poll_every:
                 continue
             if calendar.last_full_sync_at is None or now - calendar.last_full_sync_at >= full_every:
-                self.queue.enqueue(calendar.id, SyncKind.FULL, full=True)
-                result.full.append(calendar.id)
+                if user_of[calendar.id] not in passing:
+                    passing.add(user_of[calendar.id])
+                    self.queue.enqueue(calendar.id, SyncKind.FULL, full=True)
+                    result.full.append(calendar.id)
                 continue
             every = poll_every * (SAFETY_POLL_FACTOR if calendar.id in covered else 1)
             if calendar.last_sync_at is None or now - calendar.last_sync_at >= every:
@@ -155,10 +169,12 @@ class Scheduler:
         return result
 
     def _prune(self, session: Session, now: datetime) -> None:
-        """Notifications are evidence for a week (the dashboard's health view), then go."""
+        """Notifications are evidence for a week (the dashboard's health view), then go; so do
+        the events and blocks that ended before the retained history (sync/retention.py)."""
         if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
             return
         self._pruned_at = now
         old = col(Notification.received_at) < now - NOTIFICATIONS_KEPT
         session.exec(delete(Notification).where(old))
+        purge_history(session, now, self.settings.horizon_days)
         session.commit()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session
@@ -23,17 +24,19 @@ from calsync_server.providers.registry import ProviderConfig, ProviderFactory, p
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync import dry_run, holds
 from calsync_server.sync.applier import BlockApplier, BlockKey
-from calsync_server.sync.echoes import echo_sync
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
-from calsync_server.sync.providers import ProviderCache, ProviderPool
+from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.reconcile import changed_scope, plan_scope, whole_user_scope
 from calsync_server.sync.release import release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
 from calsync_server.sync.safety import hold_deletes, read_dropped
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
+from calsync_server.sync.user_pass import OthersRead, read_others, store_cursors
+from calsync_server.sync.user_pass import covered as user_pass_covered
+from calsync_server.sync.user_pass import release as release_claims
 from shared.clock import Clock, SystemClock
 from shared.domain import AccountState, SyncKind
 from shared.schemas import PlanPreview
@@ -69,11 +72,9 @@ class SyncEngine:
         self.vault = vault or CredentialVault(settings.home)
         self.provider_factory = provider_factory or default_factory(settings, retry)
         self.locks = UserLocks(db)
-        # Providers kept across syncs: building them sat on every propagation's critical path.
-        self.providers = ProviderCache()
 
     def _pool(self) -> ProviderPool:
-        return ProviderPool(self.vault, self.provider_factory, self.providers)
+        return ProviderPool(self.vault, self.provider_factory)
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -95,8 +96,17 @@ class SyncEngine:
             calendar = session.get(Calendar, calendar_id)
             if calendar is None:
                 raise CalendarNotFound(f"calendar {calendar_id} does not exist")
+            # A full sync is the user's full pass: every calendar read, the user planned once.
+            claims: list[int] = []
             try:
-                self._sync(session, calendar, full or kind is SyncKind.FULL, report, pool)
+                self._sync(
+                    session,
+                    calendar,
+                    full or kind is SyncKind.FULL,
+                    report,
+                    pool,
+                    user_pass=(kind is SyncKind.FULL, job_id, claims),
+                )
             except ProviderError as exc:
                 session.rollback()
                 if exc.kind is ErrorKind.AUTH:
@@ -106,6 +116,8 @@ class SyncEngine:
                 else:
                     report.error = str(exc)
                     report.retryable = exc.kind is ErrorKind.TRANSIENT
+            finally:
+                release_claims(self.db, claims, self.clock.now())
             pool.finish(session, report)
             log = SyncLog(
                 calendar_id=calendar_id,
@@ -146,8 +158,13 @@ class SyncEngine:
         full: bool,
         report: SyncReport,
         pool: ProviderPool,
+        user_pass: tuple[bool, int | None, list[int]] = (False, None, []),
     ) -> None:
         assert calendar.id is not None
+        whole_user, job_id, claims = user_pass
+        if whole_user and user_pass_covered(session, calendar, job_id):
+            report.note("read by the user's full pass that began after this sync was asked for")
+            return
         account = session.get(Account, calendar.account_id)
         assert account is not None
         if account.state != AccountState.ACTIVE:
@@ -204,20 +221,21 @@ class SyncEngine:
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
             dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
-            if not full and not dropped and echo_sync(
+        others = OthersRead(claims=claims)
+        if whole_user and calendar.sync_enabled:
+            lease = timedelta(seconds=self.settings.job_lease_seconds)
+            views = user_views(calendars, accounts, SyncReport())
+            others = read_others(
+                self.db,
                 session,
-                calendar.id,
-                accounts,
-                calendars,
-                ingested.changed,
-                ingested.blocks_seen,
-                ingested.blocks_removed,
-            ):
-                # Only calsync's own writes coming back: no lock, no plan (echoes.echo_sync).
-                calendar.sync_token, calendar.last_sync_at = changes.cursor, now
-                session.add(calendar)
-                session.commit()
-                return
+                calendar,
+                account.user_id,
+                views,
+                (window, zone, now, lease),
+                pool,
+                report,
+                claims,
+            )
 
         with self.locks.held(session, account.user_id):
             session.expire_all()  # rows read before the lock may have been rewritten since
@@ -241,6 +259,7 @@ class SyncEngine:
             merging = any(v.receives_blocks and v.rules.merge for v in views.values())
             # The safety catch weighs a source's deletes whole: a held source plans the user.
             holding = holds.holding(calendars) | ({calendar.id} if dropped else set())
+            holding |= others.dropped
             if full or not calendar.sync_enabled or merging or holding:
                 # The whole user is in scope: a full reconcile, or a calendar turned off.
                 if full:
@@ -293,6 +312,7 @@ class SyncEngine:
             calendar.last_sync_at = now
             if full:
                 calendar.last_full_sync_at = now
+            store_cursors(session, others, now, report)
             session.add(calendar)
             session.commit()
 

@@ -19,7 +19,7 @@ from calsync_server.providers.model import Provider
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync.engine import SyncEngine, SyncResult
 from shared.clock import FixedClock
-from shared.domain import SyncKind, SyncStatus
+from shared.domain import SyncStatus
 from tests.support.shared_calendar import shared_team
 from tests.support.world import FAST_RETRY, Cal, World
 
@@ -46,9 +46,9 @@ def engine_at(world: World, clock: FixedClock, retry: RetryPolicy = FAST_RETRY) 
 
 
 def sync_all(engine: SyncEngine, *cals: Cal, full: bool = False) -> list[SyncResult]:
-    """Each calendar, then each again (the second pass consumes the echoes)."""
-    kind = SyncKind.FULL if full else SyncKind.MANUAL
-    return [engine.sync_calendar(c.id, kind=kind) for c in cals for _ in range(2)]
+    """Each calendar, then each again (the second pass consumes the echoes); `full`: each a
+    full sync of its own calendar (a FULL kind is the user's pass, which reads them all)."""
+    return [engine.sync_calendar(c.id, full=full) for c in cals for _ in range(2)]
 
 
 def summaries(world: World, cal: Cal) -> list[str]:

@@ -1,0 +1,155 @@
+"""The user's full pass: a full sync reads every synced calendar of the user afresh, then lists
+the targets and plans the whole user once, instead of once per calendar (the daily safety net
+was one full reconcile per calendar: each listed every target and planned the whole user).
+
+The engine reads the calendar its job names; this module reads the user's others. Each other
+calendar is claimed first as the job queue claims one (a running job row: the queue's unique
+index lets one sync per calendar run), so no other sync of it runs meanwhile; one that is
+syncing already is left to its own full pass. Their cursors are stored only once the plan that
+used their events is applied, as the engine does with its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from calsync_server.db.models import Account, Calendar, SyncJob
+from calsync_server.providers.model import ErrorKind, ProviderError
+from calsync_server.sync import holds
+from calsync_server.sync.ingest import store_changes, unmask_blocks
+from calsync_server.sync.planner import CalendarView, second_copies
+from calsync_server.sync.providers import ProviderPool
+from calsync_server.sync.report import SyncReport
+from calsync_server.sync.safety import read_dropped
+from shared.domain import AccountState, JobState, SyncKind
+
+CLAIMED_BY = "user-pass"
+
+
+@dataclass(slots=True)
+class OthersRead:
+    """What the pass read of the user's other calendars: cursors to store, reads that dropped."""
+
+    cursors: dict[int, str | None] = field(default_factory=dict)
+    dropped: set[int] = field(default_factory=set)
+    claims: list[int] = field(default_factory=list)  # the running job rows the pass holds
+
+
+def covered(session: Session, calendar: Calendar, job_id: int | None) -> bool:
+    """Whether a full pass of the user that began after this job was asked for has read the
+    calendar already (`calsync sync --full` asks for every calendar: one pass serves them)."""
+    if job_id is None or calendar.last_full_sync_at is None:
+        return False
+    job = session.get(SyncJob, job_id)
+    return job is not None and calendar.last_full_sync_at >= job.created_at
+
+
+def _claim(db: sa.Engine, calendar_id: int, now: datetime, lease: timedelta) -> int | None:
+    """A running job row for the calendar, or None when a sync of it runs already."""
+    try:
+        with Session(db) as claims:
+            job = SyncJob(
+                calendar_id=calendar_id,
+                kind=SyncKind.FULL,
+                full=True,
+                state=JobState.RUNNING,
+                attempts=1,
+                run_after=now,
+                created_at=now,
+                started_at=now,
+                lease_expires_at=now + lease,
+                worker=CLAIMED_BY,
+            )
+            claims.add(job)
+            claims.commit()
+            return job.id
+    except sa.exc.IntegrityError:
+        return None
+
+
+def release(db: sa.Engine, claims: list[int], now: datetime) -> None:
+    """The pass's claims are done: their calendars are free for their own syncs again."""
+    if not claims:
+        return
+    with Session(db) as session:
+        session.execute(
+            sa.update(SyncJob)
+            .where(col(SyncJob.id).in_(claims), col(SyncJob.state) == JobState.RUNNING)
+            .values(state=JobState.DONE, finished_at=now, lease_expires_at=None)
+        )
+        session.commit()
+
+
+def read_others(
+    db: sa.Engine,
+    session: Session,
+    calendar: Calendar,
+    user_id: int,
+    views: dict[int, CalendarView],
+    when: tuple[tuple[datetime, datetime], str, datetime, timedelta],
+    pool: ProviderPool,
+    report: SyncReport,
+    claims: list[int],
+) -> OthersRead:
+    """Read each other synced calendar of the user whole and store its events (committed, as a
+    sync commits its read before writing blocks). A calendar whose read fails is left out (its
+    own sync reads it again); a failed login fails the pass, as in the engine."""
+    window, zone, now, lease = when  # the sync's window, the user's zone, its now, the lease
+    found = OthersRead(claims=claims)  # the caller releases them, whatever happens
+    copies = second_copies(views.values())
+    others = session.exec(
+        select(Calendar, Account)
+        .join(Account, col(Calendar.account_id) == Account.id)
+        .where(
+            Account.user_id == user_id,
+            col(Calendar.sync_enabled).is_(True),
+            Account.state == AccountState.ACTIVE,
+            Calendar.id != calendar.id,
+        )
+        .order_by(col(Calendar.id))
+    ).all()
+    for other, account in others:
+        assert other.id is not None
+        if other.id in copies:
+            continue  # the first copy of the same calendar is read instead
+        claim = _claim(db, other.id, now, lease)
+        if claim is None:
+            continue  # syncing now: its own full pass reads it
+        found.claims.append(claim)
+        before = holds.live_events(session, other.id)
+        try:
+            provider = pool.get(account)
+            changes = provider.read_changes(other.provider_calendar_id, cursor=None, window=window)
+            changes = unmask_blocks(session, other, changes, provider)
+        except ProviderError as exc:
+            if exc.kind is ErrorKind.AUTH:
+                raise
+            session.rollback()
+            report.note(f"{other.name} could not be read for the full pass: {exc}")
+            continue
+        # calsync's own blocks seen here are squared by the pass's listing of every target.
+        store_changes(session, other, changes, other.time_zone or zone, report)
+        session.commit()
+        found.cursors[other.id] = changes.cursor
+        if read_dropped(before, holds.live_events(session, other.id)):
+            found.dropped.add(other.id)
+    return found
+
+
+def store_cursors(session: Session, found: OthersRead, now: datetime, report: SyncReport) -> None:
+    """The plan that used the other calendars' reads is applied: their full pass is counted, and
+    their cursors stored unless a write failed or a calendar could not be planned (then their
+    next sync reads again, as the engine does with its own), in the caller's transaction."""
+    applied = not (report.failed_writes or report.unplanned)
+    for calendar_id, cursor in found.cursors.items():
+        other = session.get(Calendar, calendar_id)
+        if other is None:
+            continue
+        if applied:
+            other.sync_token = cursor
+        other.last_sync_at = other.last_full_sync_at = now
+        session.add(other)
