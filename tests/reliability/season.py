@@ -13,6 +13,7 @@ from its seed or from the step list it saves (shrink.py)."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
@@ -23,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
+import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from calsync_server.accounts.disconnect import disconnect_account
@@ -44,6 +46,7 @@ from tests.reliability.oracle import (
     expected_blocks,
     read,
 )
+from tests.server.pg_cluster import Cluster, find_bin
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
 from tests.support.drivers.google import GoogleDriver
@@ -83,6 +86,7 @@ class Figures:
     changes: int = 0
     faults: int = 0
     lost_notifications: int = 0
+    database_outages: int = 0
     syncs: int = 0
     failed_syncs: int = 0
     calls_per_day: list[int] = field(default_factory=list)
@@ -108,7 +112,9 @@ def _iso(value: datetime | date) -> str:
 
 
 def _time(text: str) -> datetime | date:
-    return datetime.fromisoformat(text) if "T" in text else date.fromisoformat(text)
+    """A step's time: an instant in UTC (a person's client names a zone, never a bare offset),
+    or a date."""
+    return datetime.fromisoformat(text).astimezone(UTC) if "T" in text else date.fromisoformat(text)
 
 
 class Season:
@@ -123,8 +129,12 @@ class Season:
         database_url: str,
         *,
         faults: bool,
+        cluster: Cluster | None = None,
     ) -> None:
         self.emulator = emulator
+        # The PostgreSQL cluster calsync's database lives in, when the walk may stop it.
+        self.cluster = cluster
+        self._outage = False
         self.radicale = radicale
         self.faults_on = faults
         self.clock = SeasonClock(BASE + timedelta(hours=5))
@@ -277,9 +287,15 @@ class Season:
     def _sync(self, name: str, *, full: bool = False, kind: SyncKind = SyncKind.WEBHOOK) -> bool:
         """One sync as a worker runs it; False when it did not succeed (the queue keeps it)."""
         before = self._calls()
+        ok = False
         try:
             result = self.engine.sync_calendar(self.ids[name], kind=kind, full=full)
             ok = result.log.status == SyncStatus.SUCCESS
+        except sa.exc.DBAPIError:
+            if not self._outage:
+                raise
+            # The database went away under the sync: a worker's job outlives it (its lease
+            # runs out and it is claimed again); here the evening pass runs it again.
         finally:
             self._day_calls += self._calls() - before
             self._clear_faults()
@@ -521,6 +537,25 @@ class Season:
             was_on, _role = settings[name]
             self._apply(name, {"enabled": was_on})
 
+    def _do_outage(self, step: dict[str, Any]) -> None:
+        """The database goes away for a moment in the middle of a full sync of the calendar,
+        as a machine losing PostgreSQL does (an immediate stop), and comes back."""
+        self._at(step)
+        cluster = self.cluster
+        name = step["cal"]
+        if cluster is None or not (self.cals[name].enabled and self.cals[name].reachable):
+            return
+        self.figures.database_outages += 1
+        self._outage = True
+        stopper = threading.Timer(step["after"], cluster.stop)
+        stopper.start()
+        try:
+            self._sync(name, full=True, kind=SyncKind.FULL)
+        finally:
+            stopper.join()
+            cluster.start()
+            self._outage = False
+
     def _do_refuse(self, step: dict[str, Any]) -> None:
         """The account's login stops working; its calendars' syncs find out."""
         self._at(step)
@@ -674,10 +709,17 @@ class Walk:
                 yield {"op": "refuse", "day": day, "account": refused, "at": self._at(day, hour)}
         if refused is not None:
             yield {"op": "fix", "day": day, "account": refused, "at": self._at(day, 20)}
+        if season.cluster is not None and self.faults and rng.random() < 0.15:
+            yield {
+                "op": "outage",
+                "day": day,
+                "cal": rng.choice([n for n, c in season.cals.items() if c.user == "ada"]),
+                "after": round(rng.uniform(0.05, 0.6), 2),
+                "at": self._at(day, 19.5),
+            }
         if rng.random() < 0.03:
             account = rng.choice(["ada-microsoft", "caldav"])
             yield {"op": "disconnect", "day": day, "account": account, "at": self._at(day, 20.5)}
-        del season
         yield {"op": "evening", "day": day, "changes": changes}
 
     @staticmethod
@@ -806,6 +848,22 @@ class Walk:
 
 
 @contextmanager
+def postgres_cluster() -> Iterator[tuple[Cluster, str] | None]:
+    """A throwaway PostgreSQL cluster and a database in it, that the walk may stop; None
+    where PostgreSQL's programs are not installed (the walk runs on SQLite, no outages)."""
+    initdb = find_bin("initdb")
+    if initdb is None:
+        yield None
+        return
+    cluster = Cluster(initdb)
+    try:
+        cluster.start()
+        yield cluster, cluster.create_database("calsync_season")
+    finally:
+        cluster.remove()
+
+
+@contextmanager
 def providers(
     emulator: RunningEmulator, scratch: Path
 ) -> Iterator[tuple[RunningEmulator, GraphEndpoints, CalDAVServer]]:
@@ -826,6 +884,7 @@ def play(
     days: int,
     faults: bool,
     database_url: str | None = None,
+    cluster: Cluster | None = None,
     steps: list[dict[str, Any]] | None = None,
 ) -> Season:
     """Walk ``days`` simulated days from ``seed`` (or replay ``steps``); the season's figures.
@@ -833,7 +892,9 @@ def play(
     started = time.monotonic()
     with providers(emulator, scratch) as (google, graph, radicale):
         url = database_url or f"sqlite:///{scratch / 'calsync.db'}"
-        season = Season(google, graph, radicale, scratch / "home", url, faults=faults)
+        season = Season(
+            google, graph, radicale, scratch / "home", url, faults=faults, cluster=cluster
+        )
         try:
             walk = Walk(season, seed, faults=faults)
             todo = steps if steps is not None else (s for d in range(days) for s in walk.day(d))
