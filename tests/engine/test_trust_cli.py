@@ -44,6 +44,13 @@ def test_explain_dry_run_and_confirming_held_deletes(world: World, unique: str) 
     assert "held: its source suddenly returned far fewer events" in dry.stdout
     assert set(world.stats()["calls"]) <= {"events.list", "events.get", "calendarList.list"}
     assert len(world.blocks(home)) == 12
+    # The full reconcile's dry run lists every target's blocks too; still only reads.
+    full = _calsync(world, "sync", "--full", "--dry-run")
+    assert full.returncode == 0, full.stderr
+    assert "calsync sync --full --dry-run: nothing was written" in full.stdout
+    assert "held: its source suddenly returned far fewer events" in full.stdout
+    assert set(world.stats()["calls"]) <= {"events.list", "events.get", "calendarList.list"}
+    assert len(world.blocks(home)) == 12
 
     world.sync(work)
     assert len(world.blocks(home)) == 12  # held
