@@ -69,8 +69,12 @@ def test_explain_plan_and_the_safety_catch(server_world: ServerWorld) -> None:
         (block,) = target["blocks"]
         assert block["outcome"] == "matches"
         assert block["written_by"] == "calsync"
-        logs = {log["id"] for log in world.logs(ada, work)}
-        assert block["sync_log_id"] in logs
+        # Written by the first sync that saw both calendars on: work's, or home's first
+        # (a whole pass), whichever ran once both were enabled; named exactly, with its counts.
+        logs = {log["id"]: log for cal in (work, home) for log in world.logs(ada, cal)}
+        writer = logs[block["sync_log_id"]]
+        assert writer["calendar_id"] == block["sync_calendar_id"]
+        assert writer["blocks_created"] >= 1
         lunch = ok(ada.get("/api/v1/explain", params={"title": "lunch"}))["events"]
         assert [(e["title"], e["verdict"]) for e in lunch] == [("Lunch", "free")]
         assert lunch[0]["targets"][0]["blocks"] == []
@@ -100,6 +104,12 @@ def test_explain_plan_and_the_safety_catch(server_world: ServerWorld) -> None:
         reasons = {c["action"]: c["reason"] for c in planned["changes"]}
         assert "gone" in reasons["delete"]
         assert bob.get("/api/v1/plan", params={"calendar_id": work.id}).status_code == 404
+        # The full reconcile's plan of every calendar lists the targets' blocks too (reads).
+        world.reset_stats()
+        full = ok(ada.get("/api/v1/plan", params={"full": "true"}))
+        assert set(world.stats()["calls"]) <= READS
+        assert _dump(world) == before
+        assert (full["creates"], full["updates"], full["deletes"]) == (1, 0, 1)
 
         # -- the safety catch -------------------------------------------------------------
         for event_ in day:
