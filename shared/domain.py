@@ -90,6 +90,15 @@ class PollReason(StrEnum):
     PROVIDER_WITHOUT_PUSH = "provider_without_push"  # CalDAV has none
 
 
+class SubscriptionNotice(StrEnum):
+    """A provider's lifecycle notice about a push subscription (Graph's), the latest of which
+    the channels screen shows: what happened to the subscription, and what calsync did."""
+
+    REAUTHORIZE = "reauthorize"  # renew it now: calsync renews it in place
+    REMOVED = "removed"  # the provider removed it: calsync makes a new one (polled meanwhile)
+    MISSED = "missed"  # the provider lost notifications: calsync syncs the calendar
+
+
 class NotificationOutcome(StrEnum):
     """What the webhook did with a received push notification."""
 

@@ -17,6 +17,7 @@ from shared.domain import (
     PollReason,
     Provider,
     PushState,
+    SubscriptionNotice,
     SyncKind,
     SyncStatus,
 )
@@ -241,6 +242,16 @@ class ChannelOut(Schema):
     # not "failing".
     push: PushState = PushState.PENDING
     polled_because: PollReason | None = None
+    # The calendar's account: what needs the user there (a login to renew, an app password
+    # refused) stops the calendar's updates whatever its channel says.
+    provider: Provider = Provider.GOOGLE
+    account_email: str = ""
+    account_state: AccountState = AccountState.ACTIVE
+    # As AccountOut.testing_login_expires_at: when the login ends (real Google, "Testing" app).
+    login_expires_at: datetime | None = None
+    # The latest lifecycle notice the provider sent about the calendar's subscriptions, when.
+    notice: SubscriptionNotice | None = None
+    notice_at: datetime | None = None
 
 
 class SyncRequest(Schema):

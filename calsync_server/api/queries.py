@@ -15,6 +15,7 @@ from calsync_server.db.models import (
     BusyBlock,
     Calendar,
     Event,
+    Notification,
     PushSubscription,
     SyncJob,
     SyncLog,
@@ -27,9 +28,11 @@ from shared.domain import (
     CalendarStatus,
     ChannelState,
     JobState,
+    NotificationOutcome,
     PollReason,
     Provider,
     PushState,
+    SubscriptionNotice,
     SyncStatus,
 )
 from shared.schemas import (
@@ -253,16 +256,22 @@ def accounts(session: Session, user_id: int, settings: Settings) -> list[Account
     return [account_out(a, counts.get(a.id or 0, 0), settings) for a in rows]
 
 
-def account_out(account: Account, calendars: int, settings: Settings) -> AccountOut:
-    assert account.id is not None
-    # Only Google's logins end with a Google app still in "Testing".
-    testing_expiry = (
-        account.authorized_at + TESTING_APP_LOGIN_LIFETIME
-        if settings.uses_real_google
+def testing_login_end(account: Account, settings: Settings | None) -> datetime | None:
+    """When the account's login ends because the user's Google app is still in "Testing"
+    (only Google's logins end so); None when it does not."""
+    if (
+        settings is not None
+        and settings.uses_real_google
         and account.provider == Provider.GOOGLE
         and account.authorized_at is not None
-        else None
-    )
+    ):
+        return account.authorized_at + TESTING_APP_LOGIN_LIFETIME
+    return None
+
+
+def account_out(account: Account, calendars: int, settings: Settings) -> AccountOut:
+    assert account.id is not None
+    testing_expiry = testing_login_end(account, settings)
     return AccountOut(
         id=account.id,
         provider=account.provider,
@@ -482,18 +491,20 @@ def channels(
     session: Session, user_id: int, now: datetime, settings: Settings | None = None
 ) -> list[ChannelOut]:
     rows = session.exec(
-        select(Calendar, Account.provider)
+        select(Calendar, Account)
         .join(Account, col(Calendar.account_id) == Account.id)
         .where(Account.user_id == user_id, col(Calendar.sync_enabled).is_(True))
         .order_by(col(Calendar.id))
     ).all()
     ids = [c.id for c, _ in rows if c.id]
     chosen = _channel_of(_live_channels(session, ids), now)
+    notices = _latest_notices(session, ids)
     result = []
-    for calendar, provider in rows:
+    for calendar, account in rows:
         assert calendar.id is not None
         channel = chosen.get(calendar.id)
-        push, polled_because = push_of(calendar, str(provider), channel, now, settings)
+        push, polled_because = push_of(calendar, str(account.provider), channel, now, settings)
+        notice = notices.get(calendar.id)
         result.append(
             ChannelOut(
                 calendar_id=calendar.id,
@@ -512,6 +523,40 @@ def channels(
                 ),
                 push=push,
                 polled_because=polled_because,
+                provider=account.provider,
+                account_email=account.email,
+                account_state=AccountState(account.state),
+                login_expires_at=testing_login_end(account, settings),
+                notice=SubscriptionNotice(notice.kind) if notice else None,
+                notice_at=notice.received_at if notice else None,
             )
         )
     return result
+
+
+_LIFECYCLE = [notice.value for notice in SubscriptionNotice]
+# Notices the webhook acted on: a forged or repeated one says nothing about the subscription.
+_OBEYED = [
+    NotificationOutcome.LIFECYCLE,
+    NotificationOutcome.ENQUEUED,
+    NotificationOutcome.COALESCED,
+]
+
+
+def _latest_notices(session: Session, calendar_ids: Sequence[int]) -> dict[int, Notification]:
+    """Each calendar's latest lifecycle notice (of any of its subscriptions, a replaced one's
+    too: "removed" is heard on the subscription that is then replaced); the scheduler keeps
+    notifications a week."""
+    if not calendar_ids:
+        return {}
+    newest = (
+        select(func.max(Notification.id))
+        .where(
+            col(Notification.calendar_id).in_(calendar_ids),
+            col(Notification.kind).in_(_LIFECYCLE),
+            col(Notification.outcome).in_(_OBEYED),
+        )
+        .group_by(col(Notification.calendar_id))
+    )
+    rows = session.exec(select(Notification).where(col(Notification.id).in_(newest)))
+    return {n.calendar_id: n for n in rows if n.calendar_id is not None}

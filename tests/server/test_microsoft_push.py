@@ -102,6 +102,14 @@ def google_starts(world: ServerWorld, cal: Cal) -> list[str]:
     return sorted(b["start"]["dateTime"] for b in world.blocks(cal))
 
 
+def channel_row(api: httpx.Client, cal: Cal) -> dict[str, Any]:
+    """The calendar's row in the API's channels (what the dashboard's Channels screen shows)."""
+    answer = api.get("/api/v1/channels")
+    assert answer.status_code == 200, answer.text
+    (row,) = [r for r in answer.json() if r["calendar_id"] == cal.id]
+    return dict(row)
+
+
 def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed(
     ms_world: tuple[ServerWorld, MicrosoftDriver], unique: str
 ) -> None:
@@ -123,6 +131,12 @@ def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed
         assert list(held) == [first.remote_id]
         assert held[first.remote_id]["notification_url"] == first.address
         assert held[first.remote_id]["lifecycle_url"] == first.address
+        row = channel_row(api, work)
+        assert (row["provider"], row["account_state"], row["notice"]) == (
+            "microsoft",
+            "active",
+            None,
+        )
         seen = as_graph_sees_it(ms, first.remote_id)
         assert seen["clientState"] == first.secret
         assert seen["resource"] == f"me/calendars/{work.provider_id}/events"
@@ -175,6 +189,8 @@ def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed
         assert (again.key, again.remote_id) == (first.key, first.remote_id)
         assert ("reauthorize", "lifecycle") in notices(world, first.key)
         assert list(graph_subscriptions(ms, work)) == [first.remote_id]
+        # The channels' row names the latest lifecycle notice (a forged one would not count).
+        assert channel_row(api, work)["notice"] == "reauthorize"
 
         # missed: a sync of the calendar.
         wait_until(lambda: world.settled(api), what="quiet before 'missed'")
@@ -187,6 +203,7 @@ def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed
         assert {"enqueued", "coalesced"} & {
             o for k, o in notices(world, first.key) if k == "missed"
         }
+        assert channel_row(api, work)["notice"] == "missed"
 
         # subscriptionRemoved: a new subscription, and a sync.
         wait_until(lambda: world.settled(api), what="quiet before 'subscriptionRemoved'")
@@ -199,6 +216,9 @@ def test_graph_notifications_drive_the_sync_and_its_lifecycle_notices_are_obeyed
         second = wait_for_subscription(world, work, not_key=first.key)
         assert second.remote_id != first.remote_id
         assert list(graph_subscriptions(ms, work)) == [second.remote_id]
+        # Heard on the subscription since replaced: still the calendar's latest notice.
+        row = channel_row(api, work)
+        assert (row["notice"], row["channel_id"]) == ("removed", second.remote_id)
         wait_until(lambda: jobs(world, work) > before, what="a sync after 'subscriptionRemoved'")
         ms.delete(work.provider_id, standup)
         wait_until(lambda: google_starts(world, home) == [], what="the delete through the new one")
