@@ -55,6 +55,15 @@ class Metrics:
             "calsync_errors", "Errors by where they happened", ["where"], registry=r
         )
         r.register(_Gauges(gauges))
+        # Each outcome's counter, looked up once (labels() validates and locks every time).
+        self._notification_outcomes: dict[str, Counter] = {}
+
+    def notification(self, outcome: str) -> None:
+        """Count one push notification by its outcome."""
+        counter = self._notification_outcomes.get(outcome)
+        if counter is None:
+            counter = self._notification_outcomes[outcome] = self.notifications.labels(outcome)
+        counter.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
