@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import httpx
 import msgspec
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from textual.pilot import Pilot
 
-from calsync_server.db.models import PushSubscription
+from calsync_server.db.models import Notification, PushSubscription
 from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
 from calsync_tui.launch.demo import PROVIDERS, DemoWorld, demo_world, enable_calendar
@@ -94,47 +94,140 @@ def three_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
         yield world
 
 
-# How the push demo's channels look (calendar name -> expiry after SERVER_NOW); the read-only
-# calendar, which calsync never writes to and so never hears from again, is the failing one.
+# How the three-provider push demo's subscriptions look (calendar name -> expiry after
+# SERVER_NOW, pinned: the emulators date them by their own clocks). Family, on CalDAV, has none.
 CHANNEL_EXPIRY = {
-    "alex.morgan@work.example.com": timedelta(days=6, hours=23),
-    "Projects": timedelta(days=5, hours=2),
-    "Company holidays": timedelta(days=2, hours=4),
-    "alex.morgan@personal.example.com": timedelta(hours=30, minutes=5),
-    "Family": timedelta(days=3, hours=1),
+    "Calendar": timedelta(days=2, hours=20),
+    "Projects": timedelta(days=1, hours=2),
+    "United Kingdom holidays": timedelta(days=1, hours=14),
+    "alex.morgan@personal.example.com": timedelta(days=6, hours=23),
 }
-FAILING_CHANNEL = "Company holidays"
+# The lifecycle notice Graph sends about each of the work calendars' subscriptions.
+LIFECYCLE = {
+    "Calendar": "reauthorizationRequired",
+    "Projects": "subscriptionRemoved",
+    "United Kingdom holidays": "missed",
+}
+REMOVED = "Projects"
+
+
+def _rows(client: httpx.Client, path: str) -> list[dict[str, Any]]:
+    answer = client.get(path)
+    answer.raise_for_status()
+    rows: list[dict[str, Any]] = answer.json()
+    return rows
 
 
 def channels_working(client: httpx.Client) -> bool:
-    """Every synced calendar has an active channel that delivered its first message."""
-    channels = client.get("api/v1/channels").json()
-    return len(channels) == len(CHANNEL_EXPIRY) and all(
-        c["state"] == "active" and c["last_notification_at"] for c in channels
+    """Every pushing calendar has an active subscription (Google's opened by its first
+    message); the CalDAV calendar is polled by design."""
+    rows = _rows(client, "api/v1/channels")
+    return len(rows) == len(CHANNEL_EXPIRY) + 1 and all(
+        c["push"] == "polled"
+        if c["provider"] == "caldav"
+        else c["state"] == "active"
+        and (c["provider"] != "google" or bool(c["last_notification_at"]))
+        for c in rows
     )
 
 
+def subscriptions_by_name(world: DemoWorld) -> dict[str, PushSubscription]:
+    """Each calendar's newest live subscription, by calendar name."""
+    names = {c.id: c.name for c in _calendars(world)}
+    with Session(world.server.runtime.db) as session:
+        rows = session.exec(
+            select(PushSubscription)
+            .where(PushSubscription.state != ChannelState.STOPPED)
+            .order_by(col(PushSubscription.id))
+        )
+        return {names[r.calendar_id]: r for r in rows}
+
+
+def lifecycle_notices(world: DemoWorld) -> None:
+    """Graph tells of each work calendar's subscription: renew it (renewed in place), it is
+    removed (a new one is refused: Graph answers 503 to every create, so it stays failing,
+    and the standing clock never brings the retry), it missed changes (a sync)."""
+    assert world.graph is not None
+    admin = httpx.Client(base_url=world.graph.url, timeout=30)
+    with admin, world.api() as client:
+        refused = admin.post(
+            "emulator/faults",
+            json={"method": "subscriptions.create", "status": 503, "times": 1000},
+        )
+        assert refused.status_code in (200, 201), refused.text
+        subscriptions = subscriptions_by_name(world)
+        for name, event in LIFECYCLE.items():
+            remote = subscriptions[name].remote_id
+            sent = admin.post(f"emulator/subscriptions/{remote}/lifecycle", json={"event": event})
+            assert sent.status_code == 200, sent.text
+
+        def obeyed() -> bool:
+            rows = {c["calendar_name"]: c for c in _rows(client, "api/v1/channels")}
+            renewed = subscriptions_by_name(world)["Calendar"].renew_requested_at is None
+            remade = rows[REMOVED]["failures"] >= 1 and rows[REMOVED]["state"] == "failing"
+            heard = all(rows[name]["notice"] for name in LIFECYCLE)
+            return renewed and remade and heard and settled_all(client)
+
+        wait_until(obeyed, timeout=60, what="the lifecycle notices obeyed")
+
+
+def app_password_refused(world: DemoWorld) -> None:
+    """The family's CalDAV server takes a new app password (the old one was revoked): the next
+    sync of Family is refused, and its account needs the user."""
+    assert world.caldav is not None
+    users = world.server.runtime.settings.home / "radicale" / "users"
+    users.write_text(f"{world.caldav.username}:revoked-{world.caldav.password}\n")
+    with world.api() as client:
+        (family,) = [c for c in _rows(client, "api/v1/calendars") if c["name"] == "Family"]
+        client.post("api/v1/sync", json={"calendar_id": family["id"]}).raise_for_status()
+
+        def refused() -> bool:
+            accounts = _rows(client, "api/v1/accounts")
+            caldav = [a for a in accounts if a["provider"] == "caldav"]
+            return caldav[0]["state"] == "needs_reauth" and settled_all(client)
+
+        wait_until(refused, timeout=60, what="the CalDAV account refused")
+
+
+class SettlingClock:
+    """Runs at the real pace from `at` while a world is built (a pushed change's sync is
+    debounced, a failed subscription retried later: they come due), then, stopped, stands
+    still at `at` again."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+        self._started: float | None = time.monotonic()
+
+    def now(self) -> datetime:
+        if self._started is None:
+            return self._at
+        return self._at + timedelta(seconds=time.monotonic() - self._started)
+
+    def stop(self) -> None:
+        self._started = None
+
+
 def pin_channels(world: DemoWorld) -> None:
-    """The channels were made through the server (its own URL public, the emulator pushing to
-    it), but the emulator dates their expiry by its wall clock, not the server's injected one:
-    the expiry is pinned here to fixed times after SERVER_NOW. One is marked failing, as the
-    server marks a channel whose renewals fail; last tried "now" by the standing clock, it is
-    never due for a retry, so the server leaves it so. Notifications arriving later only set
-    what they already say (the clock stands still)."""
+    """What the Channels screen shows of the subscriptions pinned to fixed times around
+    SERVER_NOW (the server's clock ran while they were made; the emulators date expiry by
+    their wall clocks): expiry, the last notification, each notice heard, a failure once.
+    Graph renews in place at half-life and a failed one is retried later, which the standing
+    clock never reaches."""
     names = {c.id: c.name for c in _calendars(world)}
     with Session(world.server.runtime.db) as session:
         for channel in session.exec(
-            select(PushSubscription).where(PushSubscription.state == ChannelState.ACTIVE)
+            select(PushSubscription).where(PushSubscription.state != ChannelState.STOPPED)
         ):
-            name = names[channel.calendar_id]
-            channel.expires_at = SERVER_NOW + CHANNEL_EXPIRY[name]
-            if name == FAILING_CHANNEL:
-                channel.state = ChannelState.FAILING
-                channel.failures = 3
-                channel.last_error = "renewal refused: 503 backendError"
-                channel.last_attempt_at = SERVER_NOW
-                channel.last_notification_at = SERVER_NOW - timedelta(hours=2, minutes=5)
+            channel.expires_at = SERVER_NOW + CHANNEL_EXPIRY[names[channel.calendar_id]]
+            channel.created_at = channel.renewed_at = SERVER_NOW
+            if channel.last_notification_at is not None:
+                channel.last_notification_at = SERVER_NOW
+            if channel.state == ChannelState.FAILING:
+                channel.failures, channel.last_attempt_at = 1, SERVER_NOW
             session.add(channel)
+        for notice in session.exec(select(Notification)):
+            notice.received_at = SERVER_NOW
+            session.add(notice)
         session.commit()
 
 
@@ -147,15 +240,27 @@ def _calendars(world: DemoWorld) -> list[CalendarOut]:
 
 @pytest.fixture(scope="session")
 def push_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
-    """The demo with push notifications: channels working for four calendars, one failing and
-    polled, time standing still: for the Channels snapshot (read only)."""
+    """The three-provider demo with push: Google's channel and Graph's subscriptions working,
+    Graph's lifecycle notices heard (one subscription removed and not made again), the family's
+    CalDAV calendar polled and its app password refused; time standing still: for the Channels
+    snapshot (read only)."""
     home = tmp_path_factory.mktemp("push-demo-home")
-    for world in build_world(home, DAY, push=True, clock=FixedClock(SERVER_NOW)):
+    clock = SettlingClock(SERVER_NOW)
+    # Graph on the wall clock: it checks a subscription's expiry against its own clock, and
+    # calsync's Microsoft provider dates it by the wall clock (the work calendar's events then
+    # lie around the real today, out of the synced window: none is shown here).
+    world_of = build_world(
+        home, DAY, push=True, clock=clock, providers=PROVIDERS, graph_on_wall_clock=True
+    )
+    for world in world_of:
         enable_in_order(world)
         with world.api() as client:
-            # The server makes channels on its next scheduler tick (at most 5 s away).
-            wait_until(lambda: channels_working(client), timeout=30, what="working channels")
+            # The server makes subscriptions on its next scheduler tick (at most 5 s away).
+            wait_until(lambda: channels_working(client), timeout=60, what="working channels")
             wait_until(lambda: settled_all(client), timeout=30, what="the pushed syncs done")
+        lifecycle_notices(world)
+        app_password_refused(world)
+        clock.stop()
         pin_channels(world)
         yield world
 

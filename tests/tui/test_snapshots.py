@@ -23,7 +23,7 @@ from calsync_tui.screens.calendars import CalendarsScreen
 from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.screens.sync_log import SyncLogScreen
 from calsync_tui.widgets.row_table import RowTable
-from tests.tui.conftest import SCREENSHOTS, SIZE, live, snapshot_app, until
+from tests.tui.conftest import SCREENSHOTS, SIZE, live, screen_text, snapshot_app, until
 
 Snap = Callable[..., bool]
 
@@ -72,7 +72,14 @@ def screen(
     return run_before
 
 
-def test_overview(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+def test_overview(
+    snap_compare: Snap, three_demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
+    """The three providers' demo at a glance: its counters and latest syncs."""
+    with three_demo.api() as client:
+        logs = len(client.get("api/v1/sync-logs").json()["items"])
+    recent = min(logs, 8)  # the overview shows the latest eight
+
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, CalsyncApp)
@@ -82,22 +89,27 @@ def test_overview(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRe
             return isinstance(screen, OverviewScreen) and screen.data is not None
 
         await until(pilot, loaded, what="the overview's data")
-        await until(pilot, lambda: rows(app, "#recent") == 5, what="five recent syncs")
+        await until(pilot, lambda: rows(app, "#recent") == recent, what="the recent syncs")
         await _shown(pilot, "overview")
 
-    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(snapshot_app(three_demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "overview")
 
 
-def test_accounts(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
-    run_before = screen("2", "#accounts", 2, "accounts")
-    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+def test_accounts(
+    snap_compare: Snap, three_demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
+    """Microsoft 365 work, Google personal, CalDAV family: the provider on every row."""
+    run_before = screen("2", "#accounts", 3, "accounts")
+    assert snap_compare(snapshot_app(three_demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "accounts")
 
 
-def test_calendars(snap_compare: Snap, demo: DemoWorld, request: pytest.FixtureRequest) -> None:
+def test_calendars(
+    snap_compare: Snap, three_demo: DemoWorld, request: pytest.FixtureRequest
+) -> None:
     run_before = screen("3", "#calendars", 5, "calendars")
-    assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(snapshot_app(three_demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "calendars")
 
 
@@ -213,8 +225,30 @@ def test_sync_log_detail(
 
 
 def test_channels(snap_compare: Snap, push_demo: DemoWorld, request: pytest.FixtureRequest) -> None:
-    """Push on: four calendars told of changes by their channels, one failing and polled."""
-    run_before = screen("6", "#channels", 5, "channels")
+    """Push on, three providers: Google's channel, Graph's subscriptions with the lifecycle
+    notice each last had (one removed, and its replacement refused: failing, polled), the
+    CalDAV calendar polled by design; what needs the user under the table."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, CalsyncApp)
+        await screen("6", "#channels", 5, "channels")(pilot)
+        text = screen_text(app)
+        for words in (
+            "Google channel",
+            "Graph subscription",
+            "failing",
+            "reauthorize 12 s ago",
+            "removed 12 s ago",
+            "missed 12 s ago",
+            "CalDAV: none",
+            "polled",
+            "needs you",
+            "alex.morgan@icloud.example: the server refused the app password",
+            "Projects (1 failure): removed by Microsoft; a new one failed: 503",
+        ):
+            assert words in text, f"{words!r} not in:\n{text}"
+
     assert snap_compare(snapshot_app(push_demo), terminal_size=SIZE, run_before=run_before)
     keep(request, "channels")
 
