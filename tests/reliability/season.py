@@ -87,7 +87,10 @@ class SeasonClock(FixedClock):
 
 
 class SeasonFailure(AssertionError):
-    """The invariant broke: the seed, the day and what differed."""
+    """The invariant broke: the seed, the day and what differed; ``steps`` is where the steps
+    walked so far are saved (when the walk saved them)."""
+
+    steps: Path | None = None
 
 
 @dataclass
@@ -924,11 +927,13 @@ def play(
                         Path(tempfile.gettempdir()) / f"calsync-season-{seed}-{os.getpid()}.json"
                     )
                     saved.write_bytes(msgspec.json.format(msgspec.json.encode(season.steps)))
-                    raise SeasonFailure(
+                    failure = SeasonFailure(
                         f"seed {seed}, step {len(season.steps)} ({step}): {exc}\n"
                         f"steps so far: {saved} (replay: python -m tests.reliability.soak "
                         f"--replay {saved})"
-                    ) from exc
+                    )
+                    failure.steps = saved
+                    raise failure from exc
         finally:
             season.figures.seconds = time.monotonic() - started
             season.close()
