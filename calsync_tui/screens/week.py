@@ -11,6 +11,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from calsync_tui.screens.base import CalsyncScreen
@@ -59,7 +60,11 @@ class WeekScreen(CalsyncScreen):
         yield Static("", id="week-title")
         yield WeekGrid(id="week-grid")
         yield Static("", id="week-legend", classes="help")
-        yield Static(Text(HELP, style="dim"), id="week-detail")
+        # The selected event's details: as many lines as they take, up to a part of the
+        # screen (at 80x24 an explain with every calendar's verdict is longer), then scrolled.
+        # Not focusable: ↑/↓ select events (the screen's keys), the wheel scrolls it.
+        with VerticalScroll(id="week-detail", can_focus=False):
+            yield Static(Text(HELP, style="dim"), id="week-detail-text")
 
     # -- data ---------------------------------------------------------------------------------
 
@@ -109,7 +114,7 @@ class WeekScreen(CalsyncScreen):
             title.append("  (more than shown)", style="yellow")
         self.query_one("#week-title", Static).update(title)
         self.query_one("#week-legend", Static).update(legend(self.cols, self.size.width))
-        self.query_one("#week-detail", Static).update(self.detail())
+        self.query_one("#week-detail-text", Static).update(self.detail())
 
     def on_resize(self) -> None:
         self.redraw()

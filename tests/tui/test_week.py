@@ -83,6 +83,33 @@ def test_week_picture(
     keep(request, name)
 
 
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)], ids=["80x24", "200x60"])
+def test_week_detail_picture(
+    snap_compare: Snap, three_demo: DemoWorld, request: pytest.FixtureRequest, size: tuple[int, int]
+) -> None:
+    """The longest details the demo's week has (an event blocking in three calendars and not
+    in the read-only one, which says why) readable whole at 80x24 as at 200x60: the panel
+    takes the lines it needs, the week above gives them up."""
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await shown(pilot)
+        await select(pilot, "Focus: quarterly planning")
+        await pilot.pause()
+        screen = week(pilot.app)  # type: ignore[arg-type]
+        assert screen.explained is not None
+        (holidays,) = [t for t in screen.explained.targets if t.verdict != "blocks"]
+        # Its last words are on screen: nothing of the explain is cut off (wrapped lines
+        # read as one).
+        text = " ".join(screen_text(pilot.app).split())  # type: ignore[arg-type]
+        assert "Your event: it makes you busy" in text
+        assert f"✗ {holidays.calendar_name} ({holidays.reason})" in text
+
+    app = snapshot_app(three_demo, mode="week")
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+    if size == (80, 24):
+        keep(request, "week_detail_80x24")
+
+
 async def test_week_moves_through_weeks_and_back_to_this_one(three_demo: DemoWorld) -> None:
     app = snapshot_app(three_demo, mode="week")
     async with app.run_test(size=(200, 60)) as pilot:
