@@ -206,10 +206,10 @@ def _subscriptions(connection: sa.Connection, pushes: Sequence[Incoming]) -> lis
     before a stopped one."""
     keys = list({push.key for push in pushes if push.key is not None})
     remote = list({push.notice.remote_id for push in pushes if push.key is None})
-    by_key = {row.key: row for row in connection.execute(_BY_KEY, {"ids": keys})} if keys else {}
+    by_key = {row.key: row for row in _select(connection, _BY_KEY, keys)} if keys else {}
     by_remote: dict[tuple[str, str], Any] = {}
     if remote:
-        for row in connection.execute(_BY_REMOTE, {"ids": remote}):
+        for row in _select(connection, _BY_REMOTE, remote):
             mine = (row.provider, row.remote_id)
             if mine not in by_remote or by_remote[mine].state == ChannelState.STOPPED:
                 by_remote[mine] = row
@@ -219,6 +219,17 @@ def _subscriptions(connection: sa.Connection, pushes: Sequence[Incoming]) -> lis
         else by_remote.get((push.provider, push.notice.remote_id))
         for push in pushes
     ]
+
+
+def _select(
+    connection: sa.Connection, statements: tuple[sa.Select[Any], sa.Select[Any]], ids: list[str]
+) -> sa.CursorResult[Any]:
+    """The subscriptions with these ids: a batch's notices are mostly about one subscription,
+    and `= :id` costs a fifth of an IN list's expansion on every execution."""
+    one, several = statements
+    if len(ids) == 1:
+        return connection.execute(one, {"id": ids[0]})
+    return connection.execute(several, {"ids": ids})
 
 
 def advance_message_number(
@@ -264,8 +275,14 @@ _COLUMNS = (
     _table.c.resource,
     _table.c.last_sequence,
 )
-_BY_KEY = sa.select(*_COLUMNS).where(_table.c.key.in_(sa.bindparam("ids", expanding=True)))
-_BY_REMOTE = sa.select(*_COLUMNS).where(_table.c.remote_id.in_(sa.bindparam("ids", expanding=True)))
+_BY_KEY = (
+    sa.select(*_COLUMNS).where(_table.c.key == sa.bindparam("id")),
+    sa.select(*_COLUMNS).where(_table.c.key.in_(sa.bindparam("ids", expanding=True))),
+)
+_BY_REMOTE = (
+    sa.select(*_COLUMNS).where(_table.c.remote_id == sa.bindparam("id")),
+    sa.select(*_COLUMNS).where(_table.c.remote_id.in_(sa.bindparam("ids", expanding=True))),
+)
 _LOST = sa.select(_table.c.calendar_id, _table.c.state).where(
     sa.or_(
         _table.c.key.in_(sa.bindparam("ids", expanding=True)),
