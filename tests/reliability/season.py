@@ -578,10 +578,15 @@ class Season:
         if not all(self.cals[n].reachable for n in names):
             return
         self.cals[names[0]].driver.refuse_login()
+        synced = False
         for name in names:
             if self.cals[name].enabled:
                 assert not self._sync(name), f"{name}: a refused login synced"
-                self.cals[name].reachable = False
+                synced = True
+            # Its calendars off too: the person's own hands there wait for the new login.
+            self.cals[name].reachable = False
+        if not synced:
+            return  # nothing of calsync's met the refusal yet
         with Session(self.world.db) as session:
             account_row = session.get(Account, self._account_id(names[0]))
             assert account_row is not None
