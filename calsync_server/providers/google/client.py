@@ -4,7 +4,10 @@ their retries and batches, in Google's JSON (the mapping turns it into calsync's
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -38,6 +41,9 @@ T = TypeVar("T")
 
 # calsync's own ceiling (Google allows 1000): keeps one failed batch cheap to retry.
 BATCH_SIZE = 50
+# Batches of one write sent at once, each on a connection of its own: Google takes a user's
+# batches in parallel, and a first sync's writes wait on the network, not on calsync.
+WRITE_CONCURRENCY = 2
 PAGE_SIZE = 2500
 SCOPES = (
     "https://www.googleapis.com/auth/calendar.calendarlist.readonly",
@@ -137,8 +143,16 @@ class GoogleCalendarProvider:
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         pacer: Pacer | None = None,
+        concurrency: int = WRITE_CONCURRENCY,
     ) -> None:
         self.credentials = credentials
+        self._concurrency = max(1, concurrency)
+        self._timeout = timeout
+        # Connections for batches sent side by side (httplib2's are not thread-safe): one is
+        # taken per batch and given back.
+        self._spare: queue.SimpleQueue[google_auth_httplib2.AuthorizedHttp] = queue.SimpleQueue()
+        self._made: list[google_auth_httplib2.AuthorizedHttp] = []
+        self._counting = threading.Lock()
         # The user's quota (each call of a batch counts); None: calls go unpaced.
         self._pacer = pacer
         self.stats = CallStats()
@@ -154,6 +168,8 @@ class GoogleCalendarProvider:
     def close(self) -> None:
         # httplib2 keeps its sockets open until told (googleapiclient's Resource.close).
         self._service.close()
+        for http in self._made:
+            http.close()
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -161,8 +177,7 @@ class GoogleCalendarProvider:
         """Run one API request with retries; counts it and its retries."""
 
         def attempt() -> T:
-            self.stats.requests += 1
-            self.stats.calls += 1
+            self._count(requests=1, calls=1)
             return self._paced(1, lambda: _translated(call))
 
         return self._with_retries(what, attempt)
@@ -195,12 +210,20 @@ class GoogleCalendarProvider:
         return self._retry.delay(state.attempt_number, retry_after)
 
     def _count_retry(self, what: str, state: tenacity.RetryCallState) -> None:
-        self.stats.retries += 1
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _RetryableError):
-            label = exc.error.status or exc.error.reason
-            self.stats.note(f"retried after {label}")
+        label = exc.error.status or exc.error.reason if isinstance(exc, _RetryableError) else ""
+        self._count(retries=1, note=f"retried after {label}" if label else "")
+
+    def _count(
+        self, *, requests: int = 0, calls: int = 0, retries: int = 0, note: str = ""
+    ) -> None:
+        with self._counting:  # batches of one write run in several threads
+            self.stats.requests += requests
+            self.stats.calls += calls
+            self.stats.retries += retries
+            if note:
+                self.stats.note(note)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -297,14 +320,44 @@ class GoogleCalendarProvider:
         return events.get(calendarId=write.calendar_id, eventId=write.event_id)
 
     def write(self, writes: Sequence[BlockWrite]) -> list[WriteResult]:
+        """The writes in batches of BATCH_SIZE, up to the client's concurrency at once."""
+        chunks = [
+            dict(enumerate(writes[start : start + BATCH_SIZE], start))
+            for start in range(0, len(writes), BATCH_SIZE)
+        ]
         results: dict[int, WriteResult] = {}
-        for start in range(0, len(writes), BATCH_SIZE):
-            chunk = dict(enumerate(writes[start : start + BATCH_SIZE], start))
-            results.update(self._write_batch(chunk))
+        if len(chunks) <= 1 or self._concurrency == 1:
+            for chunk in chunks:
+                results.update(self._write_batch(chunk))
+        else:
+            with ThreadPoolExecutor(min(self._concurrency, len(chunks))) as pool:
+                for done in pool.map(self._write_batch, chunks):
+                    results.update(done)
         return [results[i] for i in range(len(writes))]
 
+    def _connection(self) -> google_auth_httplib2.AuthorizedHttp:
+        try:
+            return self._spare.get_nowait()
+        except queue.Empty:
+            http = google_auth_httplib2.AuthorizedHttp(
+                self.credentials, http=httplib2.Http(timeout=self._timeout)
+            )
+            with self._counting:
+                self._made.append(http)
+            return http
+
     def _write_batch(self, pending: dict[int, BlockWrite]) -> dict[int, WriteResult]:
-        """One batch; failed parts that are transient go again, after a backoff, bounded."""
+        """One batch on a connection of its own; failed parts that are transient go again,
+        after a backoff, bounded."""
+        http = self._connection()
+        try:
+            return self._write_batch_on(http, pending)
+        finally:
+            self._spare.put(http)
+
+    def _write_batch_on(
+        self, http: google_auth_httplib2.AuthorizedHttp, pending: dict[int, BlockWrite]
+    ) -> dict[int, WriteResult]:
         done: dict[int, WriteResult] = {}
         last_transient: dict[int, ProviderError] = {}
 
@@ -318,9 +371,8 @@ class GoogleCalendarProvider:
             batch = self._service.new_batch_http_request(callback=callback)
             for i, write in todo.items():
                 batch.add(self._request(write), request_id=str(i))
-            self.stats.requests += 1
-            self.stats.calls += len(todo)
-            self._paced(len(todo), lambda: _translated(lambda: batch.execute(http=self._http)))
+            self._count(requests=1, calls=len(todo))
+            self._paced(len(todo), lambda: _translated(lambda: batch.execute(http=http)))
             retry_after: float | None = None
             last_transient.clear()
             for i, write in todo.items():

@@ -12,7 +12,11 @@ from google.oauth2.credentials import Credentials
 from calsync_server.providers.credentials import GoogleOAuth, StoredCredentials
 from calsync_server.providers.google import credentials as google_credentials
 from calsync_server.providers.google import mapping
-from calsync_server.providers.google.client import BATCH_SIZE, GoogleCalendarProvider
+from calsync_server.providers.google.client import (
+    BATCH_SIZE,
+    WRITE_CONCURRENCY,
+    GoogleCalendarProvider,
+)
 from calsync_server.providers.google.wire import BlockWrite, BlockWriteKind
 from calsync_server.providers.google.wire import ProviderError as GoogleError
 from calsync_server.providers.model import (
@@ -46,7 +50,7 @@ CAPABILITIES = Capabilities(
     push_lifetime=timedelta(days=7),
     renew_in_place=False,
     batch_size=BATCH_SIZE,
-    max_concurrency=1,
+    max_concurrency=WRITE_CONCURRENCY,
 )
 
 _WRITE_KINDS = {
