@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
@@ -22,6 +25,7 @@ from calsync_server.providers.model import (
     BlockOp,
     BlockResult,
     ErrorKind,
+    Provider,
     ProviderError,
     RemoteEvent,
 )
@@ -47,7 +51,14 @@ class _Intent:
 
 
 class BlockApplier:
-    """Runs a plan's operations, one batch stream per account, and keeps busy_block rows in step."""
+    """Runs a plan's operations, one batch stream per account, and keeps busy_block rows in step.
+
+    One group of operations is at the provider while the answers of the last are recorded (the
+    provider is used by one thread at a time). Rows of blocks new to calsync are inserted in
+    bulk as the plan ends, in the sync's transaction as before: the sync commits them with the
+    rest, and until then a crash leaves blocks whose ids are calsync's (or whose marks name
+    their keys), which the next full pass meets and adopts, never duplicates.
+    """
 
     def __init__(
         self,
@@ -68,6 +79,8 @@ class BlockApplier:
         self._event_ids = event_ids
         self._report = report
         self._now = now
+        # Rows of blocks new to calsync, by key: inserted together as the plan ends.
+        self._new: dict[BlockKey, dict[str, Any]] = {}
 
     def apply(self, plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]] = ()) -> None:
         """Apply `plan`, and delete `orphans` ((target, block id) of blocks nobody wants)."""
@@ -99,6 +112,15 @@ class BlockApplier:
             if not intents:
                 break
             intents = self._run(intents, counted=round_ == 0)
+        self._insert_new()
+
+    def _insert_new(self) -> None:
+        if not self._new:
+            return
+        # Pending deletes and re-keyed rows first: a new row may take a key one of them freed.
+        self._session.flush()
+        self._session.execute(sa.insert(BusyBlock), list(self._new.values()))
+        self._new.clear()
 
     # -- intents ------------------------------------------------------------------------------
 
@@ -135,25 +157,62 @@ class BlockApplier:
         by_account: dict[int, list[_Intent]] = defaultdict(list)
         for intent in intents:
             by_account[self._calendars[intent.target_calendar_id].account_id].append(intent)
+        # In chunks (a multiple of every provider's batch size, so no extra call), each
+        # reported as done: a first sync of a big calendar shows its progress.
+        groups = [
+            (account_id, intents_of_account[first : first + PROGRESS_CHUNK])
+            for account_id, intents_of_account in by_account.items()
+            for first in range(0, len(intents_of_account), PROGRESS_CHUNK)
+        ]
         follow_ups: list[_Intent] = []
-        for account_id, intents_of_account in by_account.items():
-            # In chunks (a multiple of every provider's batch size, so no extra call), each
-            # reported as done: a first sync of a big calendar shows its progress.
-            for first in range(0, len(intents_of_account), PROGRESS_CHUNK):
-                group = intents_of_account[first : first + PROGRESS_CHUNK]
-                try:
-                    provider = self._providers.get(self._accounts[account_id])
-                    results = provider.apply([intent.op for intent in group])
-                except ProviderError as error:
-                    if error.kind is ErrorKind.AUTH:
-                        raise  # the engine marks that account; its calendars stop syncing
-                    # One account the provider refuses outright fails no other account's writes.
-                    results = [BlockResult(intent.op, error=error) for intent in group]
-                for intent, result in zip(group, results, strict=True):
-                    follow_ups.extend(self._record(intent, result))
-                if counted:  # follow-ups finish what was counted already
-                    self._report.blocks_done += len(group)
-                    self._report.progress("writing")
+        # One group at the provider while this thread records the answers of the one before:
+        # the provider's wait and calsync's bookkeeping overlap.
+        with ThreadPoolExecutor(1, thread_name_prefix="block-writes") as sender:
+            sent: tuple[list[_Intent], Future[list[BlockResult]]] | None = None
+            try:
+                for account_id, group in groups:
+                    try:
+                        provider = self._providers.get(self._accounts[account_id])
+                    except ProviderError as error:
+                        if error.kind is ErrorKind.AUTH:
+                            raise
+                        failed: Future[list[BlockResult]] = Future()
+                        failed.set_result(self._refused(group, error))
+                        following = (group, failed)
+                    else:
+                        following = (group, sender.submit(self._send, provider, group))
+                    if sent is not None:
+                        follow_ups.extend(self._collect(*sent, counted=counted))
+                    sent = following
+                if sent is not None:
+                    follow_ups.extend(self._collect(*sent, counted=counted))
+            finally:
+                sender.shutdown(cancel_futures=True)
+        return follow_ups
+
+    def _send(self, provider: Provider, group: list[_Intent]) -> list[BlockResult]:
+        """One group's operations at the provider (in the sender's thread: no database)."""
+        try:
+            return provider.apply([intent.op for intent in group])
+        except ProviderError as error:
+            if error.kind is ErrorKind.AUTH:
+                raise  # the engine marks that account; its calendars stop syncing
+            return self._refused(group, error)
+
+    @staticmethod
+    def _refused(group: list[_Intent], error: ProviderError) -> list[BlockResult]:
+        # One account the provider refuses outright fails no other account's writes.
+        return [BlockResult(intent.op, error=error) for intent in group]
+
+    def _collect(
+        self, group: list[_Intent], sent: Future[list[BlockResult]], *, counted: bool
+    ) -> list[_Intent]:
+        follow_ups: list[_Intent] = []
+        for intent, result in zip(group, sent.result(), strict=True):
+            follow_ups.extend(self._record(intent, result))
+        if counted:  # follow-ups finish what was counted already
+            self._report.blocks_done += len(group)
+            self._report.progress("writing")
         return follow_ups
 
     # -- results ------------------------------------------------------------------------------
@@ -265,35 +324,41 @@ class BlockApplier:
             if row is not None:
                 row.source_key = desired.source_key
                 self._rows[key] = row
+        values: dict[str, Any] = {
+            "source_calendar_id": desired.source_calendar_id,
+            "source_event_id": self._event_ids.get(
+                (desired.source_calendar_id, desired.source_provider_event_id)
+            ),
+            "provider_event_id": block_id,
+            "etag": block.version if block is not None else None,
+            "summary": desired.summary,
+            "start": stored.encode_time(desired.start),
+            "end": stored.encode_time(desired.end),
+            "start_at": desired.start_at,
+            "end_at": desired.end_at,
+            "user_modified": False,
+            "user_deleted": False,
+            "source_fingerprint": desired.fingerprint,
+            "updated_at": self._now,
+            # The sync writing it: explain names it (SyncLog.sync_key).
+            "sync_key": self._report.sync_key,
+        }
         row = self._rows.get(key)
         if row is None:
-            row = BusyBlock(
-                target_calendar_id=desired.target_calendar_id,
-                source_calendar_id=desired.source_calendar_id,
-                source_key=desired.source_key,
-                provider_event_id=block_id,
-                summary=desired.summary,
-                created_at=self._now,
-                updated_at=self._now,
+            # A block new to calsync: its row goes in with the others as the plan ends (an
+            # ORM object per block cost more than the block's write).
+            fresh = self._new.setdefault(
+                key,
+                {
+                    "target_calendar_id": desired.target_calendar_id,
+                    "source_key": desired.source_key,
+                    "created_at": self._now,
+                },
             )
-            self._rows[key] = row
-        row.source_calendar_id = desired.source_calendar_id
-        row.source_event_id = self._event_ids.get(
-            (desired.source_calendar_id, desired.source_provider_event_id)
-        )
-        row.provider_event_id = block_id
-        row.etag = block.version if block is not None else None
-        row.summary = desired.summary
-        row.start = stored.encode_time(desired.start)
-        row.end = stored.encode_time(desired.end)
-        row.start_at = desired.start_at
-        row.end_at = desired.end_at
-        row.user_modified = False
-        row.user_deleted = False
-        row.source_fingerprint = desired.fingerprint
-        row.updated_at = self._now
-        # The sync writing it: explain names it (SyncLog.sync_key).
-        row.sync_key = self._report.sync_key
+            fresh.update(values)
+            return True
+        for name, value in values.items():
+            setattr(row, name, value)
         self._session.add(row)
         return True
 
