@@ -28,7 +28,12 @@ from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
 from calsync_server.sync.providers import ProviderPool
-from calsync_server.sync.reconcile import changed_scope, plan_scope, whole_user_scope
+from calsync_server.sync.reconcile import (
+    block_rows,
+    changed_scope,
+    plan_scope,
+    whole_user_scope,
+)
 from calsync_server.sync.release import release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
@@ -196,6 +201,7 @@ class SyncEngine:
         changes: ChangeSet | None = None
         ingested = Ingested()
         dropped = False
+        first_sync = False
         if calendar.sync_enabled:
             live_before = holds.live_events(session, calendar.id)
             provider = pool.get(account)
@@ -203,6 +209,7 @@ class SyncEngine:
             cursor = None if full else calendar.sync_token
             # A first sync is a full one: a new target needs blocks for everything already there.
             full = cursor is None
+            first_sync = calendar.sync_token is None
             try:
                 changes = provider.read_changes(
                     calendar.provider_calendar_id, cursor=cursor, window=window
@@ -222,7 +229,7 @@ class SyncEngine:
             session.commit()
             dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
         others = OthersRead(claims=claims)
-        if whole_user and calendar.sync_enabled:
+        if (whole_user or first_sync) and calendar.sync_enabled:
             lease = timedelta(seconds=self.settings.job_lease_seconds)
             views = user_views(calendars, accounts, SyncReport())
             others = read_others(
@@ -235,6 +242,7 @@ class SyncEngine:
                 pool,
                 report,
                 claims,
+                first_only=not whole_user,
             )
 
         with self.locks.held(session, account.user_id):
@@ -262,11 +270,14 @@ class SyncEngine:
             holding |= others.dropped
             if full or not calendar.sync_enabled or merging or holding:
                 # The whole user is in scope: a full reconcile, or a calendar turned off.
+                loaded = None
                 if full:
+                    # The rows are read once: squared with the listing, then planned from.
+                    loaded = block_rows(session, calendars)
                     orphans = reconcile_listing(
-                        session, pool, calendars, accounts, views, window, report, now
+                        session, pool, calendars, accounts, views, window, report, now, loaded
                     )
-                events, rows = whole_user_scope(session, calendars, window)
+                events, rows = whole_user_scope(session, calendars, window, loaded)
             else:
                 events, rows = changed_scope(
                     session, calendar.id, ingested.changed, views, calendars

@@ -40,10 +40,27 @@ def identity_of(
     return block_id
 
 
+def block_rows(
+    session: Session, calendars: Mapping[int, Calendar]
+) -> dict[int, dict[str, BusyBlock]]:
+    """Every block row of the user's calendars, by target and source key: loaded once for a
+    full pass, which squares the listing with them and then plans from them."""
+    found: dict[int, dict[str, BusyBlock]] = {cid: {} for cid in calendars}
+    for row in session.exec(
+        select(BusyBlock).where(col(BusyBlock.target_calendar_id).in_(list(calendars)))
+    ):
+        found[row.target_calendar_id][row.source_key] = row
+    return found
+
+
 def whole_user_scope(
-    session: Session, calendars: Mapping[int, Calendar], window: tuple[datetime, datetime]
+    session: Session,
+    calendars: Mapping[int, Calendar],
+    window: tuple[datetime, datetime],
+    loaded: Mapping[int, Mapping[str, BusyBlock]] | None = None,
 ) -> tuple[list[Event], list[BusyBlock]]:
-    """Every live event in the window and every block row of the user's calendars."""
+    """Every live event in the window and every block row of the user's calendars (`loaded`:
+    the rows as block_rows read them, and what the listing adopted since)."""
     events = list(
         session.exec(
             select(Event).where(
@@ -54,6 +71,8 @@ def whole_user_scope(
             )
         )
     )
+    if loaded is not None:
+        return events, [row for by_key in loaded.values() for row in by_key.values()]
     rows = list(
         session.exec(
             select(BusyBlock).where(col(BusyBlock.target_calendar_id).in_(list(calendars)))

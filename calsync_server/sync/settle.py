@@ -58,6 +58,8 @@ def settle_seen_blocks(
         row = rows.get(event.id)
         if row is None:
             continue
+        if row.etag is not None and event.version == row.etag:
+            continue  # the echo of calsync's last write, already recorded (no row decoded)
         if classify_block_change(existing_of(row), event) is BlockChange.ECHO:
             row.etag = event.version or row.etag
             session.add(row)
@@ -107,10 +109,13 @@ def reconcile_listing(
     window: tuple[datetime, datetime],
     report: SyncReport,
     now: datetime,
+    rows: dict[int, dict[str, BusyBlock]] | None = None,
 ) -> list[tuple[int, str]]:
     """The full reconcile's listing (see square_listing), written to the session: the orphans
     as (target, block id)."""
-    orphans = square_listing(session, pool, calendars, accounts, views, window, report, now)
+    orphans = square_listing(
+        session, pool, calendars, accounts, views, window, report, now, rows=rows
+    )
     session.flush()
     return [(o.target_calendar_id, o.block.id) for o in orphans]
 
@@ -124,6 +129,8 @@ def square_listing(
     window: tuple[datetime, datetime],
     report: SyncReport,
     now: datetime,
+    *,
+    rows: dict[int, dict[str, BusyBlock]] | None = None,
 ) -> list[Orphan]:
     """List calsync's blocks in every writable calendar and square them with the table.
 
@@ -132,6 +139,8 @@ def square_listing(
     when not, and so is a second block of the same source; a block the table has but the
     provider lost was deleted by hand and is not recreated while its source is unchanged.
     Nothing is flushed: the dry run squares the same way in a session it never writes.
+    `rows`: the block rows already loaded, by target and source key (the pass plans from
+    them: read once); adopted rows join them. None: each target's are loaded here.
     """
     copies = second_copies(views.values())
 
@@ -139,8 +148,12 @@ def square_listing(
         return copies[calendar_id].id if calendar_id in copies else calendar_id
 
     known_sources = {
-        source_key(views[e.calendar_id], e.provider_event_id): speaker(e.calendar_id)
-        for e in session.exec(select(Event).where(col(Event.calendar_id).in_(list(calendars))))
+        source_key(views[calendar_id], event_id): speaker(calendar_id)
+        for calendar_id, event_id in session.exec(
+            select(Event.calendar_id, Event.provider_event_id).where(
+                col(Event.calendar_id).in_(list(calendars))
+            )
+        )
     }
     orphans: list[Orphan] = []
     vanished = 0
@@ -162,16 +175,24 @@ def square_listing(
                 # One calendar the provider will not list fails no other's reconcile.
                 report.note(f"the blocks in {target.name} could not be listed: {exc}")
                 continue
-            rows = {
-                b.source_key: b
-                for b in session.exec(select(BusyBlock).where(BusyBlock.target_calendar_id == cid))
-            }
+            if rows is None:
+                mine = {
+                    b.source_key: b
+                    for b in session.exec(
+                        select(BusyBlock).where(BusyBlock.target_calendar_id == cid)
+                    )
+                }
+            else:
+                mine = rows.setdefault(cid, {})
             listed_ids: set[str] = set()
             for block in listed:
                 listed_ids.add(block.id)
                 key = block.block_source
-                row = rows.get(key) if key else None
+                row = mine.get(key) if key else None
                 if row is not None and row.provider_event_id == block.id:
+                    # The version calsync's own write left: nobody changed the block since.
+                    if row.etag is not None and row.etag == block.version:
+                        continue
                     if (
                         not row.user_deleted
                         and not row.user_modified
@@ -207,9 +228,9 @@ def square_listing(
                     created_at=now,
                     updated_at=now,
                 )
-                rows[key] = adopted
+                mine[key] = adopted
                 session.add(adopted)
-            for row in rows.values():
+            for row in mine.values():
                 if (
                     row.provider_event_id not in listed_ids
                     and not row.user_deleted

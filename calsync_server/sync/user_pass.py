@@ -94,6 +94,8 @@ def read_others(
     pool: ProviderPool,
     report: SyncReport,
     claims: list[int],
+    *,
+    first_only: bool = False,
 ) -> OthersRead:
     """Read each other synced calendar of the user whole and store its events (committed, as a
     sync commits its read before writing blocks). A calendar whose read fails is left out (its
@@ -109,6 +111,9 @@ def read_others(
             col(Calendar.sync_enabled).is_(True),
             Account.state == AccountState.ACTIVE,
             Calendar.id != calendar.id,
+            # A first sync reads only the others awaiting theirs (turned on together): one
+            # pass writes all their blocks, none re-reads what an earlier one wrote.
+            col(Calendar.sync_token).is_(None) if first_only else sa.true(),
         )
         .order_by(col(Calendar.id))
     ).all()
