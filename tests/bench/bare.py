@@ -1,6 +1,6 @@
 """The reference for webhook acknowledgement: Litestar endpoints that only answer (200 as for
-Google, 202 as for Graph), served by uvicorn with the settings `calsync serve` uses
-(`python -m uvicorn tests.bench.bare:app`)."""
+Google, 202 as for Graph), served by uvicorn on the server setup `calsync serve` uses
+(`python -m uvicorn tests.bench.bare:app --http httptools --loop uvloop`)."""
 
 from __future__ import annotations
 

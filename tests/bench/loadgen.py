@@ -30,6 +30,7 @@ async def connection(
     stop_at: float,
     latencies: list[float],
     outcomes: Counter[str],
+    answered: list[int],
 ) -> None:
     reader, writer = await asyncio.open_connection(host, port)
     sock = writer.get_extra_info("socket")
@@ -52,6 +53,7 @@ async def connection(
                     length = int(line[15:])
             reply = await reader.readexactly(length) if length else b""
             done = time.perf_counter()
+            answered[0] += 1
             if now >= warmup_until:
                 latencies.append(done - now)
                 status = answer[9:12].decode()
@@ -63,6 +65,7 @@ async def connection(
 async def run(args: argparse.Namespace) -> dict[str, object]:
     latencies: list[float] = []
     outcomes: Counter[str] = Counter()
+    answered = [0]  # every answer, the warm-up's too
     numbers = itertools.count(args.first_number)
     start = time.perf_counter()
     warmup_until = start + args.warmup
@@ -80,6 +83,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 stop_at,
                 latencies,
                 outcomes,
+                answered,
             )
             for _ in range(args.connections)
         )
@@ -95,6 +99,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     return {
         "answers": len(latencies),
+        "all_answers": answered[0],
         "seconds": measured,
         "per_second": len(latencies) / measured,
         "p50": pct(0.50),
