@@ -67,6 +67,10 @@ def screen(
         assert isinstance(app, CalsyncApp)
         await pilot.press(key)
         await until(pilot, lambda: rows(app, selector) >= count, what=f"{count} rows in {selector}")
+        if isinstance(app.screen.query_one(selector), DataTable):
+            # Columns are sized to new rows when the table is next idle: a picture taken
+            # before shows them cut to their headers ("alex.", about 1 run in 10).
+            await until(pilot, lambda: laid_out(app, selector), what=f"{selector} sized")
         await _shown(pilot, name)
 
     return run_before
