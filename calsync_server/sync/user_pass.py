@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from calsync_server.db.models import Account, Calendar, SyncJob
+from calsync_server.db.models import Account, Calendar, SyncJob, SyncLog
 from calsync_server.providers.model import ErrorKind, ProviderError
 from calsync_server.sync import holds
 from calsync_server.sync.ingest import store_changes, unmask_blocks
@@ -35,6 +35,7 @@ class OthersRead:
     """What the pass read of the user's other calendars: cursors to store, reads that dropped."""
 
     cursors: dict[int, str | None] = field(default_factory=dict)
+    fetched: dict[int, int] = field(default_factory=dict)  # events read, for each one's log
     dropped: set[int] = field(default_factory=set)
     claims: list[int] = field(default_factory=list)  # the running job rows the pass holds
 
@@ -140,6 +141,7 @@ def read_others(
         store_changes(session, other, changes, other.time_zone or zone, report)
         session.commit()
         found.cursors[other.id] = changes.cursor
+        found.fetched[other.id] = len(changes.events) + len(changes.removed)
         if read_dropped(before, holds.live_events(session, other.id)):
             found.dropped.add(other.id)
     return found
@@ -158,3 +160,18 @@ def store_cursors(session: Session, found: OthersRead, now: datetime, report: Sy
             other.sync_token = cursor
         other.last_sync_at = other.last_full_sync_at = now
         session.add(other)
+        # One log row per calendar a sync read (domain.md): the blocks the pass wrote are
+        # counted in the row of the calendar whose sync it was.
+        session.add(
+            SyncLog(
+                calendar_id=calendar_id,
+                kind=SyncKind.FULL,
+                trigger="full pass",
+                status=report.status,
+                started_at=now,
+                finished_at=now,
+                notes=["read in a full pass with the user's other calendars"],
+                error=report.error,
+                events_fetched=found.fetched.get(calendar_id, 0),
+            )
+        )

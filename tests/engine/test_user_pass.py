@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from sqlmodel import Session, select
 
-from calsync_server.db.models import BusyBlock, Calendar, Event, SyncJob
+from calsync_server.db.models import BusyBlock, Calendar, Event, SyncJob, SyncLog
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.push.channels import ChannelKeeper
 from calsync_server.scheduler import Scheduler
@@ -121,6 +121,11 @@ def test_one_full_pass_reads_every_calendar_and_lists_each_target_once(
     with Session(world.db) as session:  # the calendars it read are free for their own syncs
         running = session.exec(select(SyncJob).where(SyncJob.state == JobState.RUNNING)).all()
         assert running == []
+        # And each calendar it read has its log row, as every sync writes (domain.md).
+        logs = session.exec(select(SyncLog).where(SyncLog.started_at == clock.now())).all()
+    assert sorted(log.calendar_id for log in logs) == sorted(cal.id for cal in mine)
+    assert {log.status for log in logs} == {SyncStatus.SUCCESS}
+    assert all(log.events_fetched == 1 for log in logs if log.calendar_id != cals["Team"].id)
 
 
 def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_calendars(
