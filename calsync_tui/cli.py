@@ -12,6 +12,9 @@ import click
 from calsync_server.cli import CalsyncContext, cli, pass_calsync
 from calsync_server.cli import main as server_main
 
+# How far ahead `calsync demo` syncs (the week view shows blocks up to there).
+DEMO_HORIZON_DAYS = 28
+
 # `calsync` alone opens the dashboard, so the group runs without a subcommand.
 cli.invoke_without_command = True
 
@@ -96,7 +99,10 @@ def demo(demo_home: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="calsync-demo-") as temporary:
         home = demo_home or Path(temporary)
         log_to_file(home)
-        with demo_world(home, live=True) as world:
+        # Four weeks ahead, not the usual 90 days: the first syncs write a third of the
+        # blocks (the daily stand-ups' and school runs' instances), so the live changes
+        # arriving every few seconds are not queued behind them for long (issue 20).
+        with demo_world(home, live=True, settings={"horizon_days": DEMO_HORIZON_DAYS}) as world:
             # The week first: three providers' calendars and their blocks at a glance.
             run_dashboard(world.server.url, world.server.token, home, mode="week")
 
