@@ -359,7 +359,8 @@ def measure_days(table: Table, tmp: Path) -> None:
         "guaranteed), the daily full pass and one channel renewal per calendar. Polling only: "
         f"every calendar every {POLL_S:.0f} s (calsync's interval), the changes' writes, the "
         "daily full pass. Quiet polls dominate both, so the saving is bounded by "
-        f"1 - 1/{SAFETY_POLL_FACTOR} (90%) less the changes' own syncs and echoes."
+        f"1 - 1/{SAFETY_POLL_FACTOR} ({1 - 1 / SAFETY_POLL_FACTOR:.0%}) less the changes' own "
+        "syncs and echoes."
     )
 
 
