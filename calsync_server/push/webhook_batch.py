@@ -356,7 +356,11 @@ class WebhookBatcher:
         self.jobs = jobs
         self.wake = wake
         self.max_batch = max_batch
-        self._inbox: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        # Requests handed over together (None: stop). A request waits in `_pending` (by its
+        # event loop) until its loop goes round: the requests one pass of the loop read go
+        # over in one put, since every put that wakes the thread costs the loop a system call.
+        self._inbox: queue.SimpleQueue[list[_Waiting] | None] = queue.SimpleQueue()
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Waiting]] = {}
         # Channel ids of notifications that failed to be recorded (dict: insertion order).
         self._lost: dict[str, None] = {}
         self._lock = threading.Lock()
@@ -380,10 +384,20 @@ class WebhookBatcher:
                         target=self._run, name="calsync-webhooks", daemon=True
                     )
                     self._thread.start()
-                self._inbox.put(waiting)
+                pending = self._pending.setdefault(loop, [])
+                pending.append(waiting)
+                if len(pending) == 1:
+                    loop.call_soon(self._hand_over, loop)
         if closed:  # shutting down: a late notification is still recorded before its answer
             return await asyncio.to_thread(self.record, pushes)
         return await waiting.future
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The requests `loop` brought since its last hand-over, to the thread in one put."""
+        with self._lock:
+            pending = self._pending.pop(loop, None)
+            if pending:  # (close() may have handed them over already)
+                self._inbox.put(pending)
 
     def remember_lost(self, labels: Sequence[str]) -> None:
         """These subscriptions' notices (by key or remote id) were not recorded (the answer
@@ -432,6 +446,10 @@ class WebhookBatcher:
             self._closed = True
             thread = self._thread
             if thread is not None:
+                # Requests whose loop has not gone round yet are recorded before it stops.
+                for pending in self._pending.values():
+                    self._inbox.put(pending)
+                self._pending.clear()
                 self._inbox.put(None)
         if thread is not None:
             thread.join()
@@ -454,14 +472,16 @@ class WebhookBatcher:
         # The thread keeps one connection (no checkout, reset or ping per batch); after a
         # failure it takes a fresh one.
         connection: sa.Connection | None = None
+        waiting: list[_Waiting] = []  # handed over, not recorded yet
         try:
             closing = False
-            while not closing:
-                first = self._inbox.get()
-                if first is None:
-                    return
-                batch = [first]
-                while sum(len(w.pushes) for w in batch) < self.max_batch:
+            while waiting or not closing:
+                if not waiting:
+                    first = self._inbox.get()
+                    if first is None:
+                        return
+                    waiting = first
+                while not closing and _count(waiting) < self.max_batch:
                     try:
                         item = self._inbox.get_nowait()
                     except queue.Empty:
@@ -469,7 +489,15 @@ class WebhookBatcher:
                     if item is None:
                         closing = True
                         break
-                    batch.append(item)
+                    waiting += item
+                # At most max_batch notices (a request's always together), at least a request.
+                size, taken = 0, 0
+                while taken < len(waiting) and (
+                    not taken or size + len(waiting[taken].pushes) <= self.max_batch
+                ):
+                    size += len(waiting[taken].pushes)
+                    taken += 1
+                batch, waiting = waiting[:taken], waiting[taken:]
                 connection = self._handle(batch, connection)
         finally:
             if connection is not None:
@@ -515,6 +543,10 @@ class WebhookBatcher:
         except Exception as exc:
             log.exception("recording a notification for %s failed", pushes[0].label)
             return exc
+
+
+def _count(requests: list[_Waiting]) -> int:
+    return sum(len(w.pushes) for w in requests)
 
 
 def _failed(result: list[Handled] | BaseException) -> bool:
