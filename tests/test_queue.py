@@ -13,6 +13,7 @@ from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
 from tests.support.rows import add_calendars
+from tests.support.waiting import wait_until
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -87,3 +88,30 @@ def test_failures_retry_with_backoff_then_fail(db_engine: sa.Engine) -> None:
             assert queue.claim("w") is None  # not due yet: backing off
             clock.advance(timedelta(minutes=15))
     assert state is JobState.FAILED
+
+
+def _lease(db: sa.Engine, job_id: int) -> datetime | None:
+    with Session(db) as session:
+        job = session.get(SyncJob, job_id)
+        assert job is not None
+        return job.lease_expires_at
+
+
+def test_a_running_jobs_lease_is_renewed_until_it_is_closed(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock, lease_seconds=3)  # renewed every second
+    queue.enqueue(calendar, SyncKind.WEBHOOK)
+    job = queue.claim("w1")
+    assert job is not None
+    assert job.id is not None
+    job_id = job.id
+    with queue.leases.kept(job_id):
+        clock.advance(timedelta(seconds=10))
+        renewed = START + timedelta(seconds=13)
+        wait_until(lambda: _lease(db_engine, job_id) == renewed, timeout=10, what="a renewal")
+    queue.finish(job_id)
+    wait_until(lambda: not queue.leases.renewing, timeout=10, what="the renewals to end")
+    queue.heartbeat(job_id)  # one that was under way as the job closed
+    assert _lease(db_engine, job_id) is None
+    assert _states(db_engine) == ["done"]

@@ -7,10 +7,13 @@ the CLI and a server) can never sync the same calendar at once.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
+import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -22,6 +25,8 @@ from sqlmodel import Session, SQLModel, col, select
 from calsync_server.db.models import SyncJob
 from shared.clock import Clock
 from shared.domain import JobState, SyncKind
+
+log = logging.getLogger("calsync.jobs")
 
 MAX_ATTEMPTS = 6
 # However long a burst lasts, a debounced job waits at most this long after it was queued.
@@ -73,6 +78,40 @@ _QUEUE = {
     "sqlite": sqlite.insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
     "postgresql": postgresql.insert(_jobs).on_conflict_do_nothing().returning(_jobs.c.id),
 }
+# A claim's statements (building them costs more than running them).
+_DUE = (
+    _jobs.c.state == JobState.QUEUED.value,
+    _jobs.c.run_after <= sa.bindparam("now"),
+)
+_CANDIDATES = sa.select(_jobs.c.id).where(*_DUE).order_by(_jobs.c.run_after, _jobs.c.id).limit(20)
+_CANDIDATES_OF = _CANDIDATES.where(_jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)))
+_CLAIM = (
+    sa.update(_jobs)
+    .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
+    .values(
+        state=JobState.RUNNING.value,
+        worker=sa.bindparam("b_worker"),
+        started_at=sa.bindparam("b_now"),
+        lease_expires_at=sa.bindparam("b_lease"),
+        attempts=_jobs.c.attempts + 1,
+    )
+    .returning(*_jobs.c)
+)
+_RENEW = (
+    sa.update(_jobs)
+    .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.RUNNING.value)
+    .values(lease_expires_at=sa.bindparam("b_lease"))
+)
+_CLOSE = (
+    sa.update(_jobs)
+    .where(_jobs.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_state"),
+        finished_at=sa.bindparam("b_now"),
+        lease_expires_at=None,
+        last_error=sa.bindparam("b_error"),
+    )
+)
 _JOIN = (
     sa.update(_jobs)
     .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
@@ -85,6 +124,7 @@ class JobQueue:
         self.db = db
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
+        self.leases = LeaseKeeper(self)
 
     def enqueue(
         self,
@@ -308,60 +348,54 @@ class JobQueue:
         """`claim`, and whether other due jobs were seen behind the one taken (worth waking
         another worker for)."""
         now = self.clock.now()
-        with Session(self.db, expire_on_commit=False) as session:
-            query = (
-                select(SyncJob)
-                .where(SyncJob.state == JobState.QUEUED, col(SyncJob.run_after) <= now)
-                .order_by(col(SyncJob.run_after), col(SyncJob.id))
-                .limit(20)
-            )
-            if calendar_ids is not None:
-                query = query.where(col(SyncJob.calendar_id).in_(calendar_ids))
-            if self.db.dialect.name == "postgresql":
-                # Several server processes share the queue without blocking on each other.
-                query = query.with_for_update(skip_locked=True)
-            candidates = [job.id for job in session.exec(query).all()]
-            session.rollback()
+        query = _CANDIDATES
+        params: dict[str, object] = {"now": now}
+        if calendar_ids is not None:
+            query = _CANDIDATES_OF
+            params["ids"] = sorted(calendar_ids)
+        if self.db.dialect.name == "postgresql":
+            # Several server processes share the queue without blocking on each other.
+            query = query.with_for_update(skip_locked=True)
+        with self.db.connect() as connection:
+            with connection.begin():
+                candidates = list(connection.execute(query, params).scalars())
             for n, job_id in enumerate(candidates):
-                claimed = self._try_claim(session, job_id, worker)
+                claimed = self._try_claim(connection, job_id, worker)
                 if claimed is not None:
                     return claimed, n + 1 < len(candidates)
         return None, False
 
-    def _try_claim(self, session: Session, job_id: int | None, worker: str) -> SyncJob | None:
+    def _try_claim(self, connection: sa.Connection, job_id: int, worker: str) -> SyncJob | None:
         now = self.clock.now()
         try:
-            result = session.execute(
-                sa.update(SyncJob)
-                .where(col(SyncJob.id) == job_id, col(SyncJob.state) == JobState.QUEUED)
-                .values(
-                    state=JobState.RUNNING,
-                    worker=worker,
-                    started_at=now,
-                    lease_expires_at=now + self.lease,
-                    attempts=col(SyncJob.attempts) + 1,
-                )
-            )
-            session.commit()
+            with connection.begin():
+                row = connection.execute(
+                    _CLAIM,
+                    {"b_id": job_id, "b_worker": worker, "b_now": now, "b_lease": now + self.lease},
+                ).first()
         except sa.exc.IntegrityError:
-            session.rollback()  # that calendar is already syncing elsewhere
-            return None
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None  # that calendar is already syncing elsewhere
+        if row is None:
             return None  # someone else took it first
-        return session.get(SyncJob, job_id)
+        return SyncJob(**row._mapping)
 
     def heartbeat(self, job_id: int) -> None:
-        with Session(self.db) as session:
-            session.execute(
-                sa.update(SyncJob)
-                .where(col(SyncJob.id) == job_id)
-                .values(lease_expires_at=self.clock.now() + self.lease)
-            )
-            session.commit()
+        """Renew a running job's lease (a job closed meanwhile is left alone)."""
+        with self.db.begin() as connection:
+            connection.execute(_RENEW, {"b_id": job_id, "b_lease": self.clock.now() + self.lease})
 
     def finish(self, job_id: int, *, error: str | None = None, retry: bool = False) -> JobState:
         """Close a claimed job: done, failed, or back in the queue after a backoff."""
         now = self.clock.now()
+        if not retry:
+            # Most jobs: one statement, no row loaded.
+            state = JobState.FAILED if error else JobState.DONE
+            with self.db.begin() as connection:
+                connection.execute(
+                    _CLOSE,
+                    {"b_id": job_id, "b_state": state.value, "b_now": now, "b_error": error},
+                )
+            return state
         with Session(self.db) as session:
             job = session.get(SyncJob, job_id)
             assert job is not None
@@ -378,3 +412,53 @@ class JobQueue:
             session.add(job)
             session.commit()
             return JobState(job.state)
+
+
+class LeaseKeeper:
+    """Renews the leases of every job this process runs, from one thread: only a dead
+    process loses its jobs. (A thread per job cost a start and a join on every sync.) The
+    thread ends once no job is left to renew, and starts again with the next."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        self._queue = queue
+        self._lock = threading.Lock()
+        self._jobs: set[int] = set()
+        self._thread: threading.Thread | None = None
+        self.interval = max(1.0, queue.lease.total_seconds() / 3)
+
+    @contextmanager
+    def kept(self, job_id: int) -> Iterator[None]:
+        """The job's lease is renewed while the block runs."""
+        with self._lock:
+            self._jobs.add(job_id)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew, name="leases", daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._jobs.discard(job_id)
+
+    @property
+    def renewing(self) -> bool:
+        """Whether the renewing thread runs (it ends once no job is kept)."""
+        with self._lock:
+            return self._thread is not None
+
+    def _renew(self) -> None:
+        pause = threading.Event()  # never set: waits out the interval
+        while True:
+            pause.wait(self.interval)
+            with self._lock:
+                jobs = sorted(self._jobs)
+                if not jobs:
+                    self._thread = None
+                    return
+            for job_id in jobs:
+                # A failed renewal (the database away a moment) must not end the renewals:
+                # the next one may work, and without them another process takes the job.
+                try:
+                    self._queue.heartbeat(job_id)
+                except Exception:
+                    log.exception("renewing the lease of job %s failed", job_id)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import JobQueue
@@ -13,31 +11,10 @@ from calsync_server.sync.engine import CalendarNotFound, SyncEngine, SyncResult
 from calsync_server.sync.report import SyncProgress
 from shared.domain import SyncKind
 
-log = logging.getLogger("calsync.jobs")
 
-
-@contextmanager
-def lease_kept(queue: JobQueue, job_id: int) -> Iterator[None]:
+def lease_kept(queue: JobQueue, job_id: int) -> AbstractContextManager[None]:
     """Renew the job's lease while it runs, so only a dead process loses its job."""
-    stop = threading.Event()
-    interval = max(1.0, queue.lease.total_seconds() / 3)
-
-    def renew() -> None:
-        while not stop.wait(interval):
-            # A failed renewal (the database away a moment) must not end the renewals: the
-            # next one may work, and without them another process takes the job mid-sync.
-            try:
-                queue.heartbeat(job_id)
-            except Exception:
-                log.exception("renewing the lease of job %s failed", job_id)
-
-    thread = threading.Thread(target=renew, name=f"lease-{job_id}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    return queue.leases.kept(job_id)
 
 
 def run_job(
