@@ -409,3 +409,24 @@ def test_a_notification_the_database_refuses_fails_alone(
     late = asyncio.run(batcher.submit(push("b", 5)))
     assert late.outcome is COALESCED
     assert _recorded(db_engine)[-1] == ("b", b, 5, "coalesced")
+
+
+def test_requests_not_handed_over_yet_are_recorded_when_the_batcher_closes(
+    db_engine: sa.Engine,
+) -> None:
+    (a, _b), _ids = _channels(db_engine)
+    batcher = WebhookBatcher(
+        db_engine, FixedClock(START), JobQueue(db_engine, FixedClock(START)), lambda: None
+    )
+
+    async def deliver() -> list[Any]:
+        tasks = [asyncio.create_task(batcher.submit(push("a", n))) for n in (11, 12)]
+        # One turn: both requests wait for their loop's hand-over, which is queued behind this
+        # coroutine; the server stops meanwhile (the loop's own thread closes the batcher).
+        await asyncio.sleep(0)
+        batcher.close()
+        return await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+
+    results = asyncio.run(deliver())
+    assert [r.outcome for r in results] == [ENQUEUED, COALESCED]
+    assert _recorded(db_engine) == [("a", a, 11, "enqueued"), ("a", a, 12, "coalesced")]
