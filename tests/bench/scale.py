@@ -4,14 +4,22 @@ server process: time, calls, peak memory; then one incremental change on a calen
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import run_emulator
 from calsync_server.emulators.google.store import Store
+from calsync_server.providers.google import mapping
+from calsync_server.providers.model import BlockContent, EventTime
+from shared.settings import load_settings
 from tests.bench.harness import (
     Table,
     api,
@@ -21,6 +29,7 @@ from tests.bench.harness import (
     median,
     settled,
 )
+from tests.support.google_service import calendar_service
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, World
 
@@ -29,6 +38,8 @@ EVENTS = 1_000
 BIG = 10_000
 SMALL = 10
 ROUNDS = 5
+INITIAL_ROUNDS = 3
+BATCH = 50  # calsync's Google batch size
 
 
 def iso(moment: datetime) -> str:
@@ -52,8 +63,7 @@ def fill(store: Store, cal: Cal, count: int, per_day: int) -> list[str]:
 
 
 def measure(table: Table, tmp: Path) -> None:
-    with run_emulator(EmulatorConfig()) as emulator:
-        initial_sync(table, emulator.url, World(emulator, f"sqlite:///{tmp / 's.db'}", tmp / "s"))
+    initial(table, tmp)
     with run_emulator(EmulatorConfig()) as emulator:
         world = World(emulator, f"sqlite:///{tmp / 'i.db'}", tmp / "i")
         try:
@@ -62,7 +72,69 @@ def measure(table: Table, tmp: Path) -> None:
             world.close()
 
 
-def initial_sync(table: Table, url: str, world: World) -> None:
+@dataclass
+class Initial:
+    """One initial sync by calsync's server."""
+
+    seconds: float
+    calls: int
+    by_method: str
+    peak_mib: float
+    idle_mib: float
+    in_provider: int
+
+
+def initial(table: Table, tmp: Path) -> None:
+    """calsync's initial sync and its floor, in alternating rounds of the same run."""
+    threads = calsync_threads()
+    runs: list[Initial] = []
+    floors: dict[int, list[float]] = {1: [], threads: []}
+    for n in range(INITIAL_ROUNDS):
+        with run_emulator(EmulatorConfig()) as emulator:
+            home = tmp / f"s{n}"
+            runs.append(initial_sync(World(emulator, f"sqlite:///{home}.db", home)))
+        for count in floors:
+            with run_emulator(EmulatorConfig()) as emulator:
+                floors[count].append(floor(emulator.url, count))
+    expected = CALENDARS * EVENTS * (CALENDARS - 1)
+    seconds = median([r.seconds for r in runs])
+    one, own = median(floors[1]), median(floors[threads])
+    last = runs[-1]
+    ratio = seconds / own
+    table.add(
+        f"4. Initial sync, {CALENDARS} calendars x {EVENTS:,} events → {expected:,} blocks",
+        f"{seconds:.1f} s ({expected / seconds:,.0f} blocks/s); {last.calls:,} calls; "
+        f"peak RSS {max(r.peak_mib for r in runs):.0f} MiB",
+        f"floor (the same {expected:,} block writes straight through the client library in "
+        f"batches of {BATCH}): {own:.1f} s with {threads} threads, {one:.1f} s with one",
+        f"{ratio:.2f}x the {threads}-thread floor, {seconds / one:.2f}x the one-thread floor "
+        f"(target ≤ 1.3x the {threads}-thread floor); {last.calls / expected:.2f} calls per block",
+        ratio <= 1.3 and all(r.in_provider == expected for r in runs),
+    )
+    table.notes.append(
+        f"Initial sync: `calsync serve` (own process, {threads} workers, SQLite, polling mode: "
+        f"no push channels, so only the initial syncs run) after sync is turned on for "
+        f"{CALENDARS} calendars through the API; timed until the database holds all "
+        f"{expected:,} blocks and the queue is empty (probed every 50 ms). Median of "
+        f"{INITIAL_ROUNDS} rounds, each on a fresh emulator: "
+        f"{', '.join(f'{r.seconds:.1f}' for r in runs)} s. Calls by method (last round): "
+        f"{last.by_method}. Peak memory is the server's VmHWM (peak resident set) from /proc; "
+        f"idle {last.idle_mib:.0f} MiB. After each round the emulator held exactly the blocks "
+        f"the database records ({', '.join(f'{r.in_provider:,}' for r in runs)}). Floor: "
+        f"google-api-python-client's batch requests of {BATCH} inserts of calsync's block body "
+        f"(ids chosen, as calsync's), {expected:,} in all into the same 5 calendars of a fresh "
+        f"emulator, timed from the first batch to the last answer; each round ran right after "
+        f"calsync's: one thread {', '.join(f'{s:.1f}' for s in floors[1])} s; {threads} "
+        f"threads {', '.join(f'{s:.1f}' for s in floors[threads])} s."
+    )
+
+
+def calsync_threads() -> int:
+    """The threads calsync writes blocks with: its workers (every worker may write)."""
+    return int(load_settings({}, environ={}).workers)
+
+
+def initial_sync(world: World) -> Initial:
     try:
         store = world.emulator.emulator.store
         cals = [world.account(f"user{n}@example.com")["primary"] for n in range(CALENDARS)]
@@ -83,27 +155,104 @@ def initial_sync(table: Table, url: str, world: World) -> None:
             seconds = time.perf_counter() - started
             peak_mib = server.peak_rss_mib()
             stats = world.stats()
-        in_provider = sum(len(world.blocks(c)) for c in cals)
+        in_provider = exactly_the_rows(world, cals)
     finally:
         world.close()
-    total = int(stats["total_calls"])
-    by_method = ", ".join(f"{m} {c}" for m, c in stats["calls"].items())
-    table.add(
-        f"4. Initial sync, {CALENDARS} calendars x {EVENTS:,} events → {expected:,} blocks",
-        f"{seconds:.1f} s ({expected / seconds:,.0f} blocks/s); {total:,} calls; "
-        f"peak RSS {peak_mib:.0f} MiB",
-        f"{expected:,} blocks written; idle server {idle_mib:.0f} MiB",
-        f"{total / expected:.2f} calls per block",
-        None if in_provider == expected else False,
+    return Initial(
+        seconds=seconds,
+        calls=int(stats["total_calls"]),
+        by_method=", ".join(f"{m} {c}" for m, c in stats["calls"].items()),
+        peak_mib=peak_mib,
+        idle_mib=idle_mib,
+        in_provider=in_provider,
     )
-    table.notes.append(
-        f"Initial sync: `calsync serve` (own process, 2 workers, SQLite, polling mode: no push "
-        f"channels, so only the initial syncs run) after sync is turned on for {CALENDARS} "
-        f"calendars through the API; timed until the database holds all {expected:,} blocks "
-        f"and the queue is empty (probed every 50 ms). Calls by method: {by_method}. Peak "
-        f"memory is the server's VmHWM (peak resident set) from /proc. The emulator held "
-        f"{in_provider:,} blocks afterwards. No target was set for this figure."
-    )
+
+
+def exactly_the_rows(world: World, cals: list[Cal]) -> int:
+    """The blocks the emulator holds, once each and exactly those the rows record (else -1)."""
+    rows: dict[int, list[str]] = {}
+    for row in world.rows():
+        rows.setdefault(row.target_calendar_id, []).append(row.provider_event_id)
+    total = 0
+    for cal in cals:
+        held = [str(item["id"]) for item in world.blocks(cal)]
+        if len(held) != len(set(held)) or sorted(held) != sorted(rows.get(cal.id, [])):
+            return -1
+        total += len(held)
+    return total
+
+
+def floor(url: str, threads: int) -> float:
+    """Seconds to write the initial sync's blocks straight through the client library: batches
+    of BATCH inserts, `threads` at once (a client each: httplib2 is not thread-safe)."""
+    admin = httpx.Client(base_url=url, timeout=10)
+    work: list[tuple[str, str, list[dict[str, Any]]]] = []
+    try:
+        accounts = []
+        for n in range(CALENDARS):
+            made = admin.post(
+                "/emulator/accounts",
+                json={
+                    "email": f"floor{n}@example.com",
+                    "time_zone": "Europe/Berlin",
+                    "calendars": [],
+                },
+            )
+            made.raise_for_status()
+            accounts.append((f"floor{n}@example.com", str(made.json()["access_token"])))
+    finally:
+        admin.close()
+    day = datetime.now(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+    for email, token in accounts:
+        bodies = []
+        for n in range(EVENTS * (CALENDARS - 1)):
+            start = day + timedelta(days=1 + n // 48, minutes=20 * (n % 48))
+            content = BlockContent(
+                "Busy",
+                EventTime.at(start),
+                EventTime.at(start + timedelta(minutes=5)),
+                f"{n:040x}",
+            )
+            block_id = mapping.block_id(hashlib.sha1(f"{email}/{n}".encode()).hexdigest())
+            bodies.append(mapping.block_body(content, block_id))
+        work += [(email, token, bodies[i : i + BATCH]) for i in range(0, len(bodies), BATCH)]
+    services = {
+        (email, t): calendar_service(url, token)
+        for email, token in accounts
+        for t in range(threads)
+    }
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def write(t: int) -> None:
+        while True:
+            with lock:
+                if not work:
+                    return
+                email, _token, bodies = work.pop()
+            service = services[(email, t)]
+
+            def answered(_id: str, _response: Any, exception: Exception | None) -> None:
+                if exception is not None:
+                    failed.append(str(exception))
+
+            batch = service.new_batch_http_request(callback=answered)
+            for body in bodies:
+                batch.add(service.events().insert(calendarId=email, body=body, sendUpdates="none"))
+            batch.execute()
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=write, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    seconds = time.perf_counter() - started
+    for service in services.values():
+        service.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} floor writes failed: {failed[0]}")
+    return seconds
 
 
 def incremental(table: Table, world: World) -> None:
