@@ -175,6 +175,11 @@ class Runtime:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake_one)
 
+    @property
+    def idle_workers(self) -> int:
+        """How many workers wait for a wake-up now."""
+        return sum(1 for waiter in self._idle if not waiter.done())
+
     def _wake_one(self) -> None:
         while self._idle:
             waiter = self._idle.popleft()
