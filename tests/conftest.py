@@ -22,9 +22,7 @@ POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 
 # Tests using these build on "today" (events at `at(9)`, the demo's fortnight around a day):
 # they are the `wall_clock` tests, which `make test` runs with the wall clock moved.
-WALL_CLOCK_FIXTURES = frozenset(
-    {"world", "server_world", "fresh_demo", "demo", "three_demo", "push_demo"}
-)
+WALL_CLOCK_FIXTURES = frozenset({"world", "server_world", "fresh_demo", "demo", "push_demo"})
 # Session-scoped demos (tests/tui/conftest.py), each a server and an emulator synced from empty.
 DEMO_SESSION_FIXTURES = frozenset({"demo", "three_demo", "push_demo"})
 
