@@ -1,7 +1,8 @@
 """System: `calsync demo` in a real terminal (tmux) opens on the week of one person's three
 providers (Microsoft 365 work, Google personal, CalDAV family) with calsync's blocks, shows
-changes arriving from each (pushed by Google and Graph, polled from Radicale), and `q` ends it
-with exit code 0, leaving no process behind."""
+changes arriving from each (pushed by Google and Graph, polled from Radicale), the Channels
+screen naming each provider's push, and `q` ends it with exit code 0, leaving no process
+behind."""
 
 from __future__ import annotations
 
@@ -117,6 +118,16 @@ def test_calsync_demo_shows_three_providers_changes_arriving_and_quits_cleanly(
             lambda: "webhook" in terminal.screen() and "polling" in terminal.screen(),
             timeout=60,
             what="pushed and polled syncs in the sync log",
+        )
+        # How each hears of changes: Google's channel, Graph's subscriptions, CalDAV polled.
+        terminal.press("6")
+        wait_until(
+            lambda: all(
+                words in terminal.screen()
+                for words in ("Google channel", "Graph subscription", "CalDAV: none", "polled")
+            ),
+            timeout=30,
+            what="the three providers' push on the Channels screen",
         )
         terminal.press("7")
         wait_until(lambda: "Week of" in terminal.screen(), timeout=30, what="the week again")
