@@ -12,6 +12,7 @@ answer, in the background.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from dataclasses import dataclass
@@ -51,10 +52,13 @@ Key = Annotated[str, PathParameter(min_length=1, max_length=64)]
 LEGACY_PROVIDER = GOOGLE
 # Numbers the requests, so the notices one request brings are known to belong together.
 _requests = itertools.count(1)
+# Each provider's parser, made once (the registry imports and builds it on every call); a few
+# entries, as the name comes from the path.
+_parser_of = functools.lru_cache(maxsize=8)(push_parser)
 
 
 def _legacy_parser() -> PushParser:
-    parser = push_parser(LEGACY_PROVIDER)
+    parser = _parser_of(LEGACY_PROVIDER)
     assert parser is not None
     return parser
 
@@ -218,7 +222,7 @@ async def push_webhook(
 ) -> ASGIResponse:
     """Receive a push notification for the subscription with this key (its provider's parser
     reads it: Google's headers, Graph's JSON or validation handshake)."""
-    parser = push_parser(provider)
+    parser = _parser_of(provider)
     if parser is None:
         return _answer(HTTP_404_NOT_FOUND, {"error": f"no push for provider {provider!r}"})
     return await receive(request, provider, key, parser)
