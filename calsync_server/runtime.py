@@ -61,6 +61,10 @@ SCHEDULER_LATE_SECONDS = 300.0
 QUEUE_STUCK_SECONDS = 120.0
 
 
+# A calendar's user and when it last synced (None, None: unknown).
+_Owner = tuple[int | None, datetime | None]
+
+
 class Runtime:
     def __init__(
         self,
@@ -210,7 +214,7 @@ class Runtime:
         while not self._stopping:
             try:
                 missed = self._missed_wakes
-                job, more = await asyncio.to_thread(self.queue.claim_next, name)
+                job, more, owner = await asyncio.to_thread(self._claim, name)
                 if job is None:
                     failures = 0
                     # A wake-up while this claim ran may be for a job it did not see yet.
@@ -219,7 +223,7 @@ class Runtime:
                     continue
                 if more:
                     self._wake_one()  # another due job: another worker for it
-                await self._run(job, name)
+                await self._run(job, name, owner)
                 failures = 0
             except Exception:
                 failures += 1
@@ -236,13 +240,21 @@ class Runtime:
                 return
             await asyncio.sleep(min(left, IDLE_POLL_SECONDS))
 
-    async def _run(self, job: SyncJob, worker: str) -> None:
-        try:
-            user_id, last_sync_at = await asyncio.to_thread(self._owner, job.calendar_id)
-        except Exception:
-            # Only for the live update and the poll's bookkeeping: the sync runs without.
-            log.exception("reading the owner of calendar %s failed", job.calendar_id)
-            user_id, last_sync_at = None, None
+    def _claim(self, worker: str) -> tuple[SyncJob | None, bool, _Owner]:
+        """Blocking: claim a job and read whose calendar it is, in one hand-off to a thread
+        (each hand-off waits its turn on a busy event loop, before the sync starts)."""
+        job, more = self.queue.claim_next(worker)
+        owner: _Owner = (None, None)
+        if job is not None:
+            try:
+                owner = self._owner(job.calendar_id)
+            except Exception:
+                # Only for the live update and the poll's bookkeeping: the sync runs without.
+                log.exception("reading the owner of calendar %s failed", job.calendar_id)
+        return job, more, owner
+
+    async def _run(self, job: SyncJob, worker: str, owner: _Owner) -> None:
+        user_id, last_sync_at = owner
         kind = SyncKind(job.kind)
         self.bus.publish(
             LiveUpdate(
@@ -317,7 +329,7 @@ class Runtime:
                     return
                 await self._pause(backoff(failures))
 
-    def _owner(self, calendar_id: int) -> tuple[int | None, datetime | None]:
+    def _owner(self, calendar_id: int) -> _Owner:
         with Session(self.db) as session:
             row = session.exec(
                 select(Account.user_id, Calendar.last_sync_at)
