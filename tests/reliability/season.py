@@ -100,6 +100,8 @@ class Figures:
     faults: int = 0
     lost_notifications: int = 0
     database_outages: int = 0
+    refusals: int = 0
+    disconnects: int = 0
     syncs: int = 0
     failed_syncs: int = 0
     calls_per_day: list[int] = field(default_factory=list)
@@ -535,6 +537,7 @@ class Season:
         names = self.accounts[account]
         if not all(self.cals[n].reachable for n in names):
             return
+        self.figures.disconnects += 1
         report = disconnect_account(
             self.runtime, self.world.user(self.cals[names[0]].user), self._account_id(names[0])
         )
@@ -581,6 +584,7 @@ class Season:
         if not all(self.cals[n].reachable for n in names):
             return
         self.cals[names[0]].driver.refuse_login()
+        self.figures.refusals += 1
         synced = False
         for name in names:
             if self.cals[name].enabled:

@@ -61,9 +61,17 @@ def render(
             f"{figures.lost_notifications}",
         ),
         (
-            "faults injected (429/503 with Retry-After, dropped connections, expired cursors, "
-            "bursts past the retries)",
+            "faults injected (429/503 with Retry-After, dropped connections, timeouts, expired "
+            "cursors, bursts past the retries)",
             f"{figures.faults}" if faults else "0 (faults off)",
+        ),
+        (
+            "database outages (PostgreSQL stopped at once mid-sync, started again)",
+            f"{figures.database_outages}",
+        ),
+        (
+            "refused logins (then signed in again) / accounts disconnected (then re-added)",
+            f"{figures.refusals} / {figures.disconnects}",
         ),
         (
             "syncs run / not successful at first (kept and retried)",
