@@ -21,6 +21,7 @@ from sqlmodel import Session, select
 from calsync_server.db.models import PushSubscription
 from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.push.channels import LEASE, LEASE_TTL, ChannelKeeper
+from calsync_server.scheduler import SAFETY_POLL_FACTOR
 from shared.clock import SystemClock
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
@@ -302,7 +303,8 @@ def test_a_channel_that_cannot_be_made_falls_back_to_polling_until_it_can(
 
 
 def test_a_channel_that_misses_changes_is_replaced(make_world: Any, unique: str) -> None:
-    world: ServerWorld = make_world(poll_interval_seconds=0.2)  # safety polls every 2 s
+    # Safety polls (of a calendar whose channel looks healthy) every 2 s.
+    world: ServerWorld = make_world(poll_interval_seconds=2.0 / SAFETY_POLL_FACTOR)
     work, home = two_accounts(world, unique)
     source = work["primary"]
     world.configure(source, home)

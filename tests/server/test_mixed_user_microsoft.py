@@ -40,7 +40,7 @@ def mixed(
     tmp_path: Path,
     unique: str,
 ) -> Iterator[tuple[ServerWorld, GoogleDriver, MicrosoftDriver, CalDAVDriver]]:
-    # Radicale is polled every 2 s; calendars with push only every 20 s (the safety poll), and
+    # Radicale is polled every 2 s; calendars with push only every 2 minutes (the safety poll), and
     # the horizon reaches the next DST change wherever the year is.
     world = microsoft_world(
         emulator,
