@@ -24,10 +24,11 @@ from calsync_server.providers.registry import ProviderConfig, ProviderFactory, p
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.sync import dry_run, holds
 from calsync_server.sync.applier import BlockApplier, BlockKey
+from calsync_server.sync.echoes import echo_sync
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
 from calsync_server.sync.planner import second_copies, sync_window
-from calsync_server.sync.providers import ProviderPool
+from calsync_server.sync.providers import ProviderCache, ProviderPool
 from calsync_server.sync.reconcile import (
     block_rows,
     changed_scope,
@@ -77,9 +78,11 @@ class SyncEngine:
         self.vault = vault or CredentialVault(settings.home)
         self.provider_factory = provider_factory or default_factory(settings, retry)
         self.locks = UserLocks(db)
+        # Providers kept across syncs: building them sat on every propagation's critical path.
+        self.providers = ProviderCache()
 
     def _pool(self) -> ProviderPool:
-        return ProviderPool(self.vault, self.provider_factory)
+        return ProviderPool(self.vault, self.provider_factory, self.providers)
 
     # -- entry point --------------------------------------------------------------------------
 
@@ -228,6 +231,24 @@ class SyncEngine:
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
             dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
+            if (
+                not full
+                and not dropped
+                and echo_sync(
+                    session,
+                    calendar.id,
+                    accounts,
+                    calendars,
+                    ingested.changed,
+                    ingested.blocks_seen,
+                    ingested.blocks_removed,
+                )
+            ):
+                # Only calsync's own writes coming back: no lock, no plan (echoes.echo_sync).
+                calendar.sync_token, calendar.last_sync_at = changes.cursor, now
+                session.add(calendar)
+                session.commit()
+                return
         others = OthersRead(claims=claims)
         if (whole_user or first_sync) and calendar.sync_enabled:
             lease = timedelta(seconds=self.settings.job_lease_seconds)
