@@ -35,7 +35,7 @@ from calsync_server.sync.reconcile import (
     plan_scope,
     whole_user_scope,
 )
-from calsync_server.sync.release import release_account
+from calsync_server.sync.release import history_left_behind, release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
 from calsync_server.sync.safety import hold_deletes, read_dropped
@@ -299,6 +299,19 @@ class SyncEngine:
                         session, pool, calendars, accounts, views, window, report, now, loaded
                     )
                 events, rows = whole_user_scope(session, calendars, window, loaded)
+                if full or not calendar.sync_enabled:
+                    # No target any more (turned off, made a source): its blocks go, past
+                    # ones too. Not on every sync a merge or a hold makes whole: one listing.
+                    orphans += history_left_behind(
+                        session,
+                        pool,
+                        calendar,
+                        accounts[calendar.account_id],
+                        views,
+                        now,
+                        self.settings.horizon_days,
+                        report,
+                    )
             else:
                 events, rows = changed_scope(
                     session, calendar.id, ingested.changed, views, calendars

@@ -1,4 +1,5 @@
-"""Release: a leaving account takes its blocks with it (disconnect, domain.md)."""
+"""Release: a leaving account takes its blocks with it (disconnect, domain.md), and so does a
+calendar that stops being a target, past ones included."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from calsync_server.db.models import Account, BusyBlock
-from calsync_server.providers.model import ProviderError
+from calsync_server.db.models import Account, BusyBlock, Calendar
+from calsync_server.providers.model import ErrorKind, ProviderError
 from calsync_server.sync.applier import BlockApplier
 from calsync_server.sync.locks import UserLocks
+from calsync_server.sync.plan_types import CalendarView
 from calsync_server.sync.planner import BusyBlockPlan, second_copies
 from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
+from calsync_server.sync.retention import retained_since
 from calsync_server.sync.rows import chunks, existing_of, user_calendars, user_views
 
 # How far back a disconnect looks for calsync blocks in the leaving account's calendars.
@@ -97,3 +100,45 @@ def release_account(
             pool.finish(session, report)
             session.commit()
     return report
+
+
+def history_left_behind(
+    session: Session,
+    pool: ProviderPool,
+    calendar: Calendar,
+    account: Account,
+    views: dict[int, CalendarView],
+    now: datetime,
+    horizon_days: int,
+    report: SyncReport,
+) -> list[tuple[int, str]]:
+    """The blocks a calendar that is no target any more holds from before the retained history.
+
+    It keeps no calsync block, past ones included (domain.md), but the rows of blocks that
+    ended before the retained history are gone (retention): the plan deletes the blocks it has
+    rows for, and these are found by calsync's mark, as a disconnect finds them. One listing,
+    only in a sync of the calendar itself that plans the whole user (turned off, or a full
+    pass): a calendar that never was a target answers it empty.
+    """
+    assert calendar.id is not None
+    view = views[calendar.id]
+    if view.receives_blocks or view.keeps_blocks_while_off or not view.is_writable_target:
+        return []
+    if calendar.id in second_copies(views.values()):
+        return []  # the first copy's blocks, which that copy keeps while it is a target
+    try:
+        listed = pool.get(account).list_blocks(
+            calendar.provider_calendar_id,
+            window=(now - RELEASE_LOOKBACK, retained_since(now, horizon_days)),
+        )
+    except ProviderError as exc:
+        if exc.kind is ErrorKind.AUTH:
+            raise
+        report.note(f"older blocks in {calendar.name} could not be listed: {exc}")
+        return []
+    known = set(
+        session.exec(
+            select(BusyBlock.provider_event_id).where(BusyBlock.target_calendar_id == calendar.id)
+        )
+    )
+    return [(calendar.id, block.id) for block in listed if block.id not in known]

@@ -5,10 +5,10 @@ The retained history reaches as far back as the window reaches ahead (domain.md'
 the start of today to `horizon_days` ahead). Only the rows go: a block that ended in the past
 stays in the person's calendar as history (domain.md), and nothing here calls a provider.
 Nothing plans with those rows any more either: an event that ended before today blocks nothing,
-and a block that ended is left alone while its target stays a target. The one thing given up:
-a calendar that stops being a target later loses only the blocks calsync still has rows for
-(domain.md: "past ones included"); older history stays in it, and `calsync purge` finds those
-by their mark. The dashboard's week view shows no rows before the retained history either.
+and a block that ended is left alone while its target stays a target. A calendar that stops
+being a target later loses its older blocks too (domain.md: "past ones included"): they are
+found by calsync's mark then (release.history_left_behind). The dashboard's week view shows no
+rows before the retained history.
 """
 
 from __future__ import annotations

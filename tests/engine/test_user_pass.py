@@ -167,3 +167,35 @@ def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_
         engine.sync_calendar(cal.id, kind=SyncKind.FULL)
     for cal, blocks in before.items():
         assert sorted(b["id"] for b in world.blocks(cal)) == sorted(b["id"] for b in blocks)
+
+
+def test_a_target_that_leaves_after_its_rows_aged_out_still_loses_every_block(
+    world: World, unique: str
+) -> None:
+    """domain.md: a calendar that stops being a target loses every calsync block in it, past
+    ones included; those whose rows retention removed are found by calsync's mark."""
+    clock = FixedClock(NOW)
+    work = world.account(f"work-{unique}@example.com")["primary"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.configure(work, home)
+    world.insert(work, **event("Soon", NOW + DAY))
+    world.insert(work, **event("Later", NOW + 30 * DAY))
+    world.insert(home, **event("Dentist", NOW + 2 * DAY))
+    engine = engine_at(world, clock)
+    for cal in (work, home, work, home):
+        engine.sync_calendar(cal.id)
+    assert [len(world.blocks(cal)) for cal in (work, home)] == [1, 2]
+    scheduler = scheduler_at(world, clock)
+    clock.advance(timedelta(days=world.settings.horizon_days) + 4 * DAY)
+    scheduler.tick()  # the rows of "Soon" and "Dentist" go; the blocks stay as history
+    with Session(world.db) as session:
+        assert [r.target_calendar_id for r in session.exec(select(BusyBlock))] == [home.id]
+
+    world.configure(home, sync_enabled=False)  # home leaves: its blocks go, the past one too
+    engine.sync_calendar(home.id)
+    assert world.blocks(home) == []
+    # Work stays a target: its past block (of home's dentist) is history and stays.
+    assert len(world.blocks(work)) == 1
+    # Again: nothing left to find, and nothing fails.
+    assert engine.sync_calendar(home.id).report.error is None
+    assert world.blocks(home) == []
