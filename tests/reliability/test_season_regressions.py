@@ -3,11 +3,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import pytest
+
 from calsync_server.emulators.google.runner import RunningEmulator
 from tests.reliability.season import play
+
+CASES = Path(__file__).with_name("cases")
 
 
 def replay(emulator: RunningEmulator, tmp_path: Path, steps: list[dict[str, Any]]) -> None:
@@ -48,3 +54,21 @@ def test_a_google_event_moved_past_the_horizon_loses_its_blocks_by_the_next_safe
             {"op": "morning", "day": 12},  # strict: the safety net took the blocks away
         ],
     )
+
+
+@pytest.mark.skipif(
+    not os.environ.get("CALSYNC_SOAK_LONG"),
+    reason="a 64-day replay (about 5 minutes): CALSYNC_SOAK_LONG=1 runs it",
+)
+@pytest.mark.xfail(strict=True, reason="open: the sync raises IntegrityError (see the case)")
+def test_seed_7_day_64_a_merging_target_while_a_source_account_needs_sign_in(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """Seed 7 (make soak on SQLite), day 64, not yet shrunk: Team merges blocks; Ada's
+    Graph login is refused (Outlook and Family need sign-in, a merged block in Team joins a
+    Family event and a Personal one); the person adds an event to Team and its sync inserts a
+    row for a block of Personal's 07:30 event in Team that the database refuses: UNIQUE
+    busy_block(target_calendar_id, provider_event_id). No row held that id before the step:
+    the sync's own writes collide, and the sync raises instead of logging an error."""
+    steps = msgspec.json.decode((CASES / "seed7-day64-merge-refused-login.json").read_bytes())
+    replay(emulator, tmp_path, steps)
