@@ -16,6 +16,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,11 +177,11 @@ def main(argv: list[str]) -> int:
         load = os.getloadavg()[0]
         with (
             tempfile.TemporaryDirectory(prefix="calsync-soak-") as tmp,
-            postgres_cluster() as postgres,
+            nullcontext(None) if args.sqlite else postgres_cluster() as postgres,
         ):
             # On a PostgreSQL cluster of its own the walk can stop it for a moment; without
             # PostgreSQL's programs it runs on SQLite, with no database outage.
-            cluster, url = postgres if postgres and not args.sqlite else (None, None)
+            cluster, url = postgres if postgres else (None, None)
             try:
                 season = play(
                     emulator,
