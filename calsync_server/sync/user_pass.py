@@ -38,6 +38,7 @@ class OthersRead:
     fetched: dict[int, int] = field(default_factory=dict)  # events read, for each one's log
     dropped: set[int] = field(default_factory=set)
     claims: list[int] = field(default_factory=list)  # the running job rows the pass holds
+    claimed: dict[int, int] = field(default_factory=dict)  # calendar id -> its claim's job id
 
 
 def covered(session: Session, calendar: Calendar, job_id: int | None) -> bool:
@@ -126,6 +127,7 @@ def read_others(
         if claim is None:
             continue  # syncing now: its own full pass reads it
         found.claims.append(claim)
+        found.claimed[other.id] = claim
         before = holds.live_events(session, other.id)
         try:
             provider = pool.get(account)
@@ -165,6 +167,8 @@ def store_cursors(session: Session, found: OthersRead, now: datetime, report: Sy
         session.add(
             SyncLog(
                 calendar_id=calendar_id,
+                # The claim is the job of this calendar's part in the pass: one log per job.
+                job_id=found.claimed.get(calendar_id),
                 kind=SyncKind.FULL,
                 trigger="full pass",
                 status=report.status,
