@@ -3,7 +3,8 @@ out one column per day with the calendars side by side, drawn as Rich text at an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 
 from rich.text import Text
@@ -177,6 +178,17 @@ class WeekPicture:
     items: list[WeekItem]
     now: datetime  # in the viewer's zone
     selected: str | None = None
+    # The items of each calendar on each day of the week: a cell looks only at its own
+    # (looking through the week's every item for each cell made an arrow key slow).
+    on_day: dict[tuple[int, date], list[WeekItem]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        found: dict[tuple[int, date], list[WeekItem]] = defaultdict(list)
+        for item in self.items:
+            for day in self.days:
+                if item.on(day):
+                    found[(item.calendar_id, day)].append(item)
+        object.__setattr__(self, "on_day", found)
 
     @property
     def days(self) -> list[date]:
@@ -339,13 +351,9 @@ def _cell(
 ) -> tuple[Text, str | None]:
     calendar_id = column.calendar.id
     if begin is None or end is None:
-        here = [
-            i for i in picture.items if i.all_day and i.calendar_id == calendar_id and i.on(day)
-        ]
+        here = [i for i in picture.on_day.get((calendar_id, day), ()) if i.all_day]
     else:
-        here = [
-            i for i in picture.items if i.calendar_id == calendar_id and i.covers(day, begin, end)
-        ]
+        here = [i for i in picture.on_day.get((calendar_id, day), ()) if i.covers(day, begin, end)]
     if not here:
         return Text(("─" if now else " ") * width, style=NOW_STYLE if now else ""), None
     # The selected item first, then the person's own busy events, then blocks, then free ones.

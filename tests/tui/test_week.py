@@ -39,27 +39,31 @@ async def shown(pilot: Pilot[Any], loads: int = 1) -> WeekScreen:
 
 
 async def select(pilot: Pilot[Any], title: str, *, block: bool = False) -> None:
-    """Move the selection down until an item with this title (a block of it: its source's
-    title) is selected, and the server's explain of its event has arrived."""
+    """Click the item with this title (a block of it: its source's title) where the week
+    draws it, and wait for the server's explain of its event. (A click, not the arrow keys
+    through every item before it: each selection redraws the week.)"""
     screen = week(pilot.app)  # type: ignore[arg-type]
-    for _ in range(len(screen.items) + 1):
-        await pilot.press("down")
-        item = next(i for i in screen.items if i.key == screen.selected)
-        event_id = item.source_event_id if item.block else item.event_id
-        if block and item.block:
-            source = next((s for s in screen.items if s.event_id == event_id), None)
-            found = source is not None and source.title == title
-        else:
-            found = not block and not item.block and item.title == title
-        if found:
-            await until(
-                pilot,
-                lambda e=event_id: screen.explained is not None and screen.explained.event_id == e,
-                what=f"the explain of {title!r}",
-            )
-            await pilot.pause()
-            return
-    raise AssertionError(f"no {'block of ' if block else ''}{title!r} in the week")
+    by_event = {i.event_id: i for i in screen.items if not i.block}
+    for item in screen.items:
+        source = by_event.get(item.source_event_id) if item.block else item
+        if item.block == block and source is not None and source.title == title:
+            break
+    else:
+        raise AssertionError(f"no {'block of ' if block else ''}{title!r} in the week")
+    grid = screen.query_one(WeekGrid)
+    x, y = next(spot for spot, key in sorted(grid.hits.items()) if key == item.key)
+    await pilot.click(WeekGrid, offset=(x, y))
+    event_id = item.source_event_id if item.block else item.event_id
+    await until(
+        pilot,
+        lambda: (
+            screen.selected == item.key
+            and screen.explained is not None
+            and screen.explained.event_id == event_id
+        ),
+        what=f"the explain of {title!r}",
+    )
+    await pilot.pause()
 
 
 @pytest.mark.parametrize(("size", "name"), [((80, 24), "week_80x24"), ((200, 60), "week")])
@@ -149,6 +153,18 @@ async def test_selecting_shows_why_an_event_blocks_or_not(three_demo: DemoWorld)
     async with app.run_test(size=(200, 60)) as pilot:
         await shown(pilot)
         assert "selects an event" in screen_text(app)
+        # The arrow keys select the week's items in turn, and show each one's explain.
+        screen = week(app)
+        await pilot.press("down")
+        await pilot.press("down")
+        second = screen.items[1]
+        await until(
+            pilot,
+            lambda: screen.selected == second.key and screen.explained is not None,
+            what="the second item's explain",
+        )
+        await pilot.press("up")
+        await until(pilot, lambda: screen.selected == screen.items[0].key, what="the first")
         await select(pilot, "Focus: quarterly planning")
         text = screen_text(app)
         assert "Focus: quarterly planning  Calendar (Microsoft 365)  Thu 13 Mar 13:00-16:00" in text
