@@ -128,9 +128,9 @@ def test_one_full_pass_reads_every_calendar_and_lists_each_target_once(
     assert all(log.events_fetched == 1 for log in logs if log.calendar_id != cals["Team"].id)
 
 
-def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_calendars(
-    world: World, unique: str
-) -> None:
+def synced_with_history(world: World, unique: str) -> tuple[Cal, Cal, FixedClock, SyncEngine]:
+    """Work and home blocking each other: "Soon" (work) and "Dentist" (home) end within days,
+    "Later" (work) in a month; every block written."""
     clock = FixedClock(NOW)
     work = world.account(f"work-{unique}@example.com")["primary"]
     home = world.account(f"home-{unique}@example.com")["primary"]
@@ -141,6 +141,13 @@ def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_
     engine = engine_at(world, clock)
     for cal in (work, home, work, home):
         engine.sync_calendar(cal.id)
+    return work, home, clock, engine
+
+
+def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_calendars(
+    world: World, unique: str
+) -> None:
+    work, home, clock, engine = synced_with_history(world, unique)
     before = {cal: world.blocks(cal) for cal in (work, home)}
     assert [len(b) for b in before.values()] == [1, 2]
     scheduler = scheduler_at(world, clock)
@@ -174,16 +181,7 @@ def test_a_target_that_leaves_after_its_rows_aged_out_still_loses_every_block(
 ) -> None:
     """domain.md: a calendar that stops being a target loses every calsync block in it, past
     ones included; those whose rows retention removed are found by calsync's mark."""
-    clock = FixedClock(NOW)
-    work = world.account(f"work-{unique}@example.com")["primary"]
-    home = world.account(f"home-{unique}@example.com")["primary"]
-    world.configure(work, home)
-    world.insert(work, **event("Soon", NOW + DAY))
-    world.insert(work, **event("Later", NOW + 30 * DAY))
-    world.insert(home, **event("Dentist", NOW + 2 * DAY))
-    engine = engine_at(world, clock)
-    for cal in (work, home, work, home):
-        engine.sync_calendar(cal.id)
+    work, home, clock, engine = synced_with_history(world, unique)
     assert [len(world.blocks(cal)) for cal in (work, home)] == [1, 2]
     scheduler = scheduler_at(world, clock)
     clock.advance(timedelta(days=world.settings.horizon_days) + 4 * DAY)
