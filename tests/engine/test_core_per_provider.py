@@ -19,7 +19,12 @@ from shared.domain import SyncStatus
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.connect import blocks, connect
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.per_provider import DRIVERS, driver_in, driver_maker, next_dst_change
+from tests.support.drivers.per_provider import (
+    DRIVERS,
+    driver_in,
+    hands_fixture,
+    next_dst_change,
+)
 from tests.support.world import Cal, World, at
 
 
@@ -30,16 +35,7 @@ def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'calsync.db'}"
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def hands(
-    request: pytest.FixtureRequest,
-    emulator: RunningEmulator,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], Driver]]:
-    """A maker of drivers for one provider; a Graph emulator or CalDAV server is started once
-    per module."""
-    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
-        yield make
+hands = hands_fixture(DRIVERS)
 
 
 @pytest.fixture

@@ -5,50 +5,29 @@ provider or the database; the full pass then does exactly that."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
-import pytest
-import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from calsync_server.db.models import BusyBlock, Event
-from calsync_server.emulators.google.runner import RunningEmulator
 from tests.engine import test_core_per_provider as core
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.connect import blocks, connect
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.per_provider import driver_maker
+from tests.support.drivers.per_provider import hands_fixture
+from tests.support.rows import table_rows
 from tests.support.world import Cal, World
 
 DRIVERS = ["google", "microsoft", "caldav-radicale"]
 GOOGLE_READS = {"events.list", "events.get", "calendarList.list", "calendarList.get"}
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def hands(
-    request: pytest.FixtureRequest,
-    emulator: RunningEmulator,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], Driver]]:
-    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
-        yield make
+hands = hands_fixture(DRIVERS)
 
 
 # The core suite's fixtures (SQLite, each driver cleaned up, the person's Google hands).
 database_url, driver, google, instant = core.database_url, core.driver, core.google, core.instant
 busy = core.busy
-
-
-def _tables(world: World) -> dict[str, list[tuple[Any, ...]]]:
-    with world.db.connect() as connection:
-        names = sa.inspect(connection).get_table_names()
-        return {
-            name: sorted(
-                map(tuple, connection.execute(sa.text(f'SELECT * FROM "{name}"'))), key=repr
-            )
-            for name in names
-        }
 
 
 def _provider_side(driver: Driver, google: GoogleDriver, *cals: Cal) -> list[Any]:
@@ -87,7 +66,7 @@ def test_a_full_dry_run_lists_orphans_and_writes_nothing(
     # And a new event that a sync would block.
     driver.add(personal.provider_id, PersonEvent("Gym", instant(18), instant(19)))
 
-    tables = _tables(world)
+    tables = table_rows(world.db)
     held = _provider_side(driver, google, personal, family, work)
     user = world.user("ada")
     world.reset_stats()
@@ -98,7 +77,7 @@ def test_a_full_dry_run_lists_orphans_and_writes_nothing(
     calls = world.stats()["calls"]
     assert set(calls) <= GOOGLE_READS, calls
     assert _provider_side(driver, google, personal, family, work) == held
-    assert _tables(world) == tables
+    assert table_rows(world.db) == tables
 
     # The usual dry run cannot see the orphans; the full one lists and names them.
     assert (usual.creates, usual.deletes) == (2, 0)

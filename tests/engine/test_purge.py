@@ -5,9 +5,6 @@ what is left, and a second run finishes. Outcomes are read from the providers' c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
-import pytest
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import BusyBlock, Calendar
@@ -19,22 +16,13 @@ from tests.engine import test_core_per_provider as core
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.connect import blocks, connect, own_events
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.per_provider import driver_maker
+from tests.support.drivers.per_provider import hands_fixture
 from tests.support.world import FAST_RETRY, Cal, World
 
 DRIVERS = ["google", "microsoft", "caldav-radicale"]
 
 
-@pytest.fixture(scope="module", params=DRIVERS)
-def hands(
-    request: pytest.FixtureRequest,
-    emulator: RunningEmulator,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], Driver]]:
-    """A maker of drivers for one provider; a Graph emulator or CalDAV server is started once
-    per module."""
-    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
-        yield make
+hands = hands_fixture(DRIVERS)
 
 
 # The core suite's fixtures (SQLite, each driver cleaned up, the person's Google hands).

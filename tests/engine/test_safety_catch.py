@@ -12,7 +12,6 @@ import pytest
 from sqlmodel import Session
 
 from calsync_server.db.models import Calendar
-from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.sync import holds
 from shared.domain import SyncKind, SyncStatus
 from tests.engine import test_core_per_provider as core
@@ -20,21 +19,14 @@ from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver
 from tests.support.drivers.connect import blocks
 from tests.support.drivers.google import GoogleDriver
-from tests.support.drivers.per_provider import driver_in, driver_maker
+from tests.support.drivers.per_provider import driver_in, hands_fixture
 from tests.support.world import Cal, World
 
 busy, instant, mixed_user, google = core.busy, core.instant, core.mixed_user, core.google
 EVENTS = 12  # over the line: at least 10, and more than half of a target's future blocks
 
 
-@pytest.fixture(scope="module", params=["google", "microsoft", "caldav-radicale"])
-def hands(
-    request: pytest.FixtureRequest,
-    emulator: RunningEmulator,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Callable[[str], Driver]]:
-    with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
-        yield make
+hands = hands_fixture(["google", "microsoft", "caldav-radicale"])
 
 
 @pytest.fixture

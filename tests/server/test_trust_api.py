@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from tests.server.conftest import ServerWorld
+from tests.support.rows import table_rows
 from tests.support.waiting import wait_until
 from tests.support.world import timed
 
@@ -23,17 +23,6 @@ READS = {"events.list", "events.get", "calendarList.list", "calendarList.get"}
 def ok(answer: httpx.Response) -> Any:
     assert answer.status_code == 200, answer.text
     return answer.json()
-
-
-def _dump(world: ServerWorld) -> dict[str, list[tuple[Any, ...]]]:
-    with world.db.connect() as connection:
-        names = sa.inspect(connection).get_table_names()
-        return {
-            name: sorted(
-                map(tuple, connection.execute(sa.text(f'SELECT * FROM "{name}"'))), key=repr
-            )
-            for name in names
-        }
 
 
 def test_explain_plan_and_the_safety_catch(server_world: ServerWorld) -> None:
@@ -91,13 +80,13 @@ def test_explain_plan_and_the_safety_catch(server_world: ServerWorld) -> None:
         world.service(work.email).events().delete(
             calendarId=work.provider_id, eventId=planning["id"]
         ).execute()
-        before = _dump(world)
+        before = table_rows(world.db)
         world.reset_stats()
         plan = ok(ada.get("/api/v1/plan", params={"calendar_id": work.id}))
         calls = world.stats()["calls"]
         assert set(calls) <= READS, calls
         assert calls.get("events.list", 0) >= 1
-        assert _dump(world) == before
+        assert table_rows(world.db) == before
         assert (plan["creates"], plan["updates"], plan["deletes"], plan["held"]) == (1, 0, 1, 0)
         (planned,) = plan["targets"]
         assert planned["calendar_id"] == home.id
@@ -108,7 +97,7 @@ def test_explain_plan_and_the_safety_catch(server_world: ServerWorld) -> None:
         world.reset_stats()
         full = ok(ada.get("/api/v1/plan", params={"full": "true"}))
         assert set(world.stats()["calls"]) <= READS
-        assert _dump(world) == before
+        assert table_rows(world.db) == before
         assert (full["creates"], full["updates"], full["deletes"]) == (1, 0, 1)
 
         # -- the safety catch -------------------------------------------------------------

@@ -1,9 +1,13 @@
-"""Minimal rows for database-tier tests: one user, one account, the calendars asked for."""
+"""Rows for database-tier tests: one user, one account, the calendars asked for; and every row
+of the tables, to show that something wrote nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from calsync_server.db.models import Account, Calendar, User
@@ -26,3 +30,18 @@ def add_calendars(session: Session, *provider_ids: str) -> list[int]:
     session.add_all(calendars)
     session.commit()
     return [calendar.id for calendar in calendars if calendar.id is not None]
+
+
+def table_rows(
+    db: sa.Engine, names: Iterable[str] | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of these tables (None: all of them), in an order that does not depend on the
+    database's."""
+    with db.connect() as connection:
+        chosen = sa.inspect(connection).get_table_names() if names is None else names
+        return {
+            name: sorted(
+                map(tuple, connection.execute(sa.text(f'SELECT * FROM "{name}"'))), key=repr
+            )
+            for name in chosen
+        }

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from textual.pilot import Pilot
 
 from calsync_server.emulators.google import scenario
@@ -21,6 +20,7 @@ from calsync_tui.app import CalsyncApp
 from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
 from calsync_tui.launch.demo import DemoWorld
 from shared.clock import FixedClock
+from tests.support.rows import table_rows
 from tests.tui.conftest import (
     DAY,
     SERVER_NOW,
@@ -102,16 +102,6 @@ def test_the_question_shows_the_plan(
     keep(request, "confirm_full_reconcile")
 
 
-def _tables(world: DemoWorld) -> dict[str, list[tuple[Any, ...]]]:
-    with world.server.runtime.db.connect() as connection:
-        return {
-            name: sorted(
-                map(tuple, connection.execute(sa.text(f'SELECT * FROM "{name}"'))), key=repr
-            )
-            for name in SYNC_TABLES
-        }
-
-
 def _blocks(world: DemoWorld) -> list[tuple[str, str]]:
     return sorted((b["id"], b["start"]["dateTime"]) for b in emulator_blocks(world, WORK, WORK))
 
@@ -124,7 +114,7 @@ def _full_logs(client: httpx.Client) -> list[dict[str, Any]]:
 async def test_nothing_is_written_before_the_yes(fresh_demo: DemoWorld) -> None:
     world = fresh_demo
     changed_behind_calsync(world)
-    tables, blocks = _tables(world), _blocks(world)
+    tables, blocks = table_rows(world.server.runtime.db, SYNC_TABLES), _blocks(world)
     lunch_at = datetime.combine(DAY + timedelta(days=1), time(12, 0), ZONE)
     dentist_at = datetime.combine(DAY + timedelta(days=2), time(15, 0), ZONE)
     starts = {datetime.fromisoformat(start) for _, start in blocks}
@@ -140,12 +130,12 @@ async def test_nothing_is_written_before_the_yes(fresh_demo: DemoWorld) -> None:
         assert '- "Busy"' in shown
         with world.api() as client:
             assert _full_logs(client) == []
-        assert _tables(world) == tables
+        assert table_rows(world.server.runtime.db, SYNC_TABLES) == tables
         assert _blocks(world) == blocks
 
         await pilot.press("n")
         await until(pilot, lambda: app.screen is not question, what="the question gone")
-        assert _tables(world) == tables
+        assert table_rows(world.server.runtime.db, SYNC_TABLES) == tables
         assert _blocks(world) == blocks
 
         await open_question(pilot)

@@ -4,12 +4,13 @@ leftovers (faults, a refused login) cleared after each test."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
@@ -76,3 +77,19 @@ def next_dst_change(today: date) -> date:
             if last > today + timedelta(days=2):
                 found.append(last)
     return min(found)
+
+
+def hands_fixture(drivers: Sequence[str]) -> Callable[..., Iterator[Callable[[str], Driver]]]:
+    """A module-scoped `hands` fixture over these drivers: a maker of drivers for one provider,
+    whose Graph emulator or CalDAV server is started once per module."""
+
+    @pytest.fixture(scope="module", params=list(drivers))
+    def hands(
+        request: pytest.FixtureRequest,
+        emulator: RunningEmulator,
+        tmp_path_factory: pytest.TempPathFactory,
+    ) -> Iterator[Callable[[str], Driver]]:
+        with driver_maker(request.param, emulator, tmp_path_factory.mktemp) as make:
+            yield make
+
+    return hands
