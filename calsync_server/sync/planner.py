@@ -306,6 +306,8 @@ def plan_busy_blocks(
     vacated: list[tuple[ExistingBlock, Span]] = []
     fresh: list[DesiredBlock] = []
 
+    standing: dict[int, list[Span]] = defaultdict(list)
+
     def settle_unwanted(block: ExistingBlock) -> Outcome:
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
         target = by_id[block.target_calendar_id]
@@ -326,7 +328,12 @@ def plan_busy_blocks(
         elif _has_ended(block, now):
             return Outcome.HISTORY  # history stays while the target stays a target
         elif not source.account_active:
-            return Outcome.LEFT  # a source whose account lost its login deletes no block
+            # A source whose account lost its login deletes no block. In a target that merges,
+            # the block may stand for other sources' events too: they count as covered by it.
+            held = _block_span(block, target)
+            if target.rules.merge and held is not None:
+                standing[target.id].append(held)
+            return Outcome.LEFT
         else:
             deletes.append(block)
         return Outcome.DELETE
@@ -378,6 +385,21 @@ def plan_busy_blocks(
             outcome = Outcome.UPDATE
         if trace is not None:
             trace.outcomes[place] = outcome
+
+    # A merged block left standing for a signed-out source covers the other members it spans:
+    # a block of their own would lie under it twice (and may be given the id the merged block,
+    # moved in place from it, holds).
+    def under_standing(wanted: DesiredBlock) -> bool:
+        spans = standing.get(wanted.target_calendar_id, ())
+        return any(low <= wanted.start_at and wanted.end_at <= high for low, high in spans)
+
+    if standing:
+        covered = [d for d in creates if under_standing(d)]
+        creates = [d for d in creates if d not in covered]
+        fresh = [d for d in fresh if d not in covered]
+        if trace is not None:
+            for d in covered:
+                trace.outcomes[(d.target_calendar_id, d.source_key)] = Outcome.LEFT
 
     # A merged block a member joined or left is moved to its new key: one update, not a delete
     # and a create (the block keeps its provider id; the applier re-keys its row). So is a

@@ -25,8 +25,9 @@ from calsync_server.sync.rules import (
     WorkingHours,
     merged_key,
 )
-from shared.domain import BusyTitle
+from shared.domain import BusyTitle, CalendarRole
 from tests.sync.builders import NOW, all_day, calendar, google_ids, source_event, timed
+from tests.sync.test_planner_properties import apply_plan
 
 WEEKDAYS_9_TO_5 = WorkingHours.parse(["mon", "tue", "wed", "thu", "fri"], "09:00", "17:00")
 
@@ -248,3 +249,31 @@ def test_overlapping_and_touching_blocks_from_any_source_merge_into_one() -> Non
     assert result.notes == ["3 blocks merged into 1"]
     # Calendars without merge still get one block per event.
     assert len([d for d in result.creates if d.target_calendar_id == 2]) == 3
+
+
+def test_a_merged_block_over_a_source_whose_login_is_refused_is_kept_whole() -> None:
+    """Soak seed 7 day 64: a merged block covers a Family event and a Personal event, then
+    Family's account needs sign-in. The block is left alone and Personal's event gets no second
+    block (whose deterministic id the merged block, moved in place, may already hold)."""
+    personal, family = calendar(1), calendar(2)
+    target = with_rules(calendar(3, role=CalendarRole.TARGET), merge=True)
+    alone = [source_event(1, timed("p", "2024-06-10T09:30:00Z", "2024-06-10T11:00:00Z"))]
+    both = [*alone, source_event(2, timed("f", "2024-06-10T09:00:00Z", "2024-06-10T10:00:00Z"))]
+    blocks: list[ExistingBlock] = []
+    # Personal's block first, then Family's event joins it: the block is moved in place.
+    for calendars, events in (
+        ([personal, family, target], alone),
+        ([personal, family, target], both),
+    ):
+        blocks = apply_plan(blocks, plan(calendars, events, blocks))
+    (merged,) = [b for b in blocks if b.target_calendar_id == 3]
+    signed_out = dataclasses.replace(family, account_active=False)
+
+    result = plan([personal, signed_out, target], both, blocks)
+
+    in_team = [d for d in result.creates if d.target_calendar_id == 3]
+    assert in_team == []
+    assert [b for b in result.deletes if b.target_calendar_id == 3] == []
+    after = [b for b in apply_plan(blocks, result) if b.target_calendar_id == 3]
+    assert len({b.provider_event_id for b in after}) == len(after)
+    assert [(b.start, b.end) for b in after] == [(merged.start, merged.end)]
