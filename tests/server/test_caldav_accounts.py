@@ -307,10 +307,21 @@ def test_the_scheduler_polls_caldav_and_a_change_reaches_google_within_the_inter
             timeout=15,
             what="the CalDAV event as a block in Google within a few poll intervals",
         )
-        logs = api.get("/api/v1/sync-logs", params={"calendar_id": caldav_id, "limit": 100}).json()
         # The scheduler brought it: a poll, or the calendar's first daily full reconcile, which
-        # the scheduler may run first.
-        assert {item["kind"] for item in logs["items"]} & {"polling", "full"}, logs
+        # the scheduler may run first. Its log row is written as it ends, after its writes.
+        wait_until(
+            lambda: (
+                {
+                    item["kind"]
+                    for item in api.get(
+                        "/api/v1/sync-logs", params={"calendar_id": caldav_id, "limit": 100}
+                    ).json()["items"]
+                }
+                & {"polling", "full"}
+            ),
+            timeout=15,
+            what="the log of the sync the scheduler made",
+        )
 
         # A password revoked later: needs_reauth at once, nothing deleted.
         driver.refuse_login()
