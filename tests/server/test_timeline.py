@@ -45,7 +45,8 @@ def test_timeline_shows_own_events_and_blocks_in_the_range(server_world: ServerW
     with world.api() as ada, world.api("bob") as bob:
         world.enable(ada, work, home)
         world.enable(bob, other)
-        wait_until(lambda: world.settled(ada), what="the first syncs")
+        # Each user's status counts only their own queue.
+        wait_until(lambda: world.settled(ada) and world.settled(bob), what="the first syncs")
         start, end = _instant(at(0)), _instant(at(0, days=2))
         shown = ok(ada.get("/api/v1/timeline", params={"start": at(0), "end": at(0, days=2)}))
 
