@@ -55,27 +55,33 @@ class ChannelsScreen(CalsyncScreen):
 
     def show(self, channels: list[ChannelOut]) -> None:
         table: DataTable[str | Text] = self.query_one(DataTable)
-        table.clear()
         now = self.host.now()
+        shown: list[tuple[str, list[Text]]] = []
         for channel in channels:
             notice = (
                 Text(f"{channel.notice.value} {ago(channel.notice_at, now)}", style="yellow")
                 if channel.notice is not None
                 else Text("-", style="dim")
             )
-            table.add_row(
-                *plain_row(
-                    channel.calendar_name,
-                    _push(channel),
-                    _state(channel),
-                    until(channel.expires_at, now),
-                    ago(channel.last_notification_at, now, never="-"),
-                    _updates_by(channel),
-                    notice,
-                ),
-                key=str(channel.calendar_id),
+            cells = plain_row(
+                channel.calendar_name,
+                _push(channel),
+                _state(channel),
+                until(channel.expires_at, now),
+                ago(channel.last_notification_at, now, never="-"),
+                _updates_by(channel),
+                notice,
             )
+            shown.append((str(channel.calendar_id), cells))
         self.query_one("#channels-help", Static).update(self._help(channels, now))
+        # A live update that changes nothing on screen leaves the table as it is: a cleared
+        # table is sized for its headers until it is next idle (as on the Accounts screen).
+        if shown == getattr(self, "_shown", None):
+            return
+        self._shown = shown
+        table.clear()
+        for key, cells in shown:
+            table.add_row(*cells, key=key)
 
     def _help(self, channels: list[ChannelOut], now: datetime) -> Text:
         """What needs the user first (an account's login, a channel that fails), then what
