@@ -19,6 +19,7 @@ from calsync_tui.dialogs.caldav_login import CalDAVLoginDialog
 from calsync_tui.dialogs.disconnect import DisconnectDialog
 from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
+from calsync_tui.tables import Row, replace_rows
 from shared.domain import AccountState, Provider
 from shared.schemas import AccountOut, CalDAVConnected, CalendarOut
 
@@ -45,8 +46,6 @@ class AccountsScreen(CalsyncScreen):
         super().__init__()
         self.rows: list[AccountOut] = []
         self.calendar_rows: list[CalendarOut] = []
-        # What the table shows now, row key and cells: redrawn only when it would change.
-        self._shown: list[tuple[str, list[Text]]] = []
 
     def body(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="accounts", cursor_type="row")
@@ -79,7 +78,7 @@ class AccountsScreen(CalsyncScreen):
         self.rows, self.calendar_rows = accounts, calendars
         table: DataTable[str | Text] = self.query_one(DataTable)
         now = self.host.now()
-        shown: list[tuple[str, list[Text]]] = []
+        shown: list[Row] = []
         for account in accounts:
             state = (
                 Text("● active", style="green")
@@ -96,18 +95,7 @@ class AccountsScreen(CalsyncScreen):
                 ago(account.created_at, now),
             )
             shown.append((str(account.id), cells))
-        # A live update that changes nothing on screen leaves the table as it is: a cleared
-        # table is sized for its headers until it is next idle, and behind a dialog it is not,
-        # so the accounts stayed cut to "alex." there.
-        if shown == self._shown:
-            return
-        self._shown = shown
-        cursor = table.cursor_row
-        table.clear()
-        for key, cells in shown:
-            table.add_row(*cells, key=key)
-        if accounts:
-            table.move_cursor(row=min(max(cursor, 0), len(accounts) - 1))
+        replace_rows(table, shown)
 
     def selected(self) -> AccountOut | None:
         row = self.query_one(DataTable).cursor_row

@@ -3,7 +3,7 @@ as single keys, sync now, full reconcile."""
 
 from __future__ import annotations
 
-from rich.text import Span, Text
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -14,6 +14,7 @@ from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.full_reconcile import FullReconcileDialog
 from calsync_tui.formatting import ago, plain_row
 from calsync_tui.screens.base import CalsyncScreen
+from calsync_tui.tables import replace_rows
 from shared.domain import BusyTitle, CalendarRole, CalendarStatus, PushState
 from shared.schemas import CalendarOut, CalendarPatch
 
@@ -93,9 +94,6 @@ class CalendarsScreen(CalsyncScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[CalendarOut] = []
-        # What the table shows now (row key, each cell's text and styles): redrawn only when
-        # it would change. Rich's Text equality ignores a cell's own style, a swatch's colour.
-        self._shown: list[tuple[str, list[tuple[str, str, list[Span]]]]] = []
 
     def body(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="calendars", cursor_type="row")
@@ -122,20 +120,7 @@ class CalendarsScreen(CalsyncScreen):
         held = any(c.status is CalendarStatus.NEEDS_YOU for c in calendars)
         self.query_one("#calendars-help", Static).update(HELP_HELD if held else HELP)
         now = self.host.now()
-        rows = [(str(c.id), _cells(c, ago(c.last_sync_at, now))) for c in calendars]
-        shown = [(key, [(t.plain, str(t.style), t.spans) for t in cells]) for key, cells in rows]
-        # A live update that changes nothing on screen leaves the table as it is: a cleared
-        # table is refilled only when next idle, and behind a dialog it is not (the calendars
-        # went missing behind the full-reconcile question, as the accounts once did).
-        if shown == self._shown:
-            return
-        self._shown = shown
-        cursor = table.cursor_row
-        table.clear()
-        for key, cells in rows:
-            table.add_row(*cells, key=key)
-        if calendars:
-            table.move_cursor(row=min(max(cursor, 0), len(calendars) - 1))
+        replace_rows(table, [(str(c.id), _cells(c, ago(c.last_sync_at, now))) for c in calendars])
 
     def selected(self) -> CalendarOut | None:
         table = self.query_one(DataTable)

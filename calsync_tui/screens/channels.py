@@ -14,6 +14,7 @@ from calsync_tui.formatting import ago, one_line, plain_row, until
 from calsync_tui.screens.accounts import provider_label
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
+from calsync_tui.tables import Row, replace_rows
 from shared.domain import AccountState, ChannelState, Provider, PushState, SubscriptionNotice
 from shared.schemas import ChannelOut
 
@@ -56,7 +57,7 @@ class ChannelsScreen(CalsyncScreen):
     def show(self, channels: list[ChannelOut]) -> None:
         table: DataTable[str | Text] = self.query_one(DataTable)
         now = self.host.now()
-        shown: list[tuple[str, list[Text]]] = []
+        shown: list[Row] = []
         for channel in channels:
             notice = (
                 Text(f"{channel.notice.value} {ago(channel.notice_at, now)}", style="yellow")
@@ -74,14 +75,7 @@ class ChannelsScreen(CalsyncScreen):
             )
             shown.append((str(channel.calendar_id), cells))
         self.query_one("#channels-help", Static).update(self._help(channels, now))
-        # A live update that changes nothing on screen leaves the table as it is: a cleared
-        # table is sized for its headers until it is next idle (as on the Accounts screen).
-        if shown == getattr(self, "_shown", None):
-            return
-        self._shown = shown
-        table.clear()
-        for key, cells in shown:
-            table.add_row(*cells, key=key)
+        replace_rows(table, shown)
 
     def _help(self, channels: list[ChannelOut], now: datetime) -> Text:
         """What needs the user first (an account's login, a channel that fails), then what
