@@ -5,7 +5,9 @@ provider's own calendars after each simulated day (oracle.py).
 
 A day: at 05:00 the daily safety net (a full sync of every calendar), then a check; then the
 day's changes, each followed by its push notification's sync (Google and Graph; sometimes the
-notification is lost, sometimes the provider has a bad moment first); in the evening the faults
+notification is lost, sometimes the provider has a bad moment first); now and then a real
+`calsync serve` on the walk's database is killed by SIGKILL mid-write and a restarted one takes
+its job back (serve_at.py says how it runs on the walk's clock); in the evening the faults
 pass and every calendar is synced once more (CalDAV's poll, the echoes' notifications and the
 queue's retries of failed syncs), then a check. Steps are plain data: a failing walk is replayed
 from its seed or from the step list it saves (shrink.py)."""
@@ -31,15 +33,18 @@ from sqlmodel import Session, select
 
 from calsync_server.accounts.disconnect import disconnect_account
 from calsync_server.accounts.service import connect_account, import_calendars
-from calsync_server.db.models import Account, BusyBlock, Calendar
+from calsync_server.db.models import Account, BusyBlock, Calendar, SyncJob
 from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
+from calsync_server.jobs.worker import run_job
 from calsync_server.providers.model import ErrorKind
 from calsync_server.providers.registry import ProviderConfig, provider_factory
 from calsync_server.runtime import Runtime
+from calsync_server.scheduler import pid_alive
 from shared.clock import FixedClock
-from shared.domain import AccountState, Provider, SyncKind, SyncStatus
+from shared.domain import AccountState, JobState, Provider, SyncKind, SyncStatus
+from tests.reliability import serve_at
 from tests.reliability.oracle import (
     CalendarState,
     Flags,
@@ -53,6 +58,7 @@ from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
 from tests.support.drivers.google import GoogleDriver
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, World
 
 # A fixed Wednesday: every run of a seed is the same walk (weekdays, the EU's DST change on
@@ -76,6 +82,13 @@ FORCED = {
     3: ("refuse", "ada-microsoft"),
     4: ("disconnect", "caldav"),
 }
+# A kill -9 of `calsync serve` mid-write comes on this day whatever the seed (the suite's short
+# walk sees one), later on a day in KILL_RATE.
+FORCED_KILL_DAY = 2
+KILL_RATE = 0.08
+# While the killed server writes blocks, each Google and Graph write is this slow: the kill
+# lands between writes, with a write the provider made and calsync never heard the answer of.
+SLOW_WRITE_MS = 150
 WORDS = ("Dentist", "Standup", "Review", "Lunch", "Gym", "Planning", "Call", "skip party")
 
 
@@ -100,6 +113,8 @@ class Figures:
     faults: int = 0
     lost_notifications: int = 0
     database_outages: int = 0
+    kills: int = 0  # `calsync serve` killed by SIGKILL ...
+    kills_mid_sync: int = 0  # ... while its sync was still running (its job taken back)
     refusals: int = 0
     disconnects: int = 0
     syncs: int = 0
@@ -419,7 +434,11 @@ class Season:
 
     def _do_add(self, step: dict[str, Any]) -> None:
         self._at(step)
-        name = step["cal"]
+        self._changed(self._add_event(step), step)
+
+    def _add_event(self, step: dict[str, Any]) -> str:
+        """The person adds the step's event (no sync yet); the calendar's name."""
+        name: str = step["cal"]
         cal = self.cals[name]
         start, end = _time(step["start"]), _time(step["end"])
         if isinstance(start, datetime) and isinstance(end, datetime) and step.get("zoned"):
@@ -451,7 +470,7 @@ class Season:
             (start, end) if timed and not step.get("rrule") else None,  # type: ignore[arg-type]
         )
         self.flags[handle] = Flags(free=event.free, declined=event.declined)
-        self._changed(name, step)
+        return name
 
     def _event(self, step: dict[str, Any]) -> EventState | None:
         return self.events.get(step["handle"])
@@ -575,6 +594,117 @@ class Season:
             stopper.join()
             cluster.start()
             self._outage = False
+
+    def _do_kill(self, step: dict[str, Any]) -> None:
+        """The person adds a few events to the calendar; their notifications queue its sync,
+        which a real `calsync serve` on this database claims (serve_at.py: the walk's clock,
+        its wall clock moved) and is killed by SIGKILL while writing the blocks (after
+        ``writes`` block writes began). A server started again a moment later takes the dead
+        one's job back at once (`JobQueue.reclaim_orphans`, as `Runtime.start` does) and its
+        worker runs it: no block may be there twice, then or in the evening."""
+        self._at(step)
+        name = step["cal"]
+        for add in step["adds"]:
+            self._add_event(add)
+            self.figures.changes += 1
+        cal = self.cals[name]
+        if not (cal.enabled and cal.reachable):
+            return  # the person's changes only: no sync of calsync's for them
+        self.figures.kills += 1
+        job_id = self.runtime.queue.enqueue(self.ids[name], SyncKind.WEBHOOK).job_id
+        before = self._calls()
+        self._slow_writes()
+        began = self._writes()
+        log = self.world.settings.home.parent / "serve.log"
+        with serve_at.serving(self.clock.now(), self.world.settings, log) as process:
+
+            def writing_or_over() -> bool:
+                if process.poll() is not None:
+                    raise AssertionError(
+                        f"calsync serve exited ({process.returncode}) before it was killed:\n"
+                        + log.read_text(errors="replace")[-3000:]
+                    )
+                return self._writes() - began >= step["writes"] or self._job(job_id) not in (
+                    JobState.QUEUED,
+                    JobState.RUNNING,
+                )
+
+            wait_until(writing_or_over, timeout=60, what="calsync serve writing blocks")
+            process.kill()
+            process.wait(timeout=30)
+            pid = process.pid
+        self._day_calls += self._calls() - before
+        self._clear_faults()
+        killed_running = self._job(job_id) == JobState.RUNNING
+        self.figures.kills_mid_sync += killed_running
+        # The server is started again (a process manager's restart): its clock a moment on.
+        self.clock.set(self.clock.now() + timedelta(minutes=5))
+        reclaimed = self.runtime.queue.reclaim_orphans(self.runtime.host, pid_alive)
+        assert reclaimed >= killed_running, f"the job {pid} held was not taken back"
+        self._drain()
+        state = self._job(job_id)
+        assert state == JobState.DONE, f"the killed server's job ended {state}"
+        self._no_duplicates(step["day"], "after calsync serve was killed mid-sync")
+
+    def _writes(self) -> int:
+        """Block writes that reached the providers so far (begun: counted as they arrive)."""
+        google = self.world.admin.get("/emulator/stats").json()["calls"]
+        graph = self.graph_admin.get("/emulator/stats").json()["calls"]
+        puts = sum(1 for method, _ in self.radicale.proxy.requests() if method == "PUT")
+        return int(google.get("events.insert", 0)) + int(graph.get("events.create", 0)) + puts
+
+    def _slow_writes(self) -> None:
+        for admin, method in (
+            (self.world.admin, "events.insert"),
+            (self.graph_admin, "events.create"),
+        ):
+            answer = admin.post(
+                "/emulator/faults",
+                json={"method": method, "status": 200, "times": 10**5, "delay_ms": SLOW_WRITE_MS},
+            )
+            assert answer.status_code == 201, answer.text
+
+    def _job(self, job_id: int) -> JobState:
+        with Session(self.world.db) as session:
+            job = session.get(SyncJob, job_id)
+            assert job is not None
+            return JobState(job.state)
+
+    def _drain(self) -> None:
+        """A worker of the restarted server: claims and runs every due job; a job queued
+        again with a backoff waits for it (the clock moved on, a few times at most)."""
+        queue, worker = self.runtime.queue, f"{self.runtime.worker_name}-w0"
+        for _ in range(4):
+            while (job := queue.claim(worker)) is not None:
+                before = self._calls()
+                try:
+                    result = run_job(queue, self.engine, job)
+                finally:
+                    self._day_calls += self._calls() - before
+                self.figures.syncs += 1
+                ok = result is not None and result.log.status == SyncStatus.SUCCESS
+                self.figures.failed_syncs += not ok
+            with Session(self.world.db) as session:
+                waiting = session.exec(
+                    select(SyncJob.run_after).where(SyncJob.state == JobState.QUEUED)
+                ).all()
+            if not waiting:
+                return
+            self.clock.set(max(self.clock.now(), min(_aware(w) for w in waiting)))
+
+    def _no_duplicates(self, day: int, when: str) -> None:
+        """No calendar holds two blocks of one source (read back from the providers)."""
+        now = self.clock.now()
+        problems = []
+        for name, cal in self.cals.items():
+            if not cal.reachable:
+                continue
+            held = read(cal.driver, cal.provider_id, *READ_RANGE)
+            marks = [i.mark for i in held if i.mark and _ends_after(i, now)]
+            if len(marks) != len(set(marks)):
+                problems.append(f"{name}: two blocks of one source {sorted(marks)}")
+        if problems:
+            raise SeasonFailure(f"day {day} {when}:\n  " + "\n  ".join(problems))
 
     def _do_refuse(self, step: dict[str, Any]) -> None:
         """The account's login stops working; its calendars' syncs find out."""
@@ -754,7 +884,51 @@ class Walk:
                 forced[1] if forced and disconnect else rng.choice(["ada-microsoft", "caldav"])
             )
             yield {"op": "disconnect", "day": day, "account": account, "at": self._at(day, 20.5)}
+        if self.faults and (day == FORCED_KILL_DAY or rng.random() < KILL_RATE):
+            kill = self._kill(day)
+            if kill is not None:
+                changes += len(kill["adds"])
+                yield kill
         yield {"op": "evening", "day": day, "changes": changes}
+
+    def _kill(self, day: int) -> dict[str, Any] | None:
+        """A few timed events in one of Ada's source calendars, then the kill -9 of the server
+        syncing them (Season._do_kill) after 1-4 block writes."""
+        rng, season = self.rng, self.season
+        names = [n for n, c in season.cals.items() if c.user == "ada" and c.is_source]
+        if not names:
+            return None
+        name = rng.choice(names)
+        at = self._at(day, 20.75)
+        adds = []
+        for _ in range(rng.randint(3, 5)):
+            season.handles += 1
+            handle = f"u1-e{season.handles}"
+            start = BASE + timedelta(
+                days=day + rng.randint(1, 14),
+                hours=rng.randint(7, 19),
+                minutes=rng.choice([0, 30]),
+            )
+            adds.append(
+                {
+                    "op": "add",
+                    "cal": name,
+                    "handle": handle,
+                    "title": f"{handle} {rng.choice(WORDS)}",
+                    "day": day,
+                    "at": at,
+                    "start": _iso(start),
+                    "end": _iso(start + timedelta(minutes=rng.choice([30, 60]))),
+                }
+            )
+        return {
+            "op": "kill",
+            "day": day,
+            "cal": name,
+            "adds": adds,
+            "writes": rng.randint(1, 4),
+            "at": at,
+        }
 
     @staticmethod
     def _at(day: int, hour: float) -> str:

@@ -71,6 +71,11 @@ def render(
             f"{figures.database_outages}",
         ),
         (
+            "`calsync serve` killed by SIGKILL while syncing (a real process on the walk's clock;"
+            " a restarted server took the job back) / of them still mid-sync",
+            f"{figures.kills} / {figures.kills_mid_sync}",
+        ),
+        (
             "refused logins (then signed in again) / accounts disconnected (then re-added)",
             f"{figures.refusals} / {figures.disconnects}",
         ),

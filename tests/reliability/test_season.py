@@ -1,6 +1,7 @@
 """The simulated season's short run, inside the main suite: five days (across the EU's DST
-change) of a mixed user and a second one, every provider, faults on; the invariant checked
-every simulated day (season.py). `make soak` walks 90 days."""
+change) of a mixed user and a second one, every provider, faults on (a kill -9 of a real
+`calsync serve` among them); the invariant checked every simulated day (season.py). `make
+soak` walks 90 days."""
 
 from __future__ import annotations
 
@@ -23,5 +24,7 @@ def test_five_days_of_changes_and_faults_keep_the_invariant_every_day(
     assert figures.days == DAYS
     assert figures.changes > DAYS  # the walk did change things every day
     assert figures.faults > 0
-    # Each rare step came once (season.FORCED): two refused logins, two disconnects.
-    assert {"refuse", "fix", "disconnect"} <= {step["op"] for step in season.steps}
+    # Each rare step came once (season.FORCED): two refused logins, two disconnects, and a
+    # kill -9 of a real `calsync serve` mid-sync (season.FORCED_KILL_DAY).
+    assert {"refuse", "fix", "disconnect", "kill"} <= {step["op"] for step in season.steps}
+    assert figures.kills_mid_sync >= 1
