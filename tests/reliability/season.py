@@ -28,7 +28,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from calsync_server.accounts.disconnect import disconnect_account
@@ -86,6 +85,10 @@ FORCED = {
 # walk sees one), later on a day in KILL_RATE.
 FORCED_KILL_DAY = 2
 KILL_RATE = 0.08
+# On its own PostgreSQL cluster (make soak), the database goes away for a few seconds while the
+# server syncs: on the first day whatever the seed, later on a day in OUTAGE_RATE.
+FORCED_OUTAGE_DAY = 0
+OUTAGE_RATE = 0.1
 # While the killed server writes blocks, each Google and Graph write is this slow: the kill
 # lands between writes, with a write the provider made and calsync never heard the answer of.
 SLOW_WRITE_MS = 150
@@ -113,6 +116,7 @@ class Figures:
     faults: int = 0
     lost_notifications: int = 0
     database_outages: int = 0
+    outages_mid_sync: int = 0  # ... that came while the server's sync was running
     kills: int = 0  # `calsync serve` killed by SIGKILL ...
     kills_mid_sync: int = 0  # ... while its sync was still running (its job taken back)
     refusals: int = 0
@@ -164,7 +168,6 @@ class Season:
         self.emulator = emulator
         # The PostgreSQL cluster calsync's database lives in, when the walk may stop it.
         self.cluster = cluster
-        self._outage = False
         self.radicale = radicale
         self.faults_on = faults
         self.clock = SeasonClock(BASE + timedelta(hours=5))
@@ -321,11 +324,6 @@ class Season:
         try:
             result = self.engine.sync_calendar(self.ids[name], kind=kind, full=full)
             ok = result.log.status == SyncStatus.SUCCESS
-        except sa.exc.DBAPIError:
-            if not self._outage:
-                raise
-            # The database went away under the sync: a worker's job outlives it (its lease
-            # runs out and it is claimed again); here the evening pass runs it again.
         finally:
             self._day_calls += self._calls() - before
             self._clear_faults()
@@ -576,32 +574,13 @@ class Season:
             was_on, _role = settings[name]
             self._apply(name, {"enabled": was_on})
 
-    def _do_outage(self, step: dict[str, Any]) -> None:
-        """The database goes away for a moment in the middle of a full sync of the calendar,
-        as a machine losing PostgreSQL does (an immediate stop), and comes back."""
-        self._at(step)
-        cluster = self.cluster
-        name = step["cal"]
-        if cluster is None or not (self.cals[name].enabled and self.cals[name].reachable):
-            return
-        self.figures.database_outages += 1
-        self._outage = True
-        stopper = threading.Timer(step["after"], cluster.stop)
-        stopper.start()
-        try:
-            self._sync(name, full=True, kind=SyncKind.FULL)
-        finally:
-            stopper.join()
-            cluster.start()
-            self._outage = False
-
-    def _do_kill(self, step: dict[str, Any]) -> None:
-        """The person adds a few events to the calendar; their notifications queue its sync,
-        which a real `calsync serve` on this database claims (serve_at.py: the walk's clock,
-        its wall clock moved) and is killed by SIGKILL while writing the blocks (after
-        ``writes`` block writes began). A server started again a moment later takes the dead
-        one's job back at once (`JobQueue.reclaim_orphans`, as `Runtime.start` does) and its
-        worker runs it: no block may be there twice, then or in the evening."""
+    @contextmanager
+    def _server_syncing(self, step: dict[str, Any]) -> Iterator[serve_at.Serving | None]:
+        """The person adds the step's events to its calendar; their notifications queue its
+        sync (a full pass with ``full``), which a real `calsync serve` on this database claims
+        (serve_at.py: on the walk's clock); the block runs once ``writes`` block writes of the
+        server's began (each Google and Graph write slowed) or its job is over. None when the
+        calendar is not synced (the person's changes only)."""
         self._at(step)
         name = step["cal"]
         for add in step["adds"]:
@@ -609,42 +588,88 @@ class Season:
             self.figures.changes += 1
         cal = self.cals[name]
         if not (cal.enabled and cal.reachable):
-            return  # the person's changes only: no sync of calsync's for them
-        self.figures.kills += 1
-        job_id = self.runtime.queue.enqueue(self.ids[name], SyncKind.WEBHOOK).job_id
+            yield None
+            return
+        kind = SyncKind.FULL if step.get("full") else SyncKind.WEBHOOK
+        queued = self.runtime.queue.enqueue(self.ids[name], kind, full=kind is SyncKind.FULL)
         before = self._calls()
         self._slow_writes()
         began = self._writes()
         log = self.world.settings.home.parent / "serve.log"
-        with serve_at.serving(self.clock.now(), self.world.settings, log) as process:
+        try:
+            with serve_at.serving(self.clock.now(), self.world.settings, log) as server:
+                server.job_id = queued.job_id
 
-            def writing_or_over() -> bool:
-                if process.poll() is not None:
-                    raise AssertionError(
-                        f"calsync serve exited ({process.returncode}) before it was killed:\n"
-                        + log.read_text(errors="replace")[-3000:]
+                def writing_or_over() -> bool:
+                    server.check_alive()
+                    return self._writes() - began >= step["writes"] or not self._pending(
+                        server.job_id
                     )
-                return self._writes() - began >= step["writes"] or self._job(job_id) not in (
-                    JobState.QUEUED,
-                    JobState.RUNNING,
-                )
 
-            wait_until(writing_or_over, timeout=60, what="calsync serve writing blocks")
-            process.kill()
-            process.wait(timeout=30)
-            pid = process.pid
-        self._day_calls += self._calls() - before
-        self._clear_faults()
-        killed_running = self._job(job_id) == JobState.RUNNING
-        self.figures.kills_mid_sync += killed_running
-        # The server is started again (a process manager's restart): its clock a moment on.
+                wait_until(writing_or_over, timeout=60, what="calsync serve writing blocks")
+                server.mid_sync = self._job(server.job_id) == JobState.RUNNING
+                yield server
+        finally:
+            self._day_calls += self._calls() - before
+            self._clear_faults()
+        # The server's clock ticked on meanwhile: the walk's goes a moment past it.
         self.clock.set(self.clock.now() + timedelta(minutes=5))
+
+    def _do_kill(self, step: dict[str, Any]) -> None:
+        """`calsync serve` killed by SIGKILL while it writes the blocks of the person's new
+        events (`_server_syncing`). A server started again a moment later takes the dead
+        one's job back at once (`JobQueue.reclaim_orphans`, as `Runtime.start` does) and its
+        worker runs it: the job ends done and no block is there twice, then or in the
+        evening."""
+        with self._server_syncing(step) as server:
+            if server is None:
+                return
+            server.process.kill()
+            server.process.wait(timeout=30)
+        self.figures.kills += 1
+        self.figures.kills_mid_sync += server.mid_sync
         reclaimed = self.runtime.queue.reclaim_orphans(self.runtime.host, pid_alive)
-        assert reclaimed >= killed_running, f"the job {pid} held was not taken back"
+        assert reclaimed >= server.mid_sync, "the killed server's job was not taken back"
         self._drain()
-        state = self._job(job_id)
+        state = self._job(server.job_id)
         assert state == JobState.DONE, f"the killed server's job ended {state}"
         self._no_duplicates(step["day"], "after calsync serve was killed mid-sync")
+
+    def _do_outage(self, step: dict[str, Any]) -> None:
+        """The database goes away for ``down`` seconds (PostgreSQL stopped at once, as a
+        machine losing it) while `calsync serve` writes the blocks of the person's new events
+        (`_server_syncing`), and comes back. The server must live through it (not ready
+        meanwhile, /readyz says why) and finish the job by itself once the database is back:
+        its worker puts the job back and runs it again; nothing lost, no block twice."""
+        cluster = self.cluster
+        if cluster is None:
+            return  # SQLite: no database server to lose
+        with self._server_syncing(step) as server:
+            if server is None:
+                return
+            self.figures.database_outages += 1
+            self.figures.outages_mid_sync += server.mid_sync
+            cluster.stop()
+            try:
+                ready = server.readiness()
+                assert ready == 503, f"/readyz answered {ready} with the database away"
+                threading.Event().wait(step["down"])  # the outage's length: nothing to wait on
+            finally:
+                cluster.start()
+            self._clear_faults()  # the writes at their usual pace again
+            wait_until(
+                lambda: server.check_alive() and not self._pending(server.job_id),
+                timeout=90,
+                what="the server finishing its job once the database was back",
+            )
+            code = server.stop()
+            assert code == 0, f"calsync serve stopped with {code}:\n{server.output()}"
+        state = self._job(server.job_id)
+        assert state == JobState.DONE, f"the job the outage interrupted ended {state}"
+        self._no_duplicates(step["day"], "after the database came back")
+
+    def _pending(self, job_id: int) -> bool:
+        return self._job(job_id) in (JobState.QUEUED, JobState.RUNNING)
 
     def _writes(self) -> int:
         """Block writes that reached the providers so far (begun: counted as they arrive)."""
@@ -870,14 +895,16 @@ class Walk:
                 yield {"op": "refuse", "day": day, "account": refused, "at": self._at(day, hour)}
         if refused is not None:
             yield {"op": "fix", "day": day, "account": refused, "at": self._at(day, 20)}
-        if season.cluster is not None and self.faults and rng.random() < 0.15:
-            yield {
-                "op": "outage",
-                "day": day,
-                "cal": rng.choice([n for n, c in season.cals.items() if c.user == "ada"]),
-                "after": round(rng.uniform(0.05, 0.6), 2),
-                "at": self._at(day, 19.5),
-            }
+        if (
+            season.cluster is not None
+            and self.faults
+            and (day == FORCED_OUTAGE_DAY or rng.random() < OUTAGE_RATE)
+        ):
+            outage = self._burst(day, 19.5, "outage")
+            if outage is not None:
+                outage.update(down=round(rng.uniform(1.0, 3.0), 1), full=rng.random() < 0.3)
+                changes += len(outage["adds"])
+                yield outage
         disconnect = forced is not None and forced[0] == "disconnect"
         if disconnect or rng.random() < 0.03:
             account = (
@@ -885,21 +912,21 @@ class Walk:
             )
             yield {"op": "disconnect", "day": day, "account": account, "at": self._at(day, 20.5)}
         if self.faults and (day == FORCED_KILL_DAY or rng.random() < KILL_RATE):
-            kill = self._kill(day)
+            kill = self._burst(day, 20.75, "kill")
             if kill is not None:
                 changes += len(kill["adds"])
                 yield kill
         yield {"op": "evening", "day": day, "changes": changes}
 
-    def _kill(self, day: int) -> dict[str, Any] | None:
-        """A few timed events in one of Ada's source calendars, then the kill -9 of the server
-        syncing them (Season._do_kill) after 1-4 block writes."""
+    def _burst(self, day: int, hour: float, op: str) -> dict[str, Any] | None:
+        """A few timed events in one of Ada's source calendars, then the fault that strikes
+        the server syncing them (Season._do_kill, _do_outage) after 1-4 block writes."""
         rng, season = self.rng, self.season
         names = [n for n, c in season.cals.items() if c.user == "ada" and c.is_source]
         if not names:
             return None
         name = rng.choice(names)
-        at = self._at(day, 20.75)
+        at = self._at(day, hour)
         adds = []
         for _ in range(rng.randint(3, 5)):
             season.handles += 1
@@ -922,7 +949,7 @@ class Walk:
                 }
             )
         return {
-            "op": "kill",
+            "op": op,
             "day": day,
             "cal": name,
             "adds": adds,

@@ -19,6 +19,7 @@ the same Runtime, workers, scheduler, job queue and providers.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import msgspec
 import time_machine
 
@@ -55,10 +57,43 @@ def environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+class Serving:
+    """One `calsync serve` process of the walk's: its output goes to `log`."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        # The job the walk queued for it, and whether it was still running when the fault came.
+        self.job_id = 0
+        self.mid_sync = False
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+    def check_alive(self) -> bool:
+        """True; raises with its output when the process ended by itself."""
+        if self.process.poll() is not None:
+            raise AssertionError(
+                f"calsync serve exited ({self.process.returncode}) by itself:\n{self.output()}"
+            )
+        return True
+
+    def readiness(self) -> int:
+        """/readyz's status (the database answers within its 5 s, or the check says not)."""
+        return httpx.get(f"{self.url}/readyz", timeout=30).status_code
+
+    def stop(self) -> int:
+        """SIGTERM (a clean stop, as a process manager's): its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=60)
+
+
 @contextmanager
-def serving(at: datetime, settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serving(at: datetime, settings: Settings, log: Path) -> Iterator[Serving]:
     """`calsync serve` at `at` (ticking) on `settings`; killed (SIGKILL) and reaped when the
-    block ends, whatever the block did."""
+    block ends still running, whatever the block did."""
+    port = _free_port()
     command = [
         sys.executable,
         "-m",
@@ -66,14 +101,14 @@ def serving(at: datetime, settings: Settings, log: Path) -> Iterator[subprocess.
         at.isoformat(),
         "serve",
         "--port",
-        str(_free_port()),
+        str(port),
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
             command, cwd=REPO, env=environment(settings), stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        yield process
+        yield Serving(process, port, log)
     finally:
         if process.poll() is None:
             process.kill()

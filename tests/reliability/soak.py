@@ -67,8 +67,9 @@ def render(
             f"{figures.faults}" if faults else "0 (faults off)",
         ),
         (
-            "database outages (PostgreSQL stopped at once mid-sync, started again)",
-            f"{figures.database_outages}",
+            "database outages (PostgreSQL stopped at once for 1-3 s while `calsync serve` "
+            "synced, started again; the server finished its job by itself) / of them mid-sync",
+            f"{figures.database_outages} / {figures.outages_mid_sync}",
         ),
         (
             "`calsync serve` killed by SIGKILL while syncing (a real process on the walk's clock;"

@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from calsync_server.emulators.google.runner import RunningEmulator
-from tests.reliability.season import play
+from tests.reliability.season import play, postgres_cluster
 
 SEED = int(os.environ.get("CALSYNC_SOAK_SEED", "20300318"))
 DAYS = int(os.environ.get("CALSYNC_SOAK_DAYS", "5"))
@@ -28,3 +30,22 @@ def test_five_days_of_changes_and_faults_keep_the_invariant_every_day(
     # kill -9 of a real `calsync serve` mid-sync (season.FORCED_KILL_DAY).
     assert {"refuse", "fix", "disconnect", "kill"} <= {step["op"] for step in season.steps}
     assert figures.kills_mid_sync >= 1
+
+
+def test_the_database_away_while_calsync_serve_syncs_converges_by_itself(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """On a throwaway PostgreSQL cluster (where its programs are installed), the first day's
+    outage is forced (season.FORCED_OUTAGE_DAY): PostgreSQL stopped for a few seconds while a
+    real `calsync serve` writes blocks; the server finishes its job by itself once it is back,
+    and the evening's invariant holds."""
+    with postgres_cluster() as postgres:
+        if postgres is None:
+            pytest.skip("PostgreSQL's initdb is not installed: no cluster of the walk's own")
+        cluster, url = postgres
+        season = play(
+            emulator, tmp_path, seed=SEED, days=1, faults=True, database_url=url, cluster=cluster
+        )
+
+    assert season.figures.database_outages >= 1
+    assert season.figures.outages_mid_sync >= 1
