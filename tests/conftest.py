@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,11 +11,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from calsync_server.db.engine import create_db_engine, normalise_url
+from calsync_server.db.engine import create_db_engine
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from tests.support import world as world_support
 from tests.support.clock import WALL_CLOCK_ENV, WALL_CLOCK_SHARE_ENV, travel_from_env
+from tests.support.databases import PostgresTemplates, SqliteTemplates
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
 
@@ -91,6 +91,19 @@ def _one_day_per_test() -> Iterator[None]:
     world_support.pin_test_day(None)
 
 
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> SqliteTemplates:
+    return SqliteTemplates(tmp_path_factory.mktemp("template"))
+
+
+@pytest.fixture(scope="session")
+def postgres_templates() -> Iterator[PostgresTemplates]:
+    assert POSTGRES_URL
+    templates = PostgresTemplates(POSTGRES_URL)
+    yield templates
+    templates.close()
+
+
 @pytest.fixture(
     params=[
         "sqlite",
@@ -104,22 +117,19 @@ def _one_day_per_test() -> Iterator[None]:
     ]
 )
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database that exists for this test only."""
+    """A URL of a database that exists for this test only: migrated to the newest revision, or
+    empty for a test marked `empty_database`."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'calsync.db'}"
+        templates: SqliteTemplates = request.getfixturevalue("sqlite_templates")
+        yield templates.new(tmp_path / "calsync.db", empty=empty)
         return
-    assert POSTGRES_URL
-    admin_url = sa.make_url(normalise_url(POSTGRES_URL))
-    name = f"calsync_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    postgres: PostgresTemplates = request.getfixturevalue("postgres_templates")
+    name, url = postgres.new(empty=empty)
     try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        postgres.drop(name)
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ def _block(target: int, source: int, key: str, provider_id: str) -> BusyBlock:
     )
 
 
+@pytest.mark.empty_database
 def test_migrations_from_empty_reach_the_models_exactly(db_engine: sa.Engine) -> None:
     upgrade_database(db_engine)
     with db_engine.connect() as connection:
@@ -152,6 +153,7 @@ def test_a_lease_has_one_holder_until_released_or_expired(db_engine: sa.Engine) 
     assert first.take("job", ttl)
 
 
+@pytest.mark.empty_database
 def test_an_upgrade_keeps_every_row_and_new_calendar_settings_start_off(
     db_engine: sa.Engine,
 ) -> None:

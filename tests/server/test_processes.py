@@ -54,6 +54,7 @@ def _insert_many(world: World, cal: Cal, count: int, per_day: int = 25) -> None:
 # -- 1. start, migrate, answer, stop ------------------------------------------------------------
 
 
+@pytest.mark.empty_database
 def test_serve_migrates_a_fresh_database_answers_and_stops_cleanly_on_sigterm(
     servers: Servers, database_url: str, emulator: RunningEmulator, tmp_path: Path
 ) -> None:
@@ -85,6 +86,7 @@ def test_serve_migrates_a_fresh_database_answers_and_stops_cleanly_on_sigterm(
     assert served.stop(signal.SIGTERM, timeout=10) == 0, served.output()
 
 
+@pytest.mark.empty_database
 def test_servers_started_together_on_a_new_database_all_start(
     servers: Servers, database_url: str, emulator: RunningEmulator, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
@@ -37,6 +38,7 @@ def _google_notice(channel_id: str, token: str, resource: str, number: int, stat
     return notice
 
 
+@pytest.mark.empty_database
 def test_every_channel_carries_over_and_an_old_channels_notification_is_accepted(
     db_engine: sa.Engine,
 ) -> None:

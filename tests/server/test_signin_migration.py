@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from alembic import command
 
@@ -51,6 +52,7 @@ def _pending(engine: sa.Engine, provider: str, state: str, verifier: str) -> Non
         )
 
 
+@pytest.mark.empty_database
 def test_a_google_sign_in_started_before_the_upgrade_finishes_after_it(
     emulator: RunningEmulator, db_engine: sa.Engine, database_url: str, tmp_path: Path, unique: str
 ) -> None:
@@ -104,6 +106,7 @@ def test_a_google_sign_in_started_before_the_upgrade_finishes_after_it(
         world.close()
 
 
+@pytest.mark.empty_database
 def test_the_downgrade_keeps_googles_pending_sign_ins_and_drops_the_others(
     db_engine: sa.Engine,
 ) -> None:

@@ -307,6 +307,7 @@ def old_database(database_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
+@pytest.mark.empty_database
 def test_users_of_one_name_in_an_older_database_carry_over_renamed(
     old_database: sa.Engine, tmp_path: Path
 ) -> None:
