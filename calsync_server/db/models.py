@@ -240,6 +240,10 @@ class BusyBlock(SQLModel, table=True):
     # The sync that last wrote the block (SyncLog.sync_key): explain names it exactly. None
     # for a row adopted by a full reconcile, or written before migration 0014.
     sync_key: str | None = Field(default=None, max_length=32)
+    # A merged block's members' source calendar ids (sorted; source_calendar_id is the first
+    # member's): a block standing for a source whose login is refused is left, whichever
+    # member came first. None for a block of one event (and rows before migration 0015).
+    member_sources: list[int] | None = _json()
 
 
 class PushSubscription(SQLModel, table=True):

@@ -100,6 +100,8 @@ class BlockApplier:
                 intents.append(delete)
         for target_id, block_id in orphans:
             intents.append(self._delete(target_id, block_id, None))
+        for existing, desired in plan.restamps:
+            self._restamp(existing, desired)
         if plan.preserved:
             count = len(plan.preserved)
             self._report.note(f"preserved {count} user modification{'s' if count > 1 else ''}")
@@ -339,6 +341,7 @@ class BlockApplier:
             "user_modified": False,
             "user_deleted": False,
             "source_fingerprint": desired.fingerprint,
+            "member_sources": list(desired.member_sources) or None,
             "updated_at": self._now,
             # The sync writing it: explain names it (SyncLog.sync_key).
             "sync_key": self._report.sync_key,
@@ -361,6 +364,15 @@ class BlockApplier:
             setattr(row, name, value)
         self._session.add(row)
         return True
+
+    def _restamp(self, existing: ExistingBlock, desired: DesiredBlock) -> None:
+        """A block that shows what is wanted, whose row names too few of its members' sources
+        (written before they were kept): the row learns them, nothing is sent."""
+        row = self._rows.get((existing.target_calendar_id, existing.source_key))
+        if row is None or row.provider_event_id != existing.provider_event_id:
+            return
+        row.member_sources = list(desired.member_sources) or None
+        self._session.add(row)
 
     def _forget(self, intent: _Intent) -> None:
         existing = intent.existing

@@ -92,6 +92,15 @@ class ExistingBlock:
     # When the block ends; a block that ended is history. Read from ``end`` when None.
     end_at: datetime | None = None
     etag: str | None = None
+    # A merged block's members' source calendars (sorted, distinct; ``source_calendar_id`` is
+    # the first member's). Empty for a block of one event, and for a row written before
+    # migration 0015 (the plan's restamps fill it in).
+    member_sources: tuple[int, ...] = ()
+
+    @property
+    def sources(self) -> frozenset[int]:
+        """Every source calendar the block stands for."""
+        return frozenset((self.source_calendar_id, *self.member_sources))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +121,13 @@ class DesiredBlock:
     start_at: datetime
     end_at: datetime
     fingerprint: str
+    # A merged block's members' source calendars (sorted, distinct); empty for one event's.
+    member_sources: tuple[int, ...] = ()
+
+    @property
+    def sources(self) -> frozenset[int]:
+        """Every source calendar the block stands for."""
+        return frozenset((self.source_calendar_id, *self.member_sources))
 
     @property
     def content(self) -> BlockContent:
@@ -127,6 +143,10 @@ class BusyBlockPlan:
     patches: tuple[tuple[ExistingBlock, DesiredBlock], ...] = ()
     deletes: tuple[ExistingBlock, ...] = ()
     preserved: tuple[ExistingBlock, ...] = field(default=())
+    # Blocks that show what is wanted but whose rows name too few member sources (written
+    # before migration 0015, or adopted from a listing): the applier rewrites the row only, no
+    # provider call. Bookkeeping, not a change: ``is_empty`` ignores them.
+    restamps: tuple[tuple[ExistingBlock, DesiredBlock], ...] = ()
     # What the user's rules took away (events per rule) and merged (blocks into merged ones,
     # merged ones): a report for the sync log.
     removed: tuple[tuple[Removed, int], ...] = ()

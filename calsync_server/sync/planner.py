@@ -8,6 +8,7 @@ user chooses per calendar (rules.py: filters, working hours, already invited, me
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
@@ -146,6 +147,51 @@ def desired_block(piece: Piece, target: CalendarView, block_id: BlockIdentity) -
         start_at=piece.start_at,
         end_at=piece.end_at,
         fingerprint=block_fingerprint(piece.title, piece.start, piece.end),
+        member_sources=piece.member_sources,
+    )
+
+
+def _alternative_digest(target: CalendarView, key: str, attempt: int) -> str:
+    """The identity of the block for ``key`` in ``target`` when the usual one's id is held by
+    another block there: deterministic, so a retry meets the block it wrote."""
+    return _sha256("block", target.provider_calendar_id, key, str(attempt))[:20].hex()
+
+
+def free_identity(
+    wanted: DesiredBlock,
+    target: CalendarView,
+    held: Callable[[str], bool],
+    block_id: BlockIdentity,
+) -> DesiredBlock:
+    """``wanted`` with an identity whose id is not ``held`` (by a block under another key in
+    its target): the first of its usual digest and then its alternatives.
+
+    Why: a block keeps its id when it is moved to another key (a merged block a member joined
+    or left, planner moves), so the id a create is given may stand for another key's block,
+    which a create must never meet: the provider would answer "exists" and the block be
+    written over, and its row insert would hit UNIQUE(target_calendar_id, provider_event_id).
+    The choice depends only on the plan's inputs, so a retry after a crash picks the same id
+    and meets (adopts) its own block. Where the provider assigns ids nothing is held against
+    the digest here; the applier re-sends a create Graph answers with a block kept under
+    another key without its transaction id.
+    """
+    attempt = 0
+    digest, found = wanted.digest, wanted.provider_event_id
+    while found is not None and held(found):
+        attempt += 1
+        digest = _alternative_digest(target, wanted.source_key, attempt)
+        found = block_id(target.id, digest)
+    if attempt == 0:
+        return wanted
+    return dataclasses.replace(wanted, digest=digest, provider_event_id=found)
+
+
+def _signed_out(block: ExistingBlock, calendars: Mapping[int, CalendarView]) -> bool:
+    """Whether a source the block stands for (a merged block: any member's) has an account
+    that needs sign-in. A member calendar no longer known (disconnected) counts for nothing."""
+    return any(
+        (view := calendars.get(cid)) is not None and not view.account_active
+        for cid in block.sources
     )
 
 
@@ -306,12 +352,14 @@ def plan_busy_blocks(
     vacated: list[tuple[ExistingBlock, Span]] = []
     fresh: list[DesiredBlock] = []
 
-    standing: dict[int, list[Span]] = defaultdict(list)
+    restamps: list[tuple[ExistingBlock, DesiredBlock]] = []
+    # Per merging target, the blocks left standing for a signed-out source, with their spans.
+    standing: dict[int, list[tuple[Span, ExistingBlock]]] = defaultdict(list)
 
     def settle_unwanted(block: ExistingBlock) -> Outcome:
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
         target = by_id[block.target_calendar_id]
-        source = by_id[block.source_calendar_id]
+        _calendar(by_id, block.source_calendar_id)
         if not target.is_writable_target or target.id in copies:
             # calsync cannot write there; or it is the same calendar as one synced through
             # another account, whose blocks these are too (same provider events).
@@ -327,12 +375,14 @@ def plan_busy_blocks(
             return Outcome.PRESERVED
         elif _has_ended(block, now):
             return Outcome.HISTORY  # history stays while the target stays a target
-        elif not source.account_active:
-            # A source whose account lost its login deletes no block. In a target that merges,
-            # the block may stand for other sources' events too: they count as covered by it.
+        elif _signed_out(block, by_id):
+            # A source whose account lost its login deletes no block: for a merged block, any
+            # member's source (the row's own source is only its first member's). In a target
+            # that merges, the block may stand for other sources' events too: they count as
+            # covered by it.
             held = _block_span(block, target)
             if target.rules.merge and held is not None:
-                standing[target.id].append(held)
+                standing[target.id].append((held, block))
             return Outcome.LEFT
         else:
             deletes.append(block)
@@ -377,7 +427,8 @@ def plan_busy_blocks(
                 creates.append(wanted)
                 outcome = Outcome.CREATE
         elif block_matches(primary, wanted):
-            pass
+            if primary.member_sources != wanted.member_sources:
+                restamps.append((primary, wanted))  # the row learns its members
         elif _has_ended(primary, now) and wanted.end_at <= now:
             outcome = Outcome.HISTORY  # history on both sides: not rewritten
         else:
@@ -389,17 +440,27 @@ def plan_busy_blocks(
     # A merged block left standing for a signed-out source covers the other members it spans:
     # a block of their own would lie under it twice (and may be given the id the merged block,
     # moved in place from it, holds).
-    def under_standing(wanted: DesiredBlock) -> bool:
-        spans = standing.get(wanted.target_calendar_id, ())
-        return any(low <= wanted.start_at and wanted.end_at <= high for low, high in spans)
+    def under_standing(wanted: DesiredBlock) -> ExistingBlock | None:
+        for (low, high), block in standing.get(wanted.target_calendar_id, ()):
+            if low <= wanted.start_at and wanted.end_at <= high:
+                return block
+        return None
 
     if standing:
-        covered = [d for d in creates if under_standing(d)]
-        creates = [d for d in creates if d not in covered]
-        fresh = [d for d in fresh if d not in covered]
+        covered = {id(d): cover for d in creates if (cover := under_standing(d)) is not None}
+        creates = [d for d in creates if id(d) not in covered]
+        fresh = [d for d in fresh if id(d) not in covered]
         if trace is not None:
-            for d in covered:
-                trace.outcomes[(d.target_calendar_id, d.source_key)] = Outcome.LEFT
+            cover_key: dict[tuple[int, str], str] = {}
+            for d in desired.values():
+                cover = covered.get(id(d))
+                if cover is not None:
+                    trace.outcomes[(d.target_calendar_id, d.source_key)] = Outcome.LEFT
+                    cover_key[(d.target_calendar_id, d.source_key)] = cover.source_key
+            # Explain names the block that stands for the event's time there.
+            for (tid, key), keys in trace.blocks.items():
+                named = [cover_key.get((tid, k), k) for k in keys]
+                trace.blocks[(tid, key)] = list(dict.fromkeys(named))
 
     # A merged block a member joined or left is moved to its new key: one update, not a delete
     # and a create (the block keeps its provider id; the applier re-keys its row). So is a
@@ -416,6 +477,25 @@ def plan_busy_blocks(
             trace.outcomes[(block.target_calendar_id, block.source_key)] = Outcome.UPDATE
             trace.outcomes[(wanted.target_calendar_id, wanted.source_key)] = Outcome.UPDATE
 
+    # No create is given an id a block under another key holds (see free_identity): every
+    # existing block counts, whatever the plan does with it, since a delete and a create of
+    # one id in one batch may reach the provider in either order.
+    holders: dict[tuple[int, str], set[str]] = defaultdict(set)  # (target, id) -> keys
+    for (target_id, key), blocks in blocks_at.items():
+        for block in blocks:
+            holders[(target_id, block.provider_event_id)].add(key)
+
+    def held_elsewhere(wanted: DesiredBlock) -> Callable[[str], bool]:
+        def held(given: str) -> bool:
+            keys = holders.get((wanted.target_calendar_id, given), set())
+            return bool(keys - {wanted.source_key})
+
+        return held
+
+    creates = [
+        free_identity(d, by_id[d.target_calendar_id], held_elsewhere(d), block_id) for d in creates
+    ]
+
     def block_order(block: ExistingBlock) -> tuple[int, str, str]:
         return (block.target_calendar_id, block.source_key, block.provider_event_id)
 
@@ -424,6 +504,7 @@ def plan_busy_blocks(
         patches=tuple(sorted(patches, key=lambda pair: block_order(pair[0]))),
         deletes=tuple(sorted(deletes, key=block_order)),
         preserved=tuple(sorted(preserved, key=block_order)),
+        restamps=tuple(sorted(restamps, key=lambda pair: block_order(pair[0]))),
         removed=tuple((why, len(removed[why])) for why in Removed if removed[why]),
         merged=(members, merged),
     )

@@ -188,6 +188,7 @@ def plan_scope(
     patches: list[tuple[ExistingBlock, DesiredBlock]] = []
     deletes: list[ExistingBlock] = []
     preserved: list[ExistingBlock] = []
+    restamps: list[tuple[ExistingBlock, DesiredBlock]] = []
     for cid in sorted(events_of.keys() | blocks_of.keys() | broken):
         try:
             if cid in broken:
@@ -202,6 +203,7 @@ def plan_scope(
         patches += part.patches
         deletes += part.deletes
         preserved += part.preserved
+        restamps += part.restamps
     if not report.unplanned:  # the whole failed, yet no part: say why all the same
         report.unplanned += 1
         report.note(f"planning failed: {failure}")
@@ -210,4 +212,5 @@ def plan_scope(
         patches=tuple(patches),
         deletes=tuple(deletes),
         preserved=tuple(preserved),
+        restamps=tuple(restamps),
     )

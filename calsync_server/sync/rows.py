@@ -219,4 +219,5 @@ def existing_of(row: BusyBlock) -> ExistingBlock:
         source_fingerprint=row.source_fingerprint,
         end_at=row.end_at,
         etag=row.etag,
+        member_sources=tuple(row.member_sources or ()),
     )

@@ -254,6 +254,8 @@ class Piece:
     end: EventTime
     start_at: datetime
     end_at: datetime
+    # A merged piece's members' source calendars (sorted, distinct); empty for one event's.
+    member_sources: tuple[int, ...] = ()
 
 
 def pieces(
@@ -297,7 +299,9 @@ def merge(found: Sequence[Piece]) -> tuple[list[Piece], int, int]:
     with how many pieces went into merged ones and how many merged ones they made.
 
     A merged piece spans its members, carries the first member's source (for the row's
-    reference) and shows the members' title when they all show the same one, else ``Busy``.
+    reference) and every member's source calendar (a block standing for a source whose login
+    is refused must be found whichever member came first), and shows the members' title when
+    they all show the same one, else ``Busy``.
     """
     timed = sorted(
         (p for p in found if not p.start.all_day), key=lambda p: (p.start_at, p.end_at, p.key)
@@ -329,6 +333,7 @@ def merge(found: Sequence[Piece]) -> tuple[list[Piece], int, int]:
                 last.end,
                 first.start_at,
                 last.end_at,
+                tuple(sorted({p.source_calendar_id for p in group})),
             )
         )
     return out, members, merged

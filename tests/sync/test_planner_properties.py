@@ -250,6 +250,7 @@ def written(desired: DesiredBlock, provider_event_id: str | None = None) -> Exis
         end=desired.end,
         source_fingerprint=desired.fingerprint,
         end_at=desired.end_at,
+        member_sources=desired.member_sources,
     )
 
 

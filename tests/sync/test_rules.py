@@ -25,6 +25,7 @@ from calsync_server.sync.rules import (
     WorkingHours,
     merged_key,
 )
+from calsync_server.sync.verdicts import PlanTrace
 from shared.domain import BusyTitle, CalendarRole
 from tests.sync.builders import NOW, all_day, calendar, google_ids, source_event, timed
 from tests.sync.test_planner_properties import apply_plan
@@ -277,3 +278,118 @@ def test_a_merged_block_over_a_source_whose_login_is_refused_is_kept_whole() -> 
     after = [b for b in apply_plan(blocks, result) if b.target_calendar_id == 3]
     assert len({b.provider_event_id for b in after}) == len(after)
     assert [(b.start, b.end) for b in after] == [(merged.start, merged.end)]
+
+
+def merged_in_place(
+    first: SourceEvent, joiner: SourceEvent, calendars: list[CalendarView]
+) -> list[ExistingBlock]:
+    """The blocks after ``first`` gets its own block and ``joiner`` then joins it: the single
+    block moved in place to the merged key (it keeps ``first``'s block's id)."""
+    blocks: list[ExistingBlock] = []
+    for events in ([first], [first, joiner]):
+        blocks = apply_plan(blocks, plan(calendars, events, blocks))
+    return blocks
+
+
+def test_a_merged_block_naming_the_active_source_stays_while_another_member_is_signed_out() -> None:
+    """The other ordering of soak seed 7 day 64: the merged block's row names Personal (its
+    first member, still signed in) and Family's login is refused. The block stands for
+    Family's time too: it is neither deleted nor moved onto Personal's event (a refused login
+    deletes no block), and Personal's event gets no second block under it."""
+    personal, family = calendar(1), calendar(2)
+    target = with_rules(calendar(3, role=CalendarRole.TARGET), merge=True)
+    own = source_event(1, timed("p", "2024-06-10T09:00:00Z", "2024-06-10T10:00:00Z"))
+    joiner = source_event(2, timed("f", "2024-06-10T09:30:00Z", "2024-06-10T11:00:00Z"))
+    blocks = merged_in_place(own, joiner, [personal, family, target])
+    (merged,) = [b for b in blocks if b.target_calendar_id == 3]
+    assert merged.source_calendar_id == personal.id
+    assert merged.sources == {personal.id, family.id}
+    signed_out = dataclasses.replace(family, account_active=False)
+    trace = PlanTrace()
+
+    result = plan_busy_blocks(
+        [personal, signed_out, target],
+        [own, joiner],
+        blocks,
+        now=NOW,
+        time_zone="UTC",
+        horizon_days=90,
+        block_id=google_ids,
+        trace=trace,
+    )
+
+    assert [d for d in result.creates if d.target_calendar_id == 3] == []
+    assert [b for b, _ in result.patches if b.target_calendar_id == 3] == []
+    assert [b for b in result.deletes if b.target_calendar_id == 3] == []
+    assert [b for b in apply_plan(blocks, result) if b.target_calendar_id == 3] == [merged]
+    # Explain names the merged block as the one standing for Personal's event in Team.
+    assert trace.blocks[(3, source_key(personal, "p"))] == [merged.source_key]
+
+
+def test_an_event_leaving_a_block_kept_for_a_signed_out_source_gets_an_id_of_its_own() -> None:
+    """Soak seed 7 day 64, next step: while the merged block stands for signed-out Family, its
+    other member (Personal's event, whose single block it was moved in place from, so it holds
+    that block's deterministic id) moves away. Its new block is created under an id no block
+    in Team holds: the usual one would meet the merged block (the provider's "exists", and
+    UNIQUE(target_calendar_id, provider_event_id) on the row's insert)."""
+    personal, family = calendar(1), calendar(2)
+    target = with_rules(calendar(3, role=CalendarRole.TARGET), merge=True)
+    own = source_event(1, timed("p", "2024-06-10T09:30:00Z", "2024-06-10T11:00:00Z"))
+    joiner = source_event(2, timed("f", "2024-06-10T09:00:00Z", "2024-06-10T10:00:00Z"))
+    calendars = [personal, family, target]
+    blocks = merged_in_place(own, joiner, calendars)
+    (merged,) = [b for b in blocks if b.target_calendar_id == 3]
+    usual = plan(calendars, [own]).creates
+    assert merged.provider_event_id in {d.provider_event_id for d in usual}
+    signed_out = [personal, dataclasses.replace(family, account_active=False), target]
+    moved = source_event(1, timed("p", "2024-06-10T13:00:00Z", "2024-06-10T14:00:00Z"))
+
+    result = plan(signed_out, [moved, joiner], blocks)
+
+    (fresh,) = [d for d in result.creates if d.target_calendar_id == 3]
+    assert fresh.source_key == source_key(personal, "p")
+    assert fresh.provider_event_id != merged.provider_event_id
+    assert [b for b, _ in result.patches if b.target_calendar_id == 3] == []
+    assert [b for b in result.deletes if b.target_calendar_id == 3] == []
+    after = apply_plan(blocks, result)  # asserts no insert meets a live block
+    in_team = sorted((b for b in after if b.target_calendar_id == 3), key=lambda b: b.end_at or NOW)
+    assert [b.provider_event_id for b in in_team] == [
+        merged.provider_event_id,
+        fresh.provider_event_id,
+    ]
+    # Deterministic: planning again (a retry after a crash lost the row) gives the same id.
+    assert plan(signed_out, [moved, joiner], blocks).creates == result.creates
+    assert plan(signed_out, [moved, joiner], after).is_empty
+
+    # Family signs in again: the merged block becomes Family's own (moved, its id kept) and
+    # Personal's block stays where it is.
+    back = plan(calendars, [moved, joiner], after)
+    settled = apply_plan(after, back)
+    assert not back.creates
+    assert sorted(b.provider_event_id for b in settled if b.target_calendar_id == 3) == sorted(
+        [merged.provider_event_id, fresh.provider_event_id]
+    )
+    assert plan(calendars, [moved, joiner], settled).is_empty
+
+
+def test_a_merged_block_whose_row_predates_its_members_is_restamped_without_a_write() -> None:
+    """A merged block's row written before calsync kept its members' sources names only its
+    first: the plan leaves the provider alone and has the applier write the members into it."""
+    personal, family = calendar(1), calendar(2)
+    target = with_rules(calendar(3, role=CalendarRole.TARGET), merge=True)
+    own = source_event(1, timed("p", "2024-06-10T09:00:00Z", "2024-06-10T10:00:00Z"))
+    joiner = source_event(2, timed("f", "2024-06-10T09:30:00Z", "2024-06-10T11:00:00Z"))
+    calendars = [personal, family, target]
+    blocks = merged_in_place(own, joiner, calendars)
+    older = [
+        dataclasses.replace(b, member_sources=()) if b.target_calendar_id == 3 else b
+        for b in blocks
+    ]
+
+    result = plan(calendars, [own, joiner], older)
+
+    assert result.is_empty
+    ((row, wanted),) = result.restamps
+    assert row.target_calendar_id == 3
+    assert wanted.member_sources == (personal.id, family.id)
+    assert plan(calendars, [own, joiner], blocks).restamps == ()
