@@ -10,14 +10,14 @@ PACKAGES := calsync_server calsync_tui shared
 PYTEST_WORKERS ?= 2
 PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # The tests that build on "today" (marker wall_clock) run with the test process's wall clock
-# moved (ticking) to hard instants, a third of them at each, so together they cost what one
-# run costs. In order: midnight UTC on the day Europe moves its clocks forward (01:00 in
-# Berlin); 23:30 in Berlin at the end of that 23-hour day; 23:30 in New York at the end of the
-# 25-hour day the US moved its clocks back (already Nov 2 in UTC and Berlin). Each lies in the
-# past, so what a test makes "now" (a TLS certificate) is valid for the real clock too.
+# moved (ticking) to hard instants, a third of them at each (tests/conftest.py), in the same
+# run as the rest. The instants: midnight UTC on the day Europe moves its clocks forward (01:00
+# in Berlin); 23:30 in Berlin at the end of that 23-hour day; 23:30 in New York at the end of
+# the 25-hour day the US moved its clocks back (already Nov 2 in UTC and Berlin). Each lies in
+# the past, so what a test makes "now" (a TLS certificate) is valid for the real clock too.
 # Processes the tests start (calsync serve, sync, demo) keep the real clock: their tests
-# (marker real_clock) run with the rest, on the real clock. `make wall-clock`: every
-# wall_clock test at every instant (a few minutes each).
+# (marker real_clock) run on the real clock. `make wall-clock`: every wall_clock test at every
+# instant (a few minutes each).
 WALL_CLOCKS := 2026-03-29T00:00:00+00:00 2026-03-29T21:30:00+00:00 2026-11-02T04:30:00+00:00
 
 $(PY):
@@ -45,20 +45,12 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy $(PACKAGES)
 
 pytest: $(VENV)/.installed
-	@status=0; \
-	$(PYTEST) -m "not wall_clock or real_clock" || status=1; \
-	share=0; for at in $(WALL_CLOCKS); do \
-		echo "== wall_clock tests, share $$share/$(words $(WALL_CLOCKS)), wall clock at $$at"; \
-		CALSYNC_TEST_WALL_CLOCK=$$at CALSYNC_TEST_WALL_CLOCK_SHARE=$$share/$(words $(WALL_CLOCKS)) \
-			$(PYTEST) -m "wall_clock and not real_clock" || status=1; \
-		share=$$((share + 1)); \
-	done; \
-	exit $$status
+	CALSYNC_TEST_WALL_CLOCKS="$(WALL_CLOCKS)" $(PYTEST)
 
 wall-clock: $(VENV)/.installed
 	@for at in $(WALL_CLOCKS); do \
 		echo "== every wall_clock test, wall clock at $$at"; \
-		CALSYNC_TEST_WALL_CLOCK=$$at $(PYTEST) -m "wall_clock and not real_clock" || exit 1; \
+		CALSYNC_TEST_WALL_CLOCKS=$$at $(PYTEST) -m "wall_clock and not real_clock" || exit 1; \
 	done
 
 # Speed figures against their references, in one run (a few minutes): tests/bench/RESULTS.md.

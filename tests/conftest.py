@@ -15,7 +15,7 @@ from calsync_server.db.engine import create_db_engine
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from tests.support import world as world_support
-from tests.support.clock import WALL_CLOCK_ENV, WALL_CLOCK_SHARE_ENV, travel_from_env
+from tests.support.clock import MovedWallClock, wall_clocks_from_env
 from tests.support.databases import PostgresTemplates, SqliteTemplates
 
 POSTGRES_URL = os.environ.get("CALSYNC_TEST_POSTGRES_URL")
@@ -27,60 +27,43 @@ WALL_CLOCK_FIXTURES = frozenset({"world", "server_world", "fresh_demo", "demo", 
 DEMO_SESSION_FIXTURES = frozenset({"demo", "three_demo", "push_demo"})
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Before any test module is imported: xdist workers inherit the variable and travel too.
-    traveller = travel_from_env()
-    if traveller is not None:
-        config.add_cleanup(traveller.stop)
+WALL_CLOCKS = wall_clocks_from_env()
+MOVED_CLOCK = MovedWallClock()
+# The instant a `wall_clock` test runs at (none: the real clock).
+INSTANT = pytest.StashKey[datetime]()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    moved = os.environ.get(WALL_CLOCK_ENV)
-    share = os.environ.get(WALL_CLOCK_SHARE_ENV)
-    if not moved:
+    if not WALL_CLOCKS:
         return None
-    return f"wall clock moved to {moved} (ticking)" + (
-        f"; wall_clock tests of share {share} only" if share else ""
+    return "wall_clock tests at moved wall clocks (ticking), a share at each: " + ", ".join(
+        at.isoformat() for at in WALL_CLOCKS
     )
-
-
-def _share(value: str) -> tuple[int, int]:
-    index, _, count = value.partition("/")
-    if not (index.isdigit() and count.isdigit() and int(index) < int(count)):
-        raise pytest.UsageError(f"{WALL_CLOCK_SHARE_ENV}={value!r}: say which share, e.g. 0/3")
-    return int(index), int(count)
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` selects by the marks added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    travelling = bool(os.environ.get(WALL_CLOCK_ENV))
-    share = os.environ.get(WALL_CLOCK_SHARE_ENV)
-    index, count = _share(share) if share else (0, 1)
-    kept: list[pytest.Item] = []
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        in_demo = bool(DEMO_SESSION_FIXTURES & fixtures)
-        if in_demo:
-            # Under pytest-xdist (--dist loadgroup) on one worker: the demo is built once.
-            item.add_marker(pytest.mark.xdist_group("demo"))
+        demos = sorted(DEMO_SESSION_FIXTURES & fixtures)
+        if demos:
+            # Under pytest-xdist (--dist loadgroup) each demo's tests run on one worker, one
+            # after another: each demo is built once, and at one instant.
+            item.add_marker(pytest.mark.xdist_group(demos[0]))
         if WALL_CLOCK_FIXTURES & fixtures:
             item.add_marker(pytest.mark.wall_clock)
-            # One share of the wall_clock tests per instant: a stable split by test (the demo's
-            # tests together, so each share builds the session's demo at most once).
-            key = "demo" if in_demo else item.nodeid
-            if zlib.crc32(key.encode()) % count != index:
-                continue
-        if travelling and item.get_closest_marker("real_clock"):
-            item.add_marker(
-                pytest.mark.skip(
-                    reason=f"starts a process that keeps the real wall clock ({WALL_CLOCK_ENV})"
-                )
-            )
-        kept.append(item)
-    if len(kept) < len(items):
-        chosen = {id(item) for item in kept}
-        config.hook.pytest_deselected(items=[i for i in items if id(i) not in chosen])
-        items[:] = kept
+            if WALL_CLOCKS and not item.get_closest_marker("real_clock"):
+                key = demos[0] if demos else item.nodeid
+                item.stash[INSTANT] = WALL_CLOCKS[zlib.crc32(key.encode()) % len(WALL_CLOCKS)]
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up, session ones too
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    MOVED_CLOCK.move_to(item.stash.get(INSTANT, None))
+
+
+def pytest_sessionfinish() -> None:
+    MOVED_CLOCK.stop()
 
 
 @pytest.fixture(autouse=True)
