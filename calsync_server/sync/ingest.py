@@ -4,7 +4,9 @@ blocks seen in it aside to be settled under the user's lock."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import BusyBlock, Calendar, Event
@@ -18,7 +20,7 @@ from calsync_server.providers.model import (
 )
 from calsync_server.sync import stored
 from calsync_server.sync.report import SyncReport
-from calsync_server.sync.rows import chunks, events_by_id, store_event
+from calsync_server.sync.rows import chunks, event_columns, events_by_id, store_event
 
 
 @dataclass(slots=True)
@@ -43,6 +45,14 @@ def _soft_delete(
         session.add(event)
         report.events_deleted += 1
         changed.append(event.provider_event_id)
+
+
+def _soft_delete_new(values: dict[str, Any], report: SyncReport, changed: list[str]) -> None:
+    """_soft_delete of an event read and removed in one read, before its row is inserted."""
+    if not values["is_deleted"]:
+        values.update(is_deleted=True, status=stored.CANCELLED)
+        report.events_deleted += 1
+        changed.append(values["provider_event_id"])
 
 
 def unmask_blocks(
@@ -119,6 +129,9 @@ def store_changes(
         }
     found = Ingested()
     seen: set[str] = set()
+    # Events new to calsync, as their rows' columns: inserted together once the read is
+    # stored (a first sync brings thousands; an ORM object each cost most of storing them).
+    new: dict[str, dict[str, Any]] = {}
     for event in changes.events:
         seen.add(event.id)
         if event.id in blocks or event.is_block:
@@ -126,15 +139,26 @@ def store_changes(
             found.blocks_seen.append(event)
             continue
         row = rows.get(event.id)
+        fresh = new.get(event.id)  # the same item twice in one read (Graph's delta may)
         if event.cancelled:
             if row is not None:
                 _soft_delete(row, session, report, found.changed)
+            elif fresh is not None:
+                _soft_delete_new(fresh, report, found.changed)
             continue
         if row is None:
-            row = Event(calendar_id=calendar.id, provider_event_id=event.id)
-            rows[event.id] = row
-            report.events_created += 1
-        elif row.etag != event.version or row.is_deleted:
+            if fresh is None:
+                report.events_created += 1
+            elif fresh["etag"] != event.version or fresh["is_deleted"]:
+                report.events_updated += 1
+            new[event.id] = {
+                "calendar_id": calendar.id,
+                "provider_event_id": event.id,
+                **event_columns(event, calendar_zone),
+            }
+            found.changed.append(event.id)
+            continue
+        if row.etag != event.version or row.is_deleted:
             report.events_updated += 1
         # An unchanged event (read again after a failed sync) is planned again all the same:
         # its blocks may be what that sync failed to write.
@@ -147,6 +171,10 @@ def store_changes(
             found.blocks_removed.append(removed)
         elif (row := rows.get(removed)) is not None:
             _soft_delete(row, session, report, found.changed)
+        elif (fresh := new.get(removed)) is not None:
+            _soft_delete_new(fresh, report, found.changed)
+    if new:
+        session.execute(sa.insert(Event), list(new.values()))
     if changes.full:
         # Whatever a full listing no longer shows is gone (or out of the window).
         gone = [row for pid, row in rows.items() if pid not in seen]

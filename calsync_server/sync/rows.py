@@ -162,23 +162,32 @@ def events_by_id(session: Session, calendar_id: int, ids: Sequence[str]) -> list
     ]
 
 
+def event_columns(event: RemoteEvent, calendar_zone: str) -> dict[str, Any]:
+    """What the provider now shows of an event, as its row's columns (all but the row's id,
+    calendar and provider id)."""
+    return {
+        "recurring_event_id": event.series_id,
+        "etag": event.version,
+        "status": stored.CANCELLED if event.cancelled else stored.CONFIRMED,
+        "summary": event.title or None,
+        "start": stored.encode_time(event.start),
+        "end": stored.encode_time(event.end),
+        "start_at": event.start.to_utc(calendar_zone),
+        "end_at": event.end.to_utc(calendar_zone),
+        "all_day": event.all_day,
+        "transparency": stored.OPAQUE if event.busy else stored.TRANSPARENT,
+        "event_type": stored.kind_word(event.kind),
+        "self_response_status": stored.response_word(event.response),
+        "provider_updated_at": event.updated,
+        "is_deleted": event.cancelled,
+        "attendees": sorted({address.strip().lower() for address in event.attendees}),
+    }
+
+
 def store_event(row: Event, event: RemoteEvent, calendar_zone: str) -> None:
     """Write what the provider now shows of an event into its row (columns as they were)."""
-    row.recurring_event_id = event.series_id
-    row.etag = event.version
-    row.status = stored.CANCELLED if event.cancelled else stored.CONFIRMED
-    row.summary = event.title or None
-    row.start = stored.encode_time(event.start)
-    row.end = stored.encode_time(event.end)
-    row.start_at = event.start.to_utc(calendar_zone)
-    row.end_at = event.end.to_utc(calendar_zone)
-    row.all_day = event.all_day
-    row.transparency = stored.OPAQUE if event.busy else stored.TRANSPARENT
-    row.event_type = stored.kind_word(event.kind)
-    row.self_response_status = stored.response_word(event.response)
-    row.provider_updated_at = event.updated
-    row.is_deleted = event.cancelled
-    row.attendees = sorted({address.strip().lower() for address in event.attendees})
+    for name, value in event_columns(event, calendar_zone).items():
+        setattr(row, name, value)
 
 
 def source_of(row: Event, calendar_zone: str) -> SourceEvent | None:
