@@ -14,8 +14,11 @@ from zoneinfo import ZoneInfo
 import httpx
 import msgspec
 import pytest
+from rich.cells import cell_len
+from rich.text import Text
 from sqlmodel import Session, col, select
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from calsync_server.db.models import Notification, PushSubscription
 from calsync_tui.app import CalsyncApp
@@ -304,6 +307,18 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {deadline_s} s waiting for {what or probe}")
         await pilot.pause(0.02)
+
+
+def sized_to_rows(table: DataTable[Any]) -> bool:
+    """Whether the table has measured its rows: each column as wide as its widest cell. Rows
+    just added are measured when the table is next idle, and a table a dialog then covers is
+    drawn behind it as it was: columns cut to their headers ("alex.", caught in CI)."""
+    for index, column in enumerate(table.ordered_columns):
+        cells = (table.get_row_at(row)[index] for row in range(table.row_count))
+        widest = max((c.cell_len if isinstance(c, Text) else cell_len(c) for c in cells), default=0)
+        if column.content_width < widest:
+            return False
+    return True
 
 
 async def live(pilot: Pilot[Any]) -> None:

@@ -19,7 +19,15 @@ from calsync_tui.dialogs.caldav_login import ICLOUD_URL, CalDAVLoginDialog
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.accounts import AccountsScreen
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server, free_port
-from tests.tui.conftest import SIZE, dashboard, live, screen_text, snapshot_app, until
+from tests.tui.conftest import (
+    SIZE,
+    dashboard,
+    live,
+    screen_text,
+    sized_to_rows,
+    snapshot_app,
+    until,
+)
 from tests.tui.test_snapshots import Snap, keep
 
 WRONG = "not-the-password-42"
@@ -195,14 +203,11 @@ SIZES = [pytest.param(WIDE, id="wide"), pytest.param(SMALL, id="80x24")]
 async def _accounts_then(pilot: Pilot[Any], *keys: str) -> None:
     app = pilot.app
     assert isinstance(app, CalsyncApp)
+    await live(pilot)
     await pilot.press("2")
     table = app.screen.query_one(DataTable)
     await until(pilot, lambda: table.row_count == 2, what="the demo's accounts")
-    # Drawn with its rows before the dialog covers it: a table still sized for its headers
-    # alone ("alex.") was caught behind the dialog once in CI.
-    await pilot.pause()
-    await pilot.wait_for_scheduled_animations()
-    await pilot.pause()
+    await until(pilot, lambda: sized_to_rows(table), what="the accounts measured")
     await pilot.press("a")
     await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="the choice")
     if keys:

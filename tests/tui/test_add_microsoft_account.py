@@ -27,7 +27,16 @@ from calsync_tui.launch.demo import DemoWorld, demo_world
 from calsync_tui.screens.accounts import AccountsScreen
 from tests.support.clock import SteadyClock
 from tests.support.drivers.microsoft import CLIENT_ID, GraphEndpoints, MicrosoftDriver
-from tests.tui.conftest import DAY, SERVER_NOW, SIZE, dashboard, live, snapshot_app, until
+from tests.tui.conftest import (
+    DAY,
+    SERVER_NOW,
+    SIZE,
+    dashboard,
+    live,
+    sized_to_rows,
+    snapshot_app,
+    until,
+)
 from tests.tui.test_snapshots import Snap
 
 SMALL = (80, 24)
@@ -174,15 +183,13 @@ def test_microsoft_without_an_app(
     async def run_before(pilot: Pilot[Any]) -> None:
         app = pilot.app
         assert isinstance(app, CalsyncApp)
+        await live(pilot)
         await pilot.press("2")
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 2, what="the demo's accounts")
-        await pilot.pause()
-        await pilot.wait_for_scheduled_animations()
-        await pilot.pause()
+        await until(pilot, lambda: sized_to_rows(table), what="the accounts measured")
         dialog = await choose_microsoft(pilot, app)
         await until(pilot, lambda: "cannot start" in body(dialog), what="the refusal")
-        await live(pilot)
         await pilot.pause()
 
     assert snap_compare(snapshot_app(demo), terminal_size=size, run_before=run_before)
