@@ -97,7 +97,13 @@ class Runtime:
         )
         self.bus = LiveBus()
         # Records push notifications in batches; its thread starts with the first one.
-        self.webhooks = WebhookBatcher(self.db, self.clock, self.queue, self.wake)
+        self.webhooks = WebhookBatcher(
+            self.db,
+            self.clock,
+            self.queue,
+            self.wake,
+            likely_echo=self.engine.recent_writes.lately,
+        )
         self.metrics = Metrics(self._gauges)
         # Workers and the scheduler run unless a caller (a test of one part) turns them off.
         self.background = background

@@ -85,6 +85,7 @@ def record_notifications(
     jobs: JobQueue,
     pushes: Sequence[Incoming],
     now: datetime,
+    likely_echo: Callable[[int], bool] | None = None,
 ) -> Recorded:
     """Decide and record `pushes`, in order, inside the caller's transaction (which commits).
 
@@ -94,6 +95,10 @@ def record_notifications(
     DUPLICATE; a fresh "opened" notice -> SYNC_MESSAGE; "reauthorize" -> LIFECYCLE (the keeper
     renews it now); else the calendar's sync is queued (ENQUEUED) or joined (COALESCED,
     debounced), and a "removed" subscription is marked for the keeper to replace.
+
+    A calendar `likely_echo` names (calsync wrote blocks to it lately) gets a new job that
+    waits DEBOUNCE_SECONDS, as a joined one does: its sync most likely reads only calsync's
+    own writes, and a person's change notified at the same moment goes to a worker first.
     """
     subscriptions = _subscriptions(connection, pushes)
     outcomes: list[NotificationOutcome | None] = [None] * len(pushes)
@@ -166,17 +171,23 @@ def record_notifications(
             to_queue.append(index)
 
     to_queue.sort()  # the order they came in: the first one for a calendar may queue its job
+    echoes = {c for c in {_known(calendars[i]) for i in to_queue} if likely_echo and likely_echo(c)}
     queued = False
-    if to_queue:
+    for delay in (0.0, DEBOUNCE_SECONDS):
+        indexes = [i for i in to_queue if (_known(calendars[i]) in echoes) == bool(delay)]
+        if not indexes:
+            continue
         enqueued = jobs.enqueue_in(
             connection,
-            [_known(calendars[index]) for index in to_queue],
+            [_known(calendars[index]) for index in indexes],
             SyncKind.WEBHOOK,
+            delay_seconds=delay,
             debounce_seconds=DEBOUNCE_SECONDS,
             now=now,
         )
-        for index, answer in zip(to_queue, enqueued, strict=True):
-            queued = queued or not answer.coalesced
+        for index, answer in zip(indexes, enqueued, strict=True):
+            # A delayed job is not due yet: an idle worker's poll takes it, as a debounced one.
+            queued = queued or (not answer.coalesced and not delay)
             outcomes[index] = (
                 NotificationOutcome.COALESCED if answer.coalesced else NotificationOutcome.ENQUEUED
             )
@@ -350,11 +361,14 @@ class WebhookBatcher:
         wake: Callable[[], None],
         *,
         max_batch: int = MAX_BATCH,
+        likely_echo: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.jobs = jobs
         self.wake = wake
+        # Whether calsync wrote to a calendar lately (record_notifications).
+        self.likely_echo = likely_echo
         self.max_batch = max_batch
         # Requests handed over together (None: stop). A request waits in `_pending` (by its
         # event loop) until its loop goes round: the requests one pass of the loop read go
@@ -462,7 +476,9 @@ class WebhookBatcher:
 
     def _record_on(self, connection: sa.Connection, pushes: Sequence[Incoming]) -> list[Handled]:
         with connection.begin():
-            recorded = record_notifications(connection, self.jobs, pushes, self.clock.now())
+            recorded = record_notifications(
+                connection, self.jobs, pushes, self.clock.now(), self.likely_echo
+            )
         if recorded.queued:
             # A job joined was debounced (not due yet), so only a new job is worth a wake-up.
             self.wake()

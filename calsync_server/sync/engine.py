@@ -10,7 +10,7 @@ applier (the writes), release (a leaving account), locks (one writer per user).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,8 +27,9 @@ from calsync_server.sync.applier import BlockApplier, BlockKey
 from calsync_server.sync.echoes import echo_sync
 from calsync_server.sync.ingest import Ingested, store_changes, unmask_blocks
 from calsync_server.sync.locks import UserLocks
-from calsync_server.sync.planner import second_copies, sync_window
+from calsync_server.sync.planner import BusyBlockPlan, second_copies, sync_window
 from calsync_server.sync.providers import ProviderCache, ProviderPool
+from calsync_server.sync.recent_writes import RecentWrites
 from calsync_server.sync.reconcile import (
     block_rows,
     changed_scope,
@@ -80,6 +81,8 @@ class SyncEngine:
         self.locks = UserLocks(db)
         # Providers kept across syncs: building them sat on every propagation's critical path.
         self.providers = ProviderCache()
+        # The calendars this engine writes blocks to: the webhooks tell their echoes by it.
+        self.recent_writes = RecentWrites()
 
     def _pool(self) -> ProviderPool:
         return ProviderPool(self.vault, self.provider_factory, self.providers)
@@ -347,6 +350,7 @@ class SyncEngine:
             planned |= {(b.target_calendar_id, b.provider_event_id) for b, _ in plan.patches}
             orphans = [(cid, bid) for cid, bid in orphans if (cid, bid) not in planned]
             self.locks.free_the_file(session)
+            self.recent_writes.wrote(written_to(plan, orphans))
             applier.apply(plan, orphans)
             for note in plan.notes:
                 report.note(note)
@@ -383,6 +387,16 @@ class SyncEngine:
     def release_account(self, account_id: int) -> SyncReport:
         """Remove the leaving account's blocks everywhere it can still reach (see release)."""
         return release_account(self.db, self.locks, self._pool(), self.clock.now(), account_id)
+
+
+def written_to(plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]]) -> set[int]:
+    """The calendars a plan (and its orphans' deletes) writes to."""
+    return (
+        {d.target_calendar_id for d in plan.creates}
+        | {existing.target_calendar_id for existing, _ in plan.patches}
+        | {existing.target_calendar_id for existing in plan.deletes if not existing.user_deleted}
+        | {target_id for target_id, _ in orphans}
+    )
 
 
 def default_factory(settings: Settings, retry: RetryPolicy | None = None) -> ProviderFactory:

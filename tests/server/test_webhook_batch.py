@@ -26,6 +26,7 @@ from calsync_server.push.webhook_batch import (
     advance_message_number,
     record_notifications,
 )
+from calsync_server.sync.recent_writes import RecentWrites
 from shared.clock import FixedClock
 from shared.domain import ChannelState, JobState, NotificationOutcome, SyncKind
 from tests.server.conftest import ServerWorld
@@ -260,6 +261,56 @@ def test_one_batch_decides_in_arrival_order_and_debounces_like_one_at_a_time(
         record_notifications(connection, queue, [push("a", 17)], clock.now())
     assert _queued(db_engine)[a].run_after == START + MAX_DEBOUNCE
     assert _queued(db_engine)[a].id == jobs[a].id
+
+
+def test_a_calendar_calsync_wrote_to_lately_waits_behind_a_persons_change(
+    db_engine: sa.Engine,
+) -> None:
+    """Its notification is most likely the echo of calsync's writes: its new job waits as a
+    joined one does, so the other calendar's job (a person's change) is claimed first."""
+    (a, b), _ = _channels(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock)
+    written = RecentWrites(clock=lambda: 100.0)
+    written.wrote([a])
+    with db_engine.begin() as connection:
+        echo = record_notifications(
+            connection, queue, [push("a", 11), push("a", 12)], clock.now(), written.lately
+        )
+    assert [h.outcome for h in echo.handled] == [ENQUEUED, COALESCED]
+    assert not echo.queued  # not due yet: no worker is woken for it
+    assert _queued(db_engine)[a].run_after == START + DEBOUNCE
+    with db_engine.begin() as connection:
+        change = record_notifications(
+            connection, queue, [push("b", 1)], clock.now(), written.lately
+        )
+    assert [h.outcome for h in change.handled] == [ENQUEUED]
+    assert change.queued
+    assert _queued(db_engine)[b].run_after == START
+    assert queue.claim("w") is not None
+    assert queue.claim("w") is None
+    clock.advance(DEBOUNCE)
+    claimed = queue.claim("w")
+    assert claimed is not None
+    assert claimed.calendar_id == a
+
+
+def test_recent_writes_are_forgotten_once_out_of_the_window() -> None:
+    now = [0.0]
+    written = RecentWrites(10.0, clock=lambda: now[0])
+    written.wrote([1, 2])
+    now[0] = 5.0
+    written.wrote([2])
+    assert written.lately(1)
+    assert written.lately(2)
+    assert not written.lately(3)
+    now[0] = 12.0
+    assert not written.lately(1)
+    assert written.lately(2)
+    written.wrote([3])  # (1 leaves the dict here)
+    now[0] = 15.0
+    assert not written.lately(2)
+    assert written.lately(3)
 
 
 def test_enqueue_in_counts_repeats_as_successive_requests(db_engine: sa.Engine) -> None:
