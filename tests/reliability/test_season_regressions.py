@@ -56,6 +56,62 @@ def test_a_google_event_moved_past_the_horizon_loses_its_blocks_by_the_next_safe
     )
 
 
+def test_a_merged_block_joining_a_google_event_moved_past_the_horizon_stays_until_the_safety_net(
+    emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    """Seed 90, day 71 (the walk's oracle, not calsync): Outlook merges blocks; a Family event
+    and a Team (Google) event next to it make one merged block there; the Team event is moved
+    past the horizon, which Google's feed does not tell of, so the merged block stays whole
+    that evening (the walk had expected the Family event's block alone); the next morning's
+    safety net must leave the Family event's block alone."""
+    replay(
+        emulator,
+        tmp_path,
+        [
+            {"op": "morning", "day": 0},
+            {
+                "op": "set",
+                "cal": "Outlook",
+                "changes": {"merge": True},
+                "day": 0,
+                "at": "2030-03-27T08:30:00+00:00",
+            },
+            {
+                "op": "add",
+                "cal": "Family",
+                "handle": "u1-e1",
+                "title": "u1-e1 Gym",
+                "day": 0,
+                "at": "2030-03-27T09:00:00+00:00",
+                "start": "2030-04-05T06:00:00+00:00",
+                "end": "2030-04-05T07:30:00+00:00",
+            },
+            {
+                "op": "add",
+                "cal": "Team",
+                "handle": "u1-e2",
+                "title": "u1-e2 Lunch",
+                "day": 0,
+                "at": "2030-03-27T09:30:00+00:00",
+                "start": "2030-04-05T07:30:00+00:00",
+                "end": "2030-04-05T09:00:00+00:00",
+            },
+            {"op": "evening", "day": 0, "changes": 2},
+            {"op": "morning", "day": 1},
+            {
+                "op": "move",
+                "handle": "u1-e2",
+                "start": "2030-07-01T09:30:00+00:00",
+                "end": "2030-07-01T11:30:00+00:00",
+                "day": 1,
+                "at": "2030-03-28T09:40:00+00:00",
+            },
+            {"op": "evening", "day": 1, "changes": 1},
+            {"op": "morning", "day": 2},  # strict: the safety net split the merged block
+        ],
+    )
+
+
 @pytest.mark.skipif(
     not os.environ.get("CALSYNC_SOAK_LONG"),
     reason="a 64-day replay (about 5 minutes): CALSYNC_SOAK_LONG=1 runs it",
