@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from calsync_server.db.models import Account, BusyBlock, Calendar
 from calsync_server.providers.model import (
@@ -55,10 +55,9 @@ class BlockApplier:
 
     One group of operations is at the provider while the answers of the last are recorded (the
     provider is used by one thread at a time). Rows of blocks new to calsync are inserted in
-    bulk, a group's as its answers are recorded (one that may take a key a later delete or
-    move frees, as the plan ends), in the sync's transaction as before: the sync commits them
-    with the rest, and until then a crash leaves blocks whose ids are calsync's (or whose
-    marks name their keys), which the next full pass meets and adopts, never duplicates.
+    bulk as the plan ends, in the sync's transaction as before: the sync commits them with the
+    rest, and until then a crash leaves blocks whose ids are calsync's (or whose marks name
+    their keys), which the next full pass meets and adopts, never duplicates.
     """
 
     def __init__(
@@ -80,19 +79,14 @@ class BlockApplier:
         self._event_ids = event_ids
         self._report = report
         self._now = now
-        # Rows of blocks new to calsync, by key: inserted a group at a time as their answers
-        # are recorded (while the next group is at the provider), or as the plan ends.
+        # Rows of blocks new to calsync, by key: inserted together as the plan ends.
         self._new: dict[BlockKey, dict[str, Any]] = {}
-        self._inserted: set[BlockKey] = set()  # keys of those inserted already
 
     def apply(self, plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]] = ()) -> None:
         """Apply `plan`, and delete `orphans` ((target, block id) of blocks nobody wants)."""
         # Which key each block id stands for as the plan starts: a create answered with one of
         # them met a block calsync keeps for another key (see _met_another).
         self._held = {(t, row.provider_event_id): key for (t, key), row in self._rows.items()}
-        # The keys of the rows as the plan starts: a new row taking one of them (or one of
-        # their block ids) may need a delete or a move later in the plan to free it first.
-        self._keys_held = set(self._rows)
         intents: list[_Intent] = []
         for desired in plan.creates:
             intents.append(self._create(desired))
@@ -121,19 +115,6 @@ class BlockApplier:
                 break
             intents = self._run(intents, counted=round_ == 0)
         self._insert_new()
-
-    def _insert_ready(self) -> None:
-        """Insert the new rows that cannot meet a row the plan still frees: the database's
-        work done while the provider answers, not all of it after the last answer."""
-        ready = [
-            key
-            for key, values in self._new.items()
-            if key not in self._keys_held
-            and (key[0], values["provider_event_id"]) not in self._held
-        ]
-        if ready:
-            self._session.execute(sa.insert(BusyBlock), [self._new.pop(key) for key in ready])
-            self._inserted.update(ready)
 
     def _insert_new(self) -> None:
         if not self._new:
@@ -234,7 +215,6 @@ class BlockApplier:
         if counted:  # follow-ups finish what was counted already
             self._report.blocks_done += len(group)
             self._report.progress("writing")
-        self._insert_ready()
         return follow_ups
 
     # -- results ------------------------------------------------------------------------------
@@ -367,21 +347,9 @@ class BlockApplier:
             "sync_key": self._report.sync_key,
         }
         row = self._rows.get(key)
-        if row is None and key in self._inserted:
-            # Written again (a follow-up) after its new row went in: the row follows.
-            target_id, source_key = key
-            self._session.execute(
-                sa.update(BusyBlock)
-                .where(
-                    col(BusyBlock.target_calendar_id) == target_id,
-                    col(BusyBlock.source_key) == source_key,
-                )
-                .values(**values)
-            )
-            return True
         if row is None:
-            # A block new to calsync: its row goes in with others of its group (an ORM object
-            # per block cost more than the block's write).
+            # A block new to calsync: its row goes in with the others as the plan ends (an
+            # ORM object per block cost more than the block's write).
             fresh = self._new.setdefault(
                 key,
                 {
