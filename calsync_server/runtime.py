@@ -120,6 +120,8 @@ class Runtime:
         # Wake-ups that found no idle worker: a worker whose claim ran meanwhile tries again.
         self._missed_wakes = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Set to run the scheduler's next tick now rather than at its interval.
+        self._tick_now: asyncio.Event | None = None
         self._stopping = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -142,6 +144,7 @@ class Runtime:
             # This host's dead processes can renew no lease: their jobs now, not in 300 s.
             await asyncio.to_thread(self.queue.reclaim_orphans, self.host, self.scheduler.alive)
         self._loop = asyncio.get_running_loop()
+        self._tick_now = asyncio.Event()
         self.bus.bind(self._loop)
         if self.background:
             self._tasks = [
@@ -184,6 +187,13 @@ class Runtime:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake_one)
+
+    def tick_soon(self) -> None:
+        """Any thread: the scheduler ticks now, not at its interval (up to 5 s away): a calendar
+        just turned on gets its push channel at once, so its changes are pushed from then on."""
+        loop, tick_now = self._loop, self._tick_now
+        if loop is not None and tick_now is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(tick_now.set)
 
     @property
     def idle_workers(self) -> int:
@@ -372,7 +382,14 @@ class Runtime:
                     self.bus.publish(LiveUpdate(None, "channels.changed"))
             except Exception:
                 log.exception("after a scheduler tick")
-            await asyncio.sleep(self.scheduler.interval_seconds)
+            await self._until_next_tick()
+
+    async def _until_next_tick(self) -> None:
+        tick_now = self._tick_now
+        assert tick_now is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(tick_now.wait(), self.scheduler.interval_seconds)
+        tick_now.clear()
 
     # -- readiness ----------------------------------------------------------------------------
 

@@ -222,6 +222,8 @@ class ApiV1(Controller):
             full = calendar.sync_enabled
         if turned_off:
             runtime.channels.stop_calendar_channels([calendar_id])
+        elif calendar.sync_enabled and not before[0]:
+            runtime.tick_soon()  # its push channel now, not at the next tick
         if resync:
             # Settings change which blocks should exist everywhere: a full pass for this
             # calendar (a first sync, or a turned-off calendar's removal, is one anyway).

@@ -123,6 +123,30 @@ def test_synced_calendars_get_channels_and_lose_them_when_sync_is_turned_off(
         assert [r.state for r in rows(world, home)] == ["stopped"]
 
 
+def test_a_calendar_turned_on_gets_its_channel_before_the_schedulers_next_tick(
+    server_world: ServerWorld, unique: str
+) -> None:
+    """Turning sync on asks the scheduler for a tick now: the calendar's changes are pushed from
+    then on, not only after the next regular tick (up to 5 s later, while nobody announces
+    them)."""
+    world = server_world
+    work, home = two_accounts(world, unique, "Team")
+    world.configure(work["primary"], home)
+    world.start()
+    assert world.runtime is not None
+    interval = world.runtime.scheduler.interval_seconds
+    assert interval == 5.0
+    with closing(world.api()) as api:
+        # A tick has just made these: the next regular one is about `interval` away.
+        world.wait_for_channels(work["primary"], home)
+        world.enable(api, work["Team"])
+        # Well before that tick, even on a loaded machine (the nudged tick takes ~0.1 s).
+        world.wait_for_channels(work["Team"], timeout=interval - 1.5)
+        channel = world.channel(work["Team"])
+        assert channel is not None
+        assert channel.key in emulator_channels(world)
+
+
 def test_channels_are_stopped_when_the_public_url_goes_away(make_world: Any, unique: str) -> None:
     world: ServerWorld = make_world(poll_interval_seconds=0.5)
     work, home = two_accounts(world, unique)
