@@ -222,12 +222,14 @@ class ApiV1(Controller):
             full = calendar.sync_enabled
         if turned_off:
             runtime.channels.stop_calendar_channels([calendar_id])
-        elif calendar.sync_enabled and not before[0]:
-            runtime.tick_soon()  # its push channel now, not at the next tick
         if resync:
             # Settings change which blocks should exist everywhere: a full pass for this
             # calendar (a first sync, or a turned-off calendar's removal, is one anyway).
             runtime.enqueue(calendar_id, SyncKind.MANUAL, full=full)
+        if calendar.sync_enabled and not before[0]:
+            # Its push channel now, not at the next tick; after its first sync is queued, so
+            # the tick sees it busy rather than due for a poll of its own.
+            runtime.tick_soon()
         with Session(runtime.db) as session:
             (result,) = queries.calendars(
                 session, user_id, runtime.clock.now(), only=calendar_id, settings=runtime.settings
