@@ -317,14 +317,17 @@ def report_floor(
     )
     if r50 > FLOOR_P50 or r99 > FLOOR_P99:
         table.notes.append(
-            "Missed (propagation against its floor): profiled with py-spy on `calsync serve` "
-            "and read from the run's jobs: after the push delay, the source's job waits ~8 ms "
-            "(p90 ~19 ms) for a worker's claim, and its sync takes ~28 ms, the two targets' "
-            "batch writes (two accounts) one after the other; each target's echo sync still "
-            "costs 12-15 ms, and the echoes' notifications arrive together with the next "
-            "change's (both a push delay after the writes), so they compete for the two "
-            "workers: that queueing sets p99. Building providers (a quarter of the samples "
-            "before they were kept) and claiming jobs (14%, now ~3-4%) are no longer the cost."
+            "Missed (propagation against its floor): traced inside `calsync serve` (per "
+            "change, medians, load 3-5): the notification arrives ~55 ms after the change (the "
+            "push delay's 50 plus the emulator and uvicorn); then recording it ~2.4 ms, waking "
+            "a worker and claiming the job ~4 (two thread hand-offs, three queries), the "
+            "queries before the read ~2.8, the list request ~2.2, storing ~1.9, the user's lock "
+            "~1.3, planning ~3.2, building the batch ~1.0, and the two target accounts' batch "
+            "writes one after the other ~4.0 + 3.4. No one step is large: 1.3x would need "
+            "nearly every one halved. The echoes' notifications of the writes now wait the "
+            "debounce (0.3 s) instead of taking both workers beside the next change "
+            "(sync/recent_writes.py), which took the p50 from ~100 to ~88 ms; p99 follows the "
+            "machine's load (1.8-2.8x over runs)."
         )
 
 
