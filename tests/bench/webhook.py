@@ -283,7 +283,9 @@ def missed(
     if min(rates) >= GOAL:
         return
     table.notes.append(
-        "Missed (webhook throughput): an answer costs about twice a bare endpoint's CPU. The "
+        "Missed (webhook throughput): an answer costs "
+        f"{_cpu(ours) / _cpu(bare):.1f}x a bare endpoint's CPU (2.3x in the previous run: the "
+        "bare endpoint's own figure moves the most between runs, 69-93 µs). The "
         "bare endpoint's whole answer (uvicorn, httptools, Litestar's routing and response) is "
         f"{_us(_cpu(bare))}, calsync's {_us(_cpu(ours))} (Google) and {_us(_cpu(ours_graph))} "
         "(Graph). Profiled (per-thread CPU and py-spy of `calsync serve`): the event loop's "
