@@ -359,7 +359,6 @@ def plan_busy_blocks(
     def settle_unwanted(block: ExistingBlock) -> Outcome:
         """A block no blocking instance asks for: deleted unless a rule says leave it."""
         target = by_id[block.target_calendar_id]
-        _calendar(by_id, block.source_calendar_id)
         if not target.is_writable_target or target.id in copies:
             # calsync cannot write there; or it is the same calendar as one synced through
             # another account, whose blocks these are too (same provider events).
