@@ -192,6 +192,8 @@ class BusyBlockOut(Schema):
     all_day: bool
     user_modified: bool
     user_deleted: bool
+    # The event the block keeps (a merged block's first member), for explain; None once gone.
+    source_event_id: int | None = None
 
 
 class BusyBlockPage(Schema):

@@ -407,6 +407,7 @@ def busy_blocks(
             all_day=stored.is_all_day(b.start),
             user_modified=b.user_modified,
             user_deleted=b.user_deleted,
+            source_event_id=b.source_event_id,
         )
         for b in rows
     ]

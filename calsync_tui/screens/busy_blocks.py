@@ -8,9 +8,11 @@ from datetime import UTC, datetime
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Select, Static
 
+from calsync_tui.dialogs.explain import ExplainDialog
 from calsync_tui.formatting import when
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
@@ -24,6 +26,7 @@ FIRST_PAGE = 200
 
 class BusyBlocksScreen(CalsyncScreen):
     MODE = "busy_blocks"
+    BINDINGS = [Binding("enter,e", "explain", "Why", show=True)]
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,13 +144,32 @@ class BusyBlocksScreen(CalsyncScreen):
             (when(block.end_at, block.all_day), ""),
             (block.summary, ""),
             flag,
-            # Not shown (beyond the columns): what the rows are sorted by.
+            # Not shown (beyond the columns): the event the block keeps, what the rows are
+            # sorted by.
+            (str(block.source_event_id or ""), ""),
             (
                 f"{(block.start_at or EARLIEST).isoformat()}\0{target}\0{source}\0"
                 f"{block.summary}\0{block.id:020d}",
                 "",
             ),
         )
+
+    # -- why one is there ----------------------------------------------------------------------
+
+    @on(RowTable.Chosen)
+    def row_chosen(self, event: RowTable.Chosen) -> None:
+        self.action_explain()
+
+    def action_explain(self) -> None:
+        """Why the block under the cursor is there: the explain of the event it keeps."""
+        table = self.query_one(RowTable)
+        if not 0 <= table.cursor_row < table.row_count:
+            return
+        event_id = table.rows[table.cursor_row][-2][0]
+        if event_id:
+            self.app.push_screen(ExplainDialog(self.host, int(event_id)))
+        else:
+            self.notify("The event this block kept is gone; the next sync removes the block.")
 
 
 def _order(row: Row) -> str:
