@@ -47,11 +47,15 @@ async def provide_user_id(request: Request[Any, Any, Any]) -> int:
     return await _authenticate(request)
 
 
+def bearer_token(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The request's bearer token; "" when it has none (or another scheme)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 async def _authenticate(request: ASGIConnection[Any, Any, Any, Any]) -> int:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
+    token = bearer_token(request)
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         raise NotAuthorizedException(
             "a bearer token is required (Authorization: Bearer <token>)",
             headers={"WWW-Authenticate": 'Bearer realm="calsync"'},

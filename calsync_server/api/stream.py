@@ -18,8 +18,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlmodel import Session
 
+from calsync_server.accounts.service import user_for_token
 from calsync_server.api import queries
-from calsync_server.api.auth import provide_user_id
+from calsync_server.api.auth import TOKEN_CACHE_SECONDS, bearer_token, provide_user_id
 from calsync_server.api.openapi import AUTHENTICATED, errors
 from calsync_server.live import CLOSING, LiveUpdate
 from calsync_server.runtime import Runtime
@@ -54,13 +55,25 @@ def _read(
         )
 
 
+def _still_theirs(runtime: Runtime, user_id: int, token: str) -> bool:
+    with Session(runtime.db) as session:
+        user = user_for_token(session, token)
+        return user is not None and user.id == user_id
+
+
 def _last_log_id(runtime: Runtime) -> int:
     with Session(runtime.db) as session:
         return queries.last_log_id(session)
 
 
-async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerSentEventMessage]:
+async def stream_events(
+    runtime: Runtime, user_id: int, token: str
+) -> AsyncIterator[ServerSentEventMessage]:
+    """Until the client goes, the server closes, or ``token`` stops being the user's (rotated,
+    or the user removed: checked as often as a request's token is, so an open stream ends as
+    its next request would be refused)."""
     loop = asyncio.get_running_loop()
+    checked = loop.time()
     with runtime.bus.subscription() as updates:
         last_log = await asyncio.to_thread(_last_log_id, runtime)
         _, status, channels = await asyncio.to_thread(_read, runtime, user_id, last_log)
@@ -73,6 +86,15 @@ async def stream_events(runtime: Runtime, user_id: int) -> AsyncIterator[ServerS
                 update = await asyncio.wait_for(updates.get(), IDLE_SECONDS)
             if update is not None and update.type == CLOSING:
                 return
+            if loop.time() - checked >= TOKEN_CACHE_SECONDS:
+                try:
+                    theirs = await asyncio.to_thread(_still_theirs, runtime, user_id, token)
+                    checked = loop.time()
+                except Exception:
+                    theirs = True  # the database away a moment: asked again next time
+                if not theirs:
+                    yield _message("closed", {"reason": "the API token is no longer valid"})
+                    return
             if update is not None and update.user_id not in (None, user_id):
                 continue
             if update is not None and update.type in PASSED_ON:
@@ -123,4 +145,4 @@ async def stream(request: Request[Any, Any, Any], user_id: NamedDependency[int])
     sync's phase and counts), sync.finished, counters, channels. Each event's data is JSON
     `{"type", "data"}`."""
     runtime: Runtime = request.app.state.runtime
-    return ServerSentEvent(stream_events(runtime, user_id))
+    return ServerSentEvent(stream_events(runtime, user_id, bearer_token(request)))

@@ -5,6 +5,7 @@ never see or touch the other's rows or calendars; removing one disconnects their
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from httpx_sse import connect_sse
 from sqlmodel import Session, select
 
 from calsync_server.accounts.service import TOKEN_FILE, token_hash
@@ -83,6 +85,26 @@ def client(world: ServerWorld, token: str) -> httpx.Client:
     return httpx.Client(
         base_url=world.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
     )
+
+
+class OpenStream:
+    """`GET /api/v1/stream` read on a thread of its own: the events' names, until it ends."""
+
+    def __init__(self, world: ServerWorld, token: str) -> None:
+        self.events: list[str] = []
+        self.ended = threading.Event()
+        self.hello = threading.Event()
+        threading.Thread(target=self._read, args=(world, token), daemon=True).start()
+        wait_until(self.hello.is_set, timeout=20, what="the stream's hello")
+
+    def _read(self, world: ServerWorld, token: str) -> None:
+        try:
+            with client(world, token) as api, connect_sse(api, "GET", "api/v1/stream") as source:
+                for event in source.iter_sse():
+                    self.events.append(event.event)
+                    self.hello.set()
+        finally:
+            self.ended.set()
 
 
 def listed(output: str) -> dict[str, int]:
@@ -173,10 +195,14 @@ def test_two_people_each_with_their_own_accounts_never_see_or_touch_the_other(
         assert people["default"] == 0
 
         # Bruno's token is rotated: the old one stops working on the running server, the new
-        # one sees his account.
+        # one sees his account, and his dashboard's open stream on the old one ends.
+        stream = OpenStream(world, bruno_token)
         new_bruno = TOKEN.search(users.ok("rotate-token", f"bruno-{unique}"))
         assert new_bruno
         wait_until(lambda: refused(world, bruno_token), timeout=10, what="the old token refused")
+        wait_until(lambda: stream.ended.is_set(), timeout=20, what="the old token's stream ended")
+        assert stream.events[0] == "hello"
+        assert stream.events[-1] == "closed"
         with client(world, new_bruno[1]) as again:
             assert [a["email"] for a in again.get("/api/v1/accounts").json()] == [b_mail]
         assert not refused(world, alice_token)
