@@ -172,7 +172,8 @@ class Scheduler:
 
     def _prune(self, session: Session, now: datetime) -> None:
         """Notifications are evidence for a week (the dashboard's health view), then go; so do
-        the events and blocks that ended before the retained history (sync/retention.py)."""
+        the events, blocks and sync logs that ended before the retained history
+        (sync/retention.py)."""
         if self._pruned_at is not None and now - self._pruned_at < timedelta(hours=1):
             return
         self._pruned_at = now

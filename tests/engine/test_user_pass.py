@@ -1,7 +1,7 @@
 """Cost that follows the window, not the account's age: the daily safety net is one full pass
 per user (every calendar read, the targets listed and the user planned once), and the events
-and blocks that ended before the retained history leave the database while the providers'
-calendars keep them (a past block is history, never deleted for its age)."""
+and blocks (and sync logs) that ended before the retained history leave the database while the
+providers' calendars keep them (a past block is history, never deleted for its age)."""
 
 from __future__ import annotations
 
@@ -155,6 +155,7 @@ def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_
     with Session(world.db) as session:
         assert len(session.exec(select(Event)).all()) == 3
         assert len(session.exec(select(BusyBlock)).all()) == 3
+        logs_before = session.exec(select(SyncLog)).all()
 
     # Past the retained history of "Soon" and "Dentist" (as far back as the window reaches
     # ahead), not of "Later": their rows go at the scheduler's next tick.
@@ -165,9 +166,13 @@ def test_rows_that_ended_before_the_retained_history_leave_the_database_not_the_
     with Session(world.db) as session:
         events = session.exec(select(Event)).all()
         rows = session.exec(select(BusyBlock)).all()
+        logs = session.exec(select(SyncLog)).all()
     assert sorted(e.summary or "" for e in events) == ["Later"]
     assert [r.summary for r in rows] == ["Busy"]
     assert rows[0].target_calendar_id == home.id
+    # Sync logs as old go too, but the one that wrote the retained block: explain names it.
+    assert len(logs_before) > 1
+    assert [log.sync_key for log in logs] == [rows[0].sync_key]
     # The providers' calendars keep every block, the past ones as history; and a full pass at
     # the later time (what the daily safety net runs) leaves them there too.
     for cal in (work, home):
