@@ -86,6 +86,33 @@ def account_name(url: str, username: str) -> str:
     return f"{username}@{urlsplit(url).hostname}".lower()
 
 
+def _name_on_this_server(
+    session: Session, runtime: Runtime, user_id: int, login: CalDAVPassword
+) -> str:
+    """The account's name: `account_name`, unless the user's account of that name is a login
+    to another server (an Apple ID that is also the user name on a Nextcloud): then the name
+    with this server's host, so the second server's login never replaces the first's."""
+    name = account_name(login.url, login.username)
+    for candidate in (name, f"{name} ({urlsplit(login.url).netloc.lower()})"):
+        held = session.exec(
+            select(Account.credentials_encrypted).where(
+                Account.user_id == user_id,
+                Account.provider == Provider.CALDAV,
+                Account.email == candidate,
+            )
+        ).first()
+        if held is None or _same_server(runtime.vault.open(held), login.url):
+            return candidate
+    return candidate
+
+
+def _same_server(stored: object, url: str) -> bool:
+    if not isinstance(stored, CalDAVPassword):
+        return True  # nothing says otherwise: the account of that name is brought back
+    ours, theirs = urlsplit(url), urlsplit(stored.url)
+    return (ours.scheme, ours.netloc.lower()) == (theirs.scheme, theirs.netloc.lower())
+
+
 def check_login(
     login: CalDAVPassword, config: ProviderConfig
 ) -> tuple[CalDAVPassword, list[ProviderCalendar]]:
@@ -133,8 +160,8 @@ def connect_caldav(
     # Nothing is stored for a login the server refuses; the import below starts from the
     # calendar home found here.
     login, _ = check_login(login, config)
-    email = account_name(login.url, login.username)
     with Session(runtime.db) as session:
+        email = _name_on_this_server(session, runtime, user_id, login)
         reauthorised = (
             session.exec(
                 select(Account.id).where(

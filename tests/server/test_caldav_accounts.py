@@ -9,7 +9,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
@@ -21,7 +21,7 @@ from calsync_server.db.models import Account
 from calsync_server.providers.credentials import CalDAVPassword
 from tests.server.conftest import ServerWorld
 from tests.support.drivers.base import PersonEvent
-from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, free_port
+from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server, free_port
 from tests.support.waiting import wait_until
 from tests.support.world import at, timed
 
@@ -102,6 +102,51 @@ def test_the_sign_in_discovers_once_and_keeps_the_calendar_home_in_the_login(
     assert unquote(kept.calendar_home) == driver.calendar_url(radicale.home_path)
     assert kept.principal is not None
     assert kept.addresses == (radicale.username,)
+
+
+def test_one_user_name_on_two_servers_is_two_accounts(
+    server_world: ServerWorld, radicale: CalDAVServer, tmp_path: Path
+) -> None:
+    """The same user name (an email) on two servers, as an Apple ID that is also a Nextcloud
+    login: the second server's login is an account of its own, named with its host; neither
+    replaces the other's login or calendars, and each one connected again is brought back."""
+    world = server_world
+    CalDAVDriver(radicale).new_calendar("Personal")
+    (tmp_path / "second").mkdir()
+    with caldav_server("radicale", tmp_path / "second") as second:
+        CalDAVDriver(second).new_calendar("Family")
+        assert second.username == radicale.username
+        world.start(push=False)
+        with world.api() as api:
+            first = api.post(ROUTE, json=login(radicale))
+            assert first.status_code == 201, first.text
+            other = api.post(ROUTE, json=login(second))
+            assert other.status_code == 201, other.text
+            assert other.json()["reauthorised"] is False
+            host = urlsplit(second.url).netloc
+            assert other.json()["email"] == f"{second.username} ({host})"
+            assert {c["name"] for c in api.get("/api/v1/calendars").json()} >= {
+                "Personal",
+                "Family",
+            }
+            for server, body in ((radicale, first.json()), (second, other.json())):
+                again = api.post(ROUTE, json=login(server))
+                assert again.status_code == 201, again.text
+                assert (again.json()["email"], again.json()["reauthorised"]) == (
+                    body["email"],
+                    True,
+                )
+            assert len(accounts(api)) == 2
+        with Session(world.db) as session:
+            kept = {
+                a.email: world.vault.open(a.credentials_encrypted)
+                for a in session.exec(select(Account))
+                if a.credentials_encrypted is not None
+            }
+        assert {k: v.url for k, v in kept.items() if isinstance(v, CalDAVPassword)} == {
+            radicale.username: radicale.url,
+            f"{second.username} ({host})": second.url,
+        }
 
 
 def test_a_wrong_password_or_an_unreachable_server_is_said_as_such_and_nothing_is_stored(
