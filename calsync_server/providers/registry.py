@@ -118,6 +118,9 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 max_attempts=retry.attempts if retry else 5,
                 backoff_s=retry.base_seconds if retry else 0.5,
                 quota=config.microsoft_quota,
+                # A stalled answer is a timeout after the configured seconds, as for Google
+                # and CalDAV (it was Graph's client's own 30 s whatever the config said).
+                timeout_s=config.timeout,
             )
         raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
 

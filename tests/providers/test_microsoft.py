@@ -33,6 +33,8 @@ from calsync_server.providers.model import (
     Response,
     Subscription,
 )
+from calsync_server.providers.registry import ProviderConfig, provider_factory
+from calsync_server.providers.retry import RetryPolicy
 from tests.providers.contract import ProviderContract
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
@@ -444,6 +446,36 @@ def test_transient_failures_and_dropped_connections_are_retried(
         provider.list_calendars()
     assert exhausted.value.kind is ErrorKind.TRANSIENT
     assert exhausted.value.retry_after == 0
+
+
+def test_a_stalled_answer_times_out_after_the_configured_seconds(
+    endpoints: GraphEndpoints, driver: MicrosoftDriver
+) -> None:
+    """The provider factory gives Graph's client the configured timeout, as Google's and
+    CalDAV's: a stalled answer is a timeout retried like a dropped connection, not a wait of
+    the client's own 30 s (the season's Graph timeouts rely on it)."""
+    config = ProviderConfig(
+        "http://127.0.0.1:9/unused",
+        RetryPolicy(attempts=2, base_seconds=0.01, max_seconds=0.05),
+        timeout=0.5,
+        microsoft_graph_url=f"{endpoints.url}v1.0",
+        microsoft_login_url=endpoints.tls_url,
+        microsoft_ca_file=endpoints.ca_path,
+    )
+    login = driver.login("")
+    provider = provider_factory(config)(login.provider, None, login.credentials)
+    assert isinstance(provider, MicrosoftProvider)
+    try:
+        provider.list_calendars()  # signed in: the token is fetched before the stall
+        driver.admin.post(
+            "/emulator/faults",
+            json={"method": "calendars.list", "status": 200, "times": 1, "delay_ms": 3000},
+        )
+        assert len(provider.list_calendars()) == 1
+        assert provider.stats.retries == 1
+        assert "retried after a dropped connection" in provider.stats.notes
+    finally:
+        provider.close()
 
 
 def test_a_rotated_token_cache_is_handed_back(driver: MicrosoftDriver) -> None:

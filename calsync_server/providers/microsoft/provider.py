@@ -59,6 +59,7 @@ class MicrosoftProvider:
         backoff_s: float = 0.5,
         transport: httpx.BaseTransport | None = None,
         quota: Quota | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
         self.stats = CallStats()
         self.tokens = tokens
@@ -71,6 +72,7 @@ class MicrosoftProvider:
             stats=self.stats,
             max_attempts=max_attempts,
             backoff_s=backoff_s,
+            timeout_s=timeout_s,
             transport=transport,
             # Graph's quota is per mailbox: every provider object of it shares one pacer.
             pacer=pacer(f"microsoft:{mailbox_key}", quota) if quota else None,
@@ -120,6 +122,7 @@ class MicrosoftProvider:
         max_attempts: int = 5,
         backoff_s: float = 0.5,
         quota: Quota | None = None,
+        timeout_s: float = 30.0,
     ) -> MicrosoftProvider:
         """The provider of a stored Microsoft login; a token MSAL rotates on the way is kept
         for `credentials_to_store` (the engine seals it back into the account)."""
@@ -142,6 +145,7 @@ class MicrosoftProvider:
             max_attempts=max_attempts,
             backoff_s=backoff_s,
             quota=quota,
+            timeout_s=timeout_s,
         )
         tokens.on_cache_change = provider._keep_cache
         return provider
