@@ -17,6 +17,7 @@ from calsync_server.db.models import Account, Calendar, User
 from calsync_server.live import LiveUpdate
 from calsync_server.providers.credentials import expiry_of
 from calsync_server.providers.model import Provider as CalendarProvider
+from calsync_server.providers.registry import KnowsOwner
 from shared.domain import AccountState, Provider, SyncKind
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ def import_calendars(
         for c in session.exec(select(Calendar).where(Calendar.account_id == account.id))
     }
     result: list[Calendar] = []
+    if isinstance(provider, KnowsOwner):
+        # Sign-in is when who the owner is gets asked (the "already there" rule's addresses).
+        note_owner(account, provider.owner_addresses())
     for listed in provider.list_calendars():
         calendar = stored.get(listed.id)
         if calendar is None:
@@ -89,6 +93,16 @@ def import_calendars(
         result.append(calendar)
     session.flush()
     return result
+
+
+def note_owner(account: Account, addresses: frozenset[str]) -> bool:
+    """Keep the addresses a provider knows the account's owner by (with the account's email);
+    whether the row changed."""
+    found = sorted({a.strip().lower() for a in addresses} | {account.email.strip().lower()})
+    if account.addresses == found:
+        return False
+    account.addresses = found
+    return True
 
 
 DEFAULT_USER = "default"

@@ -121,6 +121,11 @@ class Account(SQLModel, table=True):
     # When the user last signed in: Google apps left in "Testing" lose the login 7 days later.
     authorized_at: datetime | None = _when()
     created_at: datetime = _when(nullable=False)
+    # Every address the provider knows the account's owner by (lower case, sorted; CalDAV's
+    # calendar-user-address-set, Graph's mail and user principal name): an invitation to any
+    # of them is one to the account ("already there"). Not secret. None until a sign-in or a
+    # discovery told them: the account's email stands alone then.
+    addresses: list[str] | None = _json()
 
 
 class Calendar(SQLModel, table=True):

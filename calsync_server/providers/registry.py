@@ -88,6 +88,20 @@ class RefreshesCredentials(Protocol):
     def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None: ...
 
 
+@runtime_checkable
+class KnowsOwner(Protocol):
+    """A provider that can tell every address its account's owner is known by (an alias
+    invited to a meeting is the owner invited), as plain lower-case addresses."""
+
+    def owner_addresses(self) -> frozenset[str]:
+        """The owner's addresses, asking the provider when not known yet (ProviderError)."""
+        ...
+
+    def known_owner_addresses(self) -> frozenset[str] | None:
+        """The owner's addresses when already known without a call (None: not known)."""
+        ...
+
+
 def provider_factory(config: ProviderConfig) -> ProviderFactory:
     """Builds each account's provider by its name, with the account's id (its errors say it)."""
 

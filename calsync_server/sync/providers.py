@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from calsync_server.accounts.service import note_owner
 from calsync_server.accounts.vault import CredentialVault, StoredCredentials
 from calsync_server.db.models import Account
 from calsync_server.providers.credentials import expiry_of
 from calsync_server.providers.model import Provider
-from calsync_server.providers.registry import ProviderFactory, RefreshesCredentials
+from calsync_server.providers.registry import KnowsOwner, ProviderFactory, RefreshesCredentials
 from calsync_server.sync.report import SyncReport
 
 # A kept provider nobody took for this long is closed (its sockets and TLS state freed).
@@ -146,6 +147,13 @@ class ProviderPool:
             report.retries += provider.stats.retries
             for text in provider.stats.notes:
                 report.note(text)
+            if isinstance(provider, KnowsOwner):
+                # A CalDAV login's discovery ran again (or the login kept what it found
+                # before the column existed): the account row learns the owner's addresses.
+                known = provider.known_owner_addresses()
+                account = session.get(Account, account_id) if known is not None else None
+                if known is not None and account is not None and note_owner(account, known):
+                    session.add(account)
             if isinstance(provider, RefreshesCredentials):
                 fresh = provider.credentials_to_store(kept.stored)
                 if fresh is not None and fresh != kept.stored:

@@ -62,9 +62,12 @@ def set_rules(calendar: Calendar, patch: CalendarPatch) -> None:
 
 
 def own_addresses(calendar: Calendar, account: Account) -> frozenset[str]:
-    """The addresses an invitation to this calendar's owner names: the account's, and the
-    calendar's id where it is an address (Google's calendars are)."""
+    """The addresses an invitation to this calendar's owner names: the account's email, every
+    other address its provider knows the owner by (account.addresses: a CalDAV principal's
+    aliases, Graph's mail and user principal name), and the calendar's id where it is an
+    address (Google's calendars are)."""
     found = {account.email.strip().lower()}
+    found.update(a.strip().lower() for a in account.addresses or ())
     if "@" in calendar.provider_calendar_id and "/" not in calendar.provider_calendar_id:
         found.add(calendar.provider_calendar_id.strip().lower())
     return frozenset(found)

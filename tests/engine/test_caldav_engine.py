@@ -301,3 +301,64 @@ def test_a_block_whose_row_was_lost_is_adopted_not_doubled(
         # Adopted as it stood: the same resource, not rewritten (its ETag unchanged).
         assert driver.resources(cal.provider_id) == written[cal.id]
     assert len(world.rows()) == 2
+
+
+@pytest.fixture(scope="module")
+def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CalDAVServer]:
+    with caldav_server("xandikos", tmp_path_factory.mktemp("xandikos")) as server:
+        yield server
+
+
+def owner_known_as(server: CalDAVServer, *addresses: str) -> None:
+    """The principal's calendar-user-address-set, as iCloud gives an Apple ID and its aliases
+    (Xandikos keeps one set by PROPPATCH; Radicale names only the principal's path)."""
+    hrefs = "".join(f"<D:href>mailto:{a}</D:href>" for a in addresses)
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        '<D:propertyupdate xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav">'
+        f"<D:set><D:prop><C:calendar-user-address-set>{hrefs}</C:calendar-user-address-set>"
+        "</D:prop></D:set></D:propertyupdate>"
+    )
+    reply = server.http.request(
+        "PROPPATCH", "/alice/", content=body, headers={"Content-Type": "application/xml"}
+    )
+    assert reply.status_code == 207, reply.text
+
+
+def test_an_invitation_to_the_caldav_owners_other_address_is_already_there(
+    world: World, xandikos: CalDAVServer, unique: str
+) -> None:
+    """ "Already there" knows every address the CalDAV owner has (the principal's
+    calendar-user-address-set, kept on the account row), not only the login's user name: an
+    invitation naming an alias gives no block in that target. An account row from before the
+    addresses were kept learns them when discovery runs again (here: the first invitation
+    read in the CalDAV calendar, whose answer is read by the owner's addresses)."""
+    alias = f"alice-{unique}@icloud.example"
+    owner_known_as(xandikos, xandikos.username, alias)
+    driver = CalDAVDriver(xandikos)
+    google = world.account(f"invites-{unique}@example.com")["primary"]
+    account_id, (personal,) = connect_caldav(world, driver, "Personal")
+    world.configure(google)
+    world.configure(personal, skip_invited=True)
+    attendees = [{"email": alias}, {"email": "sam@x.example"}]
+    world.insert(google, **timed("Offsite", 9, 10, attendees=attendees))
+    world.insert(google, **timed("Review", 11, 12))
+
+    world.sync_all(google, personal)
+
+    # The alias sees the Offsite invitation itself; the Review still blocks.
+    assert caldav_blocks(driver, personal) == [(instant(11), instant(12))]
+
+    # As before the account row kept them: the next sync of its calendar fills them in.
+    with Session(world.db) as session:
+        account = session.get(Account, account_id)
+        assert account is not None
+        assert alias in (account.addresses or [])
+        account.addresses = None
+        session.add(account)
+        session.commit()
+    driver.add(personal.provider_id, PersonEvent("Pitch", instant(15), instant(16), declined=True))
+    world.sync(personal)
+    world.insert(google, **timed("Planning", 13, 14, attendees=attendees))
+    world.sync(google)
+    assert caldav_blocks(driver, personal) == [(instant(11), instant(12))]

@@ -18,6 +18,8 @@ from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.microsoft import CAPABILITIES, MicrosoftProvider, parse_notification
 from calsync_server.providers.microsoft.mapping import transaction_id
+from calsync_server.providers.microsoft.provider import owner_addresses
+from calsync_server.providers.microsoft.wire import Me
 from calsync_server.providers.model import (
     BlockAction,
     BlockContent,
@@ -128,6 +130,30 @@ def test_calendars_listed_in_calsyncs_words(
     assert calendars[work].writable
     assert not calendars[shared].writable
     assert provider.block_id("anything") is None
+
+
+def test_the_mailbox_owners_addresses_from_me_once(
+    driver: MicrosoftDriver, provider: MicrosoftProvider
+) -> None:
+    """The "already there" rule's addresses: /me's mail and user principal name, asked once."""
+    assert provider.known_owner_addresses() is None
+    assert provider.owner_addresses() == {driver.email.lower()}
+    calls = provider.stats.calls
+    assert provider.owner_addresses() == {driver.email.lower()}
+    assert provider.stats.calls == calls
+    assert provider.known_owner_addresses() == {driver.email.lower()}
+    # A work mailbox: its UPN, its mail and its SMTP aliases; other kinds are no addresses.
+    me = Me(
+        mail="Pat.Lee@contoso.example",
+        userPrincipalName="pat@contoso.onmicrosoft.example",
+        proxyAddresses=["SMTP:Pat.Lee@contoso.example", "smtp:pl@contoso.example", "SIP:p@x"],
+    )
+    assert owner_addresses(me) == {
+        "pat.lee@contoso.example",
+        "pat@contoso.onmicrosoft.example",
+        "pl@contoso.example",
+    }
+    assert owner_addresses(Me(userPrincipalName="pat_contoso#EXT#")) == frozenset()
 
 
 def _by_title(events: Any) -> dict[str, Any]:

@@ -250,6 +250,11 @@ class CalDAVClient:
             self.discovered = True
         return self._home
 
+    @property
+    def known_home(self) -> Home | None:
+        """The home as known without a request (kept in the login, or discovered already)."""
+        return self._home
+
     def _discover(self) -> Home:
         well_known = urljoin(self.url, "/.well-known/caldav")
         bare = urlsplit(self.url).path in ("", "/")

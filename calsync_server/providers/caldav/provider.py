@@ -167,6 +167,16 @@ class CalDAVProvider:
         )
         return None if found == previous else found
 
+    def owner_addresses(self) -> frozenset[str]:
+        """The principal's calendar-user-address-set (iCloud: the Apple ID and its aliases)
+        and the user name where it is an address; discovery's, so asked at most once."""
+        return self.client.home().addresses
+
+    def known_owner_addresses(self) -> frozenset[str] | None:
+        """The addresses the login kept or discovery found this time; None before either."""
+        home = self.client.known_home
+        return None if home is None else home.addresses
+
     # -- calendars -----------------------------------------------------------------------------
 
     def list_calendars(self) -> list[ProviderCalendar]:

@@ -13,7 +13,7 @@ from calsync_server.providers.microsoft import blocks, delta, push
 from calsync_server.providers.microsoft.client import MAILBOX_CONCURRENCY, GraphClient, TokenSource
 from calsync_server.providers.microsoft.mapping import to_calendar
 from calsync_server.providers.microsoft.signin import MsalTokens
-from calsync_server.providers.microsoft.wire import CalendarPage
+from calsync_server.providers.microsoft.wire import CalendarPage, Me
 from calsync_server.providers.model import (
     BlockIds,
     BlockOp,
@@ -80,6 +80,8 @@ class MicrosoftProvider:
         self.writer = blocks.BlockWriter(self.client, max_attempts=max_attempts)
         # The serialized token cache after MSAL rotated a token during this provider's life.
         self.rotated_cache: str | None = None
+        # Who the mailbox's owner is, once /me told it (owner_addresses).
+        self._owner: frozenset[str] | None = None
 
     @classmethod
     def from_token_cache(
@@ -161,6 +163,18 @@ class MicrosoftProvider:
             return None
         return msgspec.structs.replace(previous, cache=self.rotated_cache)
 
+    def owner_addresses(self) -> frozenset[str]:
+        """The mailbox's mail, user principal name and SMTP proxy addresses (one /me call)."""
+        if self._owner is None:
+            answer = self.client.call(
+                "GET", "/me", params={"$select": "mail,userPrincipalName,proxyAddresses"}
+            )
+            self._owner = owner_addresses(msgspec.convert(answer.body, Me))
+        return self._owner
+
+    def known_owner_addresses(self) -> frozenset[str] | None:
+        return self._owner
+
     # ------------------------------------------------------------------------- Provider
 
     def list_calendars(self) -> list[ProviderCalendar]:
@@ -220,3 +234,11 @@ class MicrosoftProvider:
 
     def unsubscribe(self, subscription: Subscription) -> None:
         push.unsubscribe(self.client, subscription)
+
+
+def owner_addresses(me: Me) -> frozenset[str]:
+    """The addresses /me names (lower case); a user principal name that is no address (no
+    "@") is left out, as is a proxy address of another kind than SMTP (X500:, SIP:)."""
+    found = [me.mail, me.userPrincipalName]
+    found += [p[len("smtp:") :] for p in me.proxyAddresses if p.lower().startswith("smtp:")]
+    return frozenset(a.strip().lower() for a in found if a and "@" in a)

@@ -122,3 +122,12 @@ class NotificationItem(msgspec.Struct, frozen=True):
 
 class NotificationBody(msgspec.Struct, frozen=True):
     value: list[NotificationItem]
+
+
+class Me(msgspec.Struct, frozen=True):
+    """The signed-in user as /me tells who they are (the addresses mail reaches them by)."""
+
+    mail: str | None = None
+    userPrincipalName: str | None = None
+    # "SMTP:primary@x" and "smtp:alias@x" (Exchange's spelling); absent for personal accounts.
+    proxyAddresses: list[str] = []
