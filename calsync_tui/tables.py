@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.render import measure
 from textual.widgets import DataTable
 
 Cell = str | Text
@@ -20,12 +21,31 @@ def _look(cell: Cell) -> object:
     return cell
 
 
-def replace_rows(table: DataTable[Cell], rows: Sequence[Row]) -> None:
-    """Show `rows` in `table`, the cursor kept on its row (the last one if fewer remain).
+def _fit_columns(table: DataTable[Cell], rows: Sequence[Row]) -> None:
+    # Textual widens a column for new rows only when the table is next idle, and keeps the
+    # lines it drew before that in a cache that the widening does not empty: a table drawn in
+    # between (the screen's refresh can come first) was drawn cut to its headers ("alex.") and
+    # stayed so, behind a dialog opened next, until something else changed it. Widened here,
+    # as the rows are added, it is never drawn unmeasured. Measured as Textual measures (a
+    # string cell is markup), and never narrowed, as Textual does not, so the idle measure
+    # finds nothing left to change.
+    console = table.app.console
+    for index, column in enumerate(table.ordered_columns):
+        widest = max(
+            (
+                measure(console, Text.from_markup(cell) if isinstance(cell, str) else cell, 1)
+                for cell in (cells[index] for _, cells in rows if index < len(cells))
+            ),
+            default=0,
+        )
+        column.content_width = max(column.content_width, widest)
 
-    A table already showing them is left as it is: a cleared table is sized for its headers
-    until it is next idle, and behind a dialog it is not, so a live update that changed
-    nothing left the columns cut to their headers ("alex.", "Goog" in CI snapshots)."""
+
+def replace_rows(table: DataTable[Cell], rows: Sequence[Row]) -> None:
+    """Show `rows` in `table`, the cursor kept on its row (the last one if fewer remain),
+    each column as wide as its widest cell from the start.
+
+    A table already showing them is left as it is: redrawing it changes nothing."""
     # Read from the table itself: no copy of what it shows is kept beside it to fall out of step.
     shown = [
         (row.key.value, [_look(cell) for cell in table.get_row(row.key)])
@@ -37,5 +57,6 @@ def replace_rows(table: DataTable[Cell], rows: Sequence[Row]) -> None:
     table.clear()
     for key, cells in rows:
         table.add_row(*cells, key=key)
+    _fit_columns(table, rows)
     if rows:
         table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))

@@ -25,6 +25,7 @@ from calsync_tui.formatting import (
 )
 from calsync_tui.screens.base import CalsyncScreen
 from calsync_tui.stream import StreamBatch
+from calsync_tui.tables import Row, replace_rows
 from shared.domain import AccountState, CalendarStatus, ChannelState
 from shared.schemas import AccountOut, CalendarOut, ChannelOut, Readiness, Status, SyncLogOut
 
@@ -277,16 +278,21 @@ class OverviewScreen(CalsyncScreen):
 
     def _show_recent(self, logs: list[SyncLogOut]) -> None:
         table: DataTable[str | Text] = self.query_one("#recent", DataTable)
-        table.clear()
         now = self.host.now()
-        for log in logs:
-            table.add_row(
-                *plain_row(
+        rows: list[Row] = [
+            (
+                str(log.id),
+                plain_row(
                     ago(log.finished_at or log.started_at, now),
                     self.host.calendar_name(log.calendar_id),
                     log.kind.value,
                     Text(log.status.value, style=STATUS_STYLE[log.status]),
                     changes(log),
                     "; ".join(log.notes),
-                )
+                ),
             )
+            for log in logs
+        ]
+        # Refilled only when a row reads differently, and measured as it is: cleared on every
+        # live update, it was drawn cut to its headers whenever the screen refreshed first.
+        replace_rows(table, rows)

@@ -1,5 +1,6 @@
-"""replace_rows, the live refill the Accounts, Calendars and Channels tables share: left alone
-when nothing changes (a style counts), the cursor kept on its row."""
+"""replace_rows, the live refill the Overview, Accounts, Calendars and Channels tables share: left
+alone when nothing changes (a style counts), the cursor kept on its row, the columns as wide as
+their cells however early the table is drawn."""
 
 from __future__ import annotations
 
@@ -65,3 +66,19 @@ async def test_the_cursor_stays_on_its_row_and_within_the_rows_left() -> None:
         replace_rows(table, [])
         await pilot.pause()
         assert table.row_count == 0
+
+
+async def test_a_table_drawn_before_it_is_next_idle_shows_whole_cells() -> None:
+    # The screen can draw the table between the refill and the table's own idle measure (the
+    # Accounts table behind a dialog, drawn "alex." in CI): what it draws then must not be cut.
+    app = OneTable()
+    async with app.run_test(size=(80, 10)) as pilot:
+        table: DataTable[str | Text] = app.query_one(DataTable)
+        await pilot.pause()
+        email = "alex.morgan@personal.example.com"
+        replace_rows(table, [("1", [Text(email), Text("● on")])])
+        drawn_early = table.render_line(1).text  # row 0, under the header
+        await pilot.pause()
+        assert email in drawn_early
+        # And on the screen, once the table has been idle: the lines drawn early are kept.
+        assert email in app.screen._compositor.render_strips()[1].text
