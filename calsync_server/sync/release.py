@@ -51,6 +51,21 @@ def release_account(
                     )
                 )
             ]
+            # A merged block stands for every member's source; its row names only the first
+            # member's. One that stands for a leaving calendar's event goes too (the others'
+            # events get blocks of their own at the next plan, merged again where they touch).
+            seen = {id(row) for row in rows}
+            rows += [
+                row
+                for chunk in chunks(sorted(calendars))
+                for row in session.exec(
+                    select(BusyBlock).where(
+                        col(BusyBlock.target_calendar_id).in_(chunk),
+                        col(BusyBlock.member_sources).is_not(None),
+                    )
+                )
+                if id(row) not in seen and own.intersection(row.member_sources or ())
+            ]
             # The account's calendars are off by now: one that another account reaches too
             # and syncs is a second copy, and its blocks are that account's to keep.
             copies = second_copies(views.values())

@@ -46,7 +46,10 @@ class Held:
 
     @property
     def count(self) -> int:
-        return sum(len(b) for targets in self.blocks.values() for b in targets.values())
+        """Blocks held (a merged block held for two of its sources counts once)."""
+        return len(
+            {id(b) for targets in self.blocks.values() for bs in targets.values() for b in bs}
+        )
 
 
 def _is_future(block: ExistingBlock, now: datetime) -> bool:
@@ -71,12 +74,12 @@ def hold_deletes(
     """
     candidates: dict[tuple[int, int], list[ExistingBlock]] = defaultdict(list)
     for block in plan.deletes:
-        if (
-            block.source_calendar_id in holding
-            and not block.user_deleted
-            and _is_future(block, now)
-        ):
-            candidates[(block.source_calendar_id, block.target_calendar_id)].append(block)
+        if block.user_deleted or not _is_future(block, now):
+            continue
+        # A merged block stands for every member's source (its row's own source is only its
+        # first member's): it counts among the deletes of each dropped source it stands for.
+        for source_id in sorted(block.sources & set(holding)):
+            candidates[(source_id, block.target_calendar_id)].append(block)
     held: dict[int, dict[int, tuple[ExistingBlock, ...]]] = defaultdict(dict)
     for (source_id, target_id), blocks in candidates.items():
         if crosses_line(len(blocks), future_blocks.get(target_id, 0)):

@@ -87,3 +87,34 @@ def test_a_merged_blocks_row_from_before_migration_0015_learns_its_members_witho
         None,
         None,
     ]
+
+
+def test_disconnecting_a_merged_blocks_later_member_removes_the_block(
+    world: World, driver: Driver, google: GoogleDriver
+) -> None:
+    """A merged block stands for every member's source, not only its first member's (the
+    source its row names): disconnecting the account of a later member takes the block away
+    (it showed that account's time), and the staying member's event gets its own block at
+    the next sync."""
+    personal, family, work = mixed_user(world, driver, google)
+    world.configure(family, merge_blocks=True)
+    driver.add(personal.provider_id, PersonEvent("Dentist", instant(9), instant(10)))
+    world.sync_all(personal, family, work)
+    google.add(work.provider_id, PersonEvent("Board", instant(9.5), instant(11)))
+    assert world.sync(work).log.status == SyncStatus.SUCCESS
+    assert blocks(driver, family) == [busy(9, 11)]
+    (merged,) = [r for r in world.rows() if r.target_calendar_id == family.id]
+    assert merged.source_calendar_id == personal.id  # Work is its later member
+
+    world.configure(work, sync_enabled=False)  # disconnect turns its calendars off first
+    with Session(world.db) as session:
+        (leaving,) = [a.id for a in session.exec(select(Account)) if a.email == work.email]
+    assert leaving is not None
+    report = world.engine.release_account(leaving)
+
+    assert report.error is None
+    assert blocks(driver, family) == []
+    assert blocks(google, work) == []
+    again = world.sync(personal, full=True)
+    assert again.log.status == SyncStatus.SUCCESS, again.log.error
+    assert blocks(driver, family) == [busy(9, 10)]

@@ -18,7 +18,10 @@ SOURCES = (1, 2)
 TARGETS = (3, 4, 5)
 
 
-def _block(n: int, source: int, target: int, *, ended: bool, by_hand: bool) -> ExistingBlock:
+def _block(
+    n: int, source: int, target: int, *, ended: bool, by_hand: bool, merged: bool = False
+) -> ExistingBlock:
+    """``merged``: a block standing for both sources, ``source`` its first member's."""
     start = NOW + timedelta(hours=n - (100 if ended else 0))
     return ExistingBlock(
         target_calendar_id=target,
@@ -30,6 +33,7 @@ def _block(n: int, source: int, target: int, *, ended: bool, by_hand: bool) -> E
         end=EventTime.at(start + timedelta(minutes=30)),
         end_at=start + timedelta(minutes=30),
         user_deleted=by_hand,
+        member_sources=SOURCES if merged else (),
     )
 
 
@@ -61,6 +65,7 @@ def plans(draw: st.DrawFn) -> tuple[BusyBlockPlan, dict[int, int], set[int]]:
             draw(st.sampled_from((3, 3, 3, 4, 5))),
             ended=draw(st.integers(0, 9)) == 0,
             by_hand=draw(st.integers(0, 9)) == 0,
+            merged=draw(st.integers(0, 3)) == 0,
         )
         for n in range(draw(st.integers(0, 60)))
     ]
@@ -75,11 +80,15 @@ def plans(draw: st.DrawFn) -> tuple[BusyBlockPlan, dict[int, int], set[int]]:
 
 
 def _counted(plan: BusyBlockPlan, holding: set[int]) -> dict[tuple[int, int], int]:
-    """The oracle's count: the real deletes of future blocks per (holding source, target)."""
+    """The oracle's count: the real deletes of future blocks per (holding source, target), a
+    merged block's counted for every source it stands for (not only its first member's)."""
     counts: dict[tuple[int, int], int] = {}
     for b in plan.deletes:
-        if b.source_calendar_id in holding and not b.user_deleted and b.end_at and b.end_at > NOW:
-            key = (b.source_calendar_id, b.target_calendar_id)
+        members = {b.source_calendar_id, *b.member_sources}
+        if b.user_deleted or not b.end_at or b.end_at <= NOW:
+            continue
+        for source in members & holding:
+            key = (source, b.target_calendar_id)
             counts[key] = counts.get(key, 0) + 1
     return counts
 
@@ -97,7 +106,11 @@ def test_holds_exactly_the_deletes_over_the_line_and_nothing_else(
     assert kept.creates == plan.creates
     assert kept.patches == plan.patches
     # Every delete is either kept or held, never both, never lost.
-    held_blocks = [b for ts in held.blocks.values() for bs in ts.values() for b in bs]
+    # A merged block held for both of its sources is one delete.
+    held_blocks = list(
+        {id(b): b for ts in held.blocks.values() for bs in ts.values() for b in bs}.values()
+    )
+    assert held.count == len(held_blocks)
     assert sorted(kept.deletes + tuple(held_blocks), key=lambda b: b.source_key) == sorted(
         plan.deletes, key=lambda b: b.source_key
     )
@@ -108,7 +121,7 @@ def test_holds_exactly_the_deletes_over_the_line_and_nothing_else(
             assert len(held.of(source)[target]) == n
     # Only holding sources, only real deletes of blocks still to come.
     for b in held_blocks:
-        assert b.source_calendar_id in holding
+        assert {b.source_calendar_id, *b.member_sources} & holding
         assert not b.user_deleted
         assert b.end_at is not None
         assert b.end_at > NOW
