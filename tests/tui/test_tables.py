@@ -8,7 +8,10 @@ from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.widgets import DataTable
 
+from calsync_tui.launch.demo import DemoWorld
+from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.tables import Row, replace_rows
+from tests.tui.conftest import SIZE, live, snapshot_app, until
 
 
 class OneTable(App[None]):
@@ -82,3 +85,22 @@ async def test_a_table_drawn_before_it_is_next_idle_shows_whole_cells() -> None:
         assert email in drawn_early
         # And on the screen, once the table has been idle: the lines drawn early are kept.
         assert email in app.screen._compositor.render_strips()[1].text
+
+
+async def test_the_overviews_recent_syncs_are_left_as_they_are_by_an_update_that_changes_nothing(
+    demo: DemoWorld,
+) -> None:
+    # Cleared and refilled on every live update, the table raced its own measuring as above.
+    app = snapshot_app(demo)
+    async with app.run_test(size=SIZE) as pilot:
+        await live(pilot)
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        table: DataTable[str | Text] = screen.query_one("#recent", DataTable)
+        await until(pilot, lambda: table.row_count > 0, what="the recent syncs")
+        assert screen.data is not None
+        shown = [table.get_row_at(row)[0] for row in range(table.row_count)]
+        screen.show(screen.data)  # what a live status update does, the clock standing still
+        await pilot.pause()
+        assert [table.get_row_at(row)[0] for row in range(table.row_count)] == shown
+        assert all(table.get_row_at(row)[0] is cell for row, cell in enumerate(shown))
