@@ -35,6 +35,9 @@ class CalendarView:
     time_zone: str = "UTC"
     addresses: frozenset[str] = frozenset()
     rules: CalendarRules = NO_RULES
+    # Its events could not be planned this time (their data breaks the planner): it gives no
+    # block, and every block standing for it is left as it is, as for a refused login.
+    unplannable: bool = False
 
     @property
     def is_writable_target(self) -> bool:
@@ -47,7 +50,12 @@ class CalendarView:
 
     @property
     def gives_blocks(self) -> bool:
-        return self.sync_enabled and self.role.is_source and self.account_active
+        return (
+            self.sync_enabled
+            and self.role.is_source
+            and self.account_active
+            and not self.unplannable
+        )
 
     @property
     def keeps_blocks_while_off(self) -> bool:

@@ -188,9 +188,10 @@ def free_identity(
 
 def _signed_out(block: ExistingBlock, calendars: Mapping[int, CalendarView]) -> bool:
     """Whether a source the block stands for (a merged block: any member's) has an account
-    that needs sign-in. A member calendar no longer known (disconnected) counts for nothing."""
+    that needs sign-in, or events that could not be planned this time. A member calendar no
+    longer known (disconnected) counts for nothing."""
     return any(
-        (view := calendars.get(cid)) is not None and not view.account_active
+        (view := calendars.get(cid)) is not None and (not view.account_active or view.unplannable)
         for cid in block.sources
     )
 

@@ -4,7 +4,8 @@ out only the calendar whose data breaks the planner."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from sqlmodel import Session, col, or_, select
@@ -189,6 +190,7 @@ def plan_scope(
     deletes: list[ExistingBlock] = []
     preserved: list[ExistingBlock] = []
     restamps: list[tuple[ExistingBlock, DesiredBlock]] = []
+    failed: set[int] = set()
     for cid in sorted(events_of.keys() | blocks_of.keys() | broken):
         try:
             if cid in broken:
@@ -198,6 +200,7 @@ def plan_scope(
             name = calendars[cid].name if cid in calendars else f"calendar {cid}"
             report.unplanned += 1
             report.note(f"the blocks of {name} were left as they are: {exc}")
+            failed.add(cid)
             continue
         creates += part.creates
         patches += part.patches
@@ -207,6 +210,24 @@ def plan_scope(
     if not report.unplanned:  # the whole failed, yet no part: say why all the same
         report.unplanned += 1
         report.note(f"planning failed: {failure}")
+    if failed and any(v.receives_blocks and v.rules.merge for v in views.values()):
+        # Planned apart, a target that merges would merge each source's blocks alone and
+        # split the merged blocks of the healthy ones. So the healthy ones are planned
+        # together, the failed ones' blocks left standing as for a refused login (a merged
+        # block one of them is a member of stands whole, and covers what it spans).
+        together = _without(views, failed, speaker)
+        try:
+            return plan_busy_blocks(
+                together.values(),
+                [e for e in sources if speaker(e.calendar_id) not in failed],
+                existing,
+                now=now,
+                time_zone=zone,
+                horizon_days=horizon_days,
+                block_id=block_id,
+            )
+        except (ValueError, KeyError, TypeError):
+            pass  # the parts planned apart, as they came
     return BusyBlockPlan(
         creates=tuple(creates),
         patches=tuple(patches),
@@ -214,3 +235,13 @@ def plan_scope(
         preserved=tuple(preserved),
         restamps=tuple(restamps),
     )
+
+
+def _without(
+    views: Mapping[int, CalendarView], failed: set[int], speaker: Callable[[int], int]
+) -> dict[int, CalendarView]:
+    """The views with each failed calendar (and every copy of it) unplannable."""
+    return {
+        cid: replace(view, unplannable=True) if speaker(cid) in failed else view
+        for cid, view in views.items()
+    }

@@ -248,6 +248,38 @@ def test_one_calendars_unreadable_data_fails_no_other_calendars_sync(
     assert engine.sync_calendar(side.id).log.status == SyncStatus.ERROR
 
 
+def test_one_calendars_unreadable_data_splits_no_merged_block_of_the_others(
+    world: World, unique: str
+) -> None:
+    """Planned apart, each source's blocks merged alone: the healthy sources' touching blocks
+    in a target that merges stay one block while Team's data cannot be read, and Team's block
+    is left as it is."""
+    engine = engine_at(world, FixedClock(NOW))
+    cals = world.account(f"work-{unique}@example.com", "Team", "Side")
+    work, team, side = cals["primary"], cals["Team"], cals["Side"]
+    home = world.account(f"home-{unique}@example.com")["primary"]
+    world.configure(work, team, side)
+    world.configure(home, merge_blocks=True)
+    world.insert(work, **event("Board", timedelta(hours=1)))
+    world.insert(side, **event("Side project", timedelta(hours=2)))
+    world.insert(team, **event("Offsite", timedelta(hours=5)))
+    sync_all(engine, work, team, side, home)
+    starts = [iso(NOW + timedelta(hours=1)), iso(NOW + timedelta(hours=5))]
+    assert [b["start"]["dateTime"] for b in world.blocks(home)] == starts
+    world.execute(sa.update(Event).where(Event.calendar_id == team.id).values(start=None, end=None))
+    world.insert(work, **event("Late", timedelta(hours=3)))  # touches Side's: joins the merge
+
+    result = engine.sync_calendar(work.id, full=True)
+
+    assert result.log.status == SyncStatus.PARTIAL
+    assert any(n.startswith("the blocks of Team were left as they are") for n in result.log.notes)
+    shown = [(b["start"]["dateTime"], b["end"]["dateTime"]) for b in world.blocks(home)]
+    assert shown == [
+        (iso(NOW + timedelta(hours=1)), iso(NOW + timedelta(hours=4))),
+        (iso(NOW + timedelta(hours=5)), iso(NOW + timedelta(hours=6))),
+    ]
+
+
 # -- 8. retries, counters, blocks already gone -------------------------------------------------
 
 
