@@ -23,6 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, select
 
 from calsync_server.db.models import SyncJob
+from calsync_server.db.prepared import Prepared
+from calsync_server.sync.user_pass import claimed_for
 from shared.clock import Clock
 from shared.domain import JobState, SyncKind
 
@@ -66,11 +68,19 @@ def _joined(
 
 # The statements `enqueue_in` runs, built once (building them costs more than running them).
 _jobs = SQLModel.metadata.tables[SyncJob.__tablename__]
-_WAITING = sa.select(
+_waiting_job = sa.select(
     _jobs.c.id, _jobs.c.calendar_id, _jobs.c.full, _jobs.c.run_after, _jobs.c.created_at
-).where(
+)
+_WAITING = _waiting_job.where(
     _jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)),
     _jobs.c.state == JobState.QUEUED.value,
+)
+# One calendar's (most batches of webhooks): prepared, as is the join that follows it
+# (SQLAlchemy's work per execution, and an IN list's expansion, cost more than SQLite's).
+_WAITING_ONE = Prepared(
+    _waiting_job.where(
+        _jobs.c.calendar_id == sa.bindparam("id"), _jobs.c.state == JobState.QUEUED.value
+    )
 )
 # An INSERT that does nothing when the calendar already has a queued job (the partial unique
 # index) instead of failing the caller's whole transaction; one per dialect.
@@ -112,7 +122,7 @@ _CLOSE = (
         last_error=sa.bindparam("b_error"),
     )
 )
-_JOIN = (
+_JOIN = Prepared(
     sa.update(_jobs)
     .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
     .values(run_after=sa.bindparam("b_run_after"), full=sa.bindparam("b_full"))
@@ -235,10 +245,10 @@ class JobQueue:
                 )
                 if (run_after, job_full) == (waiting.run_after, waiting.full):
                     return waiting.id, False
-                moved = connection.execute(
-                    _JOIN, {"b_id": waiting.id, "b_run_after": run_after, "b_full": job_full}
+                moved = _JOIN.execute(
+                    connection, {"b_id": waiting.id, "b_run_after": run_after, "b_full": job_full}
                 )
-                if moved.rowcount == 1:
+                if moved == 1:
                     return waiting.id, False
                 # A worker took it in between: this request needs a job of its own.
             waiting = self._waiting_rows(connection, [calendar_id]).get(calendar_id)
@@ -246,7 +256,11 @@ class JobQueue:
 
     @staticmethod
     def _waiting_rows(connection: sa.Connection, calendar_ids: list[int]) -> dict[int, _Waiting]:
-        rows = connection.execute(_WAITING, {"ids": calendar_ids})
+        rows = (
+            _WAITING_ONE.rows(connection, {"id": calendar_ids[0]})
+            if len(calendar_ids) == 1
+            else connection.execute(_WAITING, {"ids": calendar_ids})
+        )
         return {
             row.calendar_id: _Waiting(row.id, row.full, row.run_after, row.created_at)
             for row in rows
