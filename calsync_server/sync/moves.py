@@ -27,7 +27,8 @@ def moves(
     to members it had, or merging turned off again) goes to that block in any target: the
     create would meet it anyway. In the targets that merge (``merging``), any other block
     whose id some create will be given (``claimed``) is left to be deleted, so no create meets
-    a block moved elsewhere. The rest pair greedily by the longest overlap (touching counts),
+    a block moved elsewhere; so is a merged block in a target that stopped merging. The rest
+    pair greedily by the longest overlap (touching counts),
     ties broken by block id and source key: pure and deterministic.
     """
     pairs: list[Move] = []
@@ -61,7 +62,12 @@ def moves(
     candidates: list[tuple[float, str, str, int, int]] = []
     for j, (block, (low, high)) in enumerate(vacated):
         target = block.target_calendar_id
-        if j in used or target not in merging or (target, block.provider_event_id) in claimed:
+        # A merged block is moved in a target that stopped merging too: one of the blocks it
+        # splits into takes it over (one update, not a delete and the creates of them all).
+        # Elsewhere a block keeps the id its key gives it, so a retried create meets it.
+        if j in used or (target not in merging and not block.member_sources):
+            continue
+        if (target, block.provider_event_id) in claimed:
             continue
         ids = by_target.get(target, [])
         k = bisect_right(starts.get(target, []), high) - 1

@@ -141,6 +141,29 @@ def test_merged_blocks_and_a_merge_split_when_the_middle_event_is_deleted(
     assert result.report.blocks_created + result.report.blocks_updated == 2
 
 
+def test_turning_merge_off_rewrites_the_merged_block_as_one_of_its_parts(
+    world: World, driver: Driver, google: GoogleDriver
+) -> None:
+    """The fewest writes: the merged block becomes one of the blocks it splits into (one
+    update), the others are created; nothing is deleted."""
+    personal, family, work = mixed_user(world, driver, google)
+    world.configure(family, merge_blocks=True)
+    driver.add(personal.provider_id, PersonEvent("A", instant(9), instant(10)))
+    google.add(work.provider_id, PersonEvent("B", instant(9.5), instant(11)))
+    driver.add(personal.provider_id, PersonEvent("C", instant(11), instant(12)))  # touches B
+    world.sync_all(personal, family, work)
+    assert blocks(driver, family) == [busy(9, 12)]
+
+    world.configure(family, merge_blocks=False)
+    result = world.sync(family, full=True)
+
+    assert result.log.status == SyncStatus.SUCCESS, result.log.error
+    assert blocks(driver, family) == [busy(9, 10), busy(9.5, 11), busy(11, 12)]
+    report = result.report
+    assert (report.blocks_deleted, report.blocks_updated, report.blocks_created) == (0, 1, 2)
+    assert world.sync(family, full=True).report.changes == 0
+
+
 def test_a_merged_block_is_rewritten_in_place_as_sources_sync_one_after_another(
     world: World, driver: Driver, google: GoogleDriver
 ) -> None:
