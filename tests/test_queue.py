@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 from calsync_server.db.engine import upgrade_database
 from calsync_server.db.models import SyncJob
 from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue
+from calsync_server.sync.user_pass import claimed_for
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
 from tests.support.rows import add_calendars
@@ -115,3 +116,27 @@ def test_a_running_jobs_lease_is_renewed_until_it_is_closed(db_engine: sa.Engine
     queue.heartbeat(job_id)  # one that was under way as the job closed
     assert _lease(db_engine, job_id) is None
     assert _states(db_engine) == ["done"]
+
+
+def test_a_put_back_job_takes_its_passs_claims_back_with_it(db_engine: sa.Engine) -> None:
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        first, second = add_calendars(session, "first", "second")
+    queue = JobQueue(db_engine, FixedClock(START))
+    for calendar in (first, second):  # turned on together: a first sync each
+        queue.enqueue(calendar, SyncKind.MANUAL, full=True)
+    job = queue.claim("w1")
+    assert job is not None
+    assert job.id is not None
+    # Its first sync's pass took the second calendar's queued first sync as its claim.
+    with Session(db_engine) as session:
+        taken = session.exec(select(SyncJob).where(SyncJob.calendar_id == second)).one()
+        taken.state, taken.worker = JobState.RUNNING, claimed_for(job.id)
+        session.add(taken)
+        session.commit()
+
+    # The database went away mid-sync: the worker puts its job back once it is there again.
+    assert queue.release(job.id, "w1", "the connection is lost")
+
+    # Both wait in the queue again, not the claim until its lease runs out.
+    assert _states(db_engine) == ["queued", "queued"]

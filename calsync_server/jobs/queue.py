@@ -334,6 +334,18 @@ class JobQueue:
             session.commit()
         return True
 
+    def defer(self, job_id: int, seconds: float) -> None:
+        """A claimed job that did nothing (its sync stepped aside) is queued again `seconds`
+        from now, its claim not counted as an attempt; done when another job waits already."""
+        now = self.clock.now()
+        with Session(self.db) as session:
+            job = session.get(SyncJob, job_id)
+            if job is None or job.state != JobState.RUNNING:
+                return
+            job.attempts = max(0, job.attempts - 1)
+            self._put_back(session, job, now, "deferred", delay=timedelta(seconds=seconds))
+            session.commit()
+
     def _put_back(
         self,
         session: Session,
@@ -343,7 +355,18 @@ class JobQueue:
         *,
         delay: timedelta = timedelta(0),
     ) -> None:
-        """A running job nobody runs any more: queued again, or done when another waits."""
+        """A running job nobody runs any more: queued again, or done when another waits. The
+        calendars its sync's pass claimed (user_pass) go back with it: their own first syncs,
+        taken over by the pass, would otherwise wait out the claims' lease."""
+        if job.state != JobState.RUNNING:
+            return  # put back already, with the pass whose claim it was
+        claims = session.exec(
+            select(SyncJob).where(
+                SyncJob.worker == claimed_for(job.id), SyncJob.state == JobState.RUNNING
+            )
+        ).all()
+        for claim in claims:
+            self._put_back(session, claim, now, why)
         if self._waiting(session, job.calendar_id) is None:
             job.state, job.run_after = JobState.QUEUED, now + delay
         else:

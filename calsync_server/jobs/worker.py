@@ -11,6 +11,10 @@ from calsync_server.sync.engine import CalendarNotFound, SyncEngine, SyncResult
 from calsync_server.sync.report import SyncProgress
 from shared.domain import SyncKind
 
+# How long a first sync that stepped aside for another first sync of its user waits before it
+# looks again: that pass takes it over meanwhile, or has written its blocks and ended.
+DEFER_SECONDS = 1.0
+
 
 def lease_kept(queue: JobQueue, job_id: int) -> AbstractContextManager[None]:
     """Renew the job's lease while it runs, so only a dead process loses its job."""
@@ -44,6 +48,9 @@ def run_job(
         queue.finish(job.id, error=f"{type(exc).__name__}: {exc}", retry=True)
         raise
     report = result.report
+    if report.deferred:
+        queue.defer(job.id, DEFER_SECONDS)
+        return result
     retry = report.retryable or (report.failed_writes > 0 and report.error is None)
     queue.finish(job.id, error=report.error, retry=retry)
     return result

@@ -41,7 +41,12 @@ from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
 from calsync_server.sync.safety import hold_deletes, read_dropped
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
-from calsync_server.sync.user_pass import OthersRead, read_others, store_cursors
+from calsync_server.sync.user_pass import (
+    OthersRead,
+    first_sync_running,
+    read_others,
+    store_cursors,
+)
 from calsync_server.sync.user_pass import covered as user_pass_covered
 from calsync_server.sync.user_pass import release as release_claims
 from shared.clock import Clock, SystemClock
@@ -107,8 +112,18 @@ class SyncEngine:
             calendar = session.get(Calendar, calendar_id)
             if calendar is None:
                 raise CalendarNotFound(f"calendar {calendar_id} does not exist")
+            if job_id is not None and self._steps_aside(session, calendar, job_id):
+                report.deferred = True
+                report.note("waits for the first sync of the user's other calendars")
+                # No log row: this was no sync; the job runs later or the pass takes it.
+                return SyncResult(
+                    log=SyncLog(
+                        calendar_id=calendar_id, job_id=job_id, kind=kind, started_at=started
+                    ),
+                    report=report,
+                )
             # A full sync is the user's full pass: every calendar read, the user planned once.
-            claims: list[int] = []
+            others = OthersRead(job_id=job_id)
             try:
                 self._sync(
                     session,
@@ -116,7 +131,7 @@ class SyncEngine:
                     full or kind is SyncKind.FULL,
                     report,
                     pool,
-                    user_pass=(kind is SyncKind.FULL, job_id, claims),
+                    user_pass=(kind is SyncKind.FULL, job_id, others),
                 )
             except ProviderError as exc:
                 session.rollback()
@@ -128,7 +143,7 @@ class SyncEngine:
                     report.error = str(exc)
                     report.retryable = exc.kind is ErrorKind.TRANSIENT
             finally:
-                release_claims(self.db, claims, self.clock.now())
+                release_claims(self.db, others, self.clock.now())
             pool.finish(session, report)
             log = SyncLog(
                 calendar_id=calendar_id,
@@ -146,6 +161,18 @@ class SyncEngine:
             session.add(log)
             session.commit()
         return SyncResult(log=log, report=report)
+
+    def _steps_aside(self, session: Session, calendar: Calendar, job_id: int) -> bool:
+        """A queued first sync that another first sync of its user, running already, would
+        take over: it waits for it (user_pass.first_sync_running)."""
+        # A full one too: the scheduler asks a never-synced calendar for its daily full pass
+        # as it is turned on, and the first sync pass reads it whole all the same.
+        if not calendar.sync_enabled or calendar.sync_token is not None:
+            return False
+        account = session.get(Account, calendar.account_id)
+        if account is None or account.state != AccountState.ACTIVE:
+            return False
+        return first_sync_running(session, calendar, account.user_id, job_id)
 
     def _needs_reauth(
         self, session: Session, account_id: int, report: SyncReport, exc: ProviderError
@@ -169,10 +196,10 @@ class SyncEngine:
         full: bool,
         report: SyncReport,
         pool: ProviderPool,
-        user_pass: tuple[bool, int | None, list[int]] = (False, None, []),
+        user_pass: tuple[bool, int | None, OthersRead] | None = None,
     ) -> None:
         assert calendar.id is not None
-        whole_user, job_id, claims = user_pass
+        whole_user, job_id, others = user_pass or (False, None, OthersRead())
         if whole_user and user_pass_covered(session, calendar, job_id):
             report.note("read by the user's full pass that began after this sync was asked for")
             return
@@ -252,11 +279,10 @@ class SyncEngine:
                 session.add(calendar)
                 session.commit()
                 return
-        others = OthersRead(claims=claims)
         if (whole_user or first_sync) and calendar.sync_enabled:
             lease = timedelta(seconds=self.settings.job_lease_seconds)
             views = user_views(calendars, accounts, SyncReport())
-            others = read_others(
+            read_others(
                 self.db,
                 session,
                 calendar,
@@ -265,7 +291,7 @@ class SyncEngine:
                 (window, zone, now, lease),
                 pool,
                 report,
-                claims,
+                others,
                 first_only=not whole_user,
             )
 
@@ -364,6 +390,7 @@ class SyncEngine:
             store_cursors(session, others, now, report)
             session.add(calendar)
             session.commit()
+            others.committed(report)
 
     # -- the dry run ---------------------------------------------------------------------------
 

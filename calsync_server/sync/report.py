@@ -49,6 +49,9 @@ class SyncReport:
     error: str | None = None
     # Whether trying again later may succeed (the job queue retries with backoff).
     retryable: bool = False
+    # Nothing was done: the job waits for another first sync of the user, whose pass takes it
+    # over (user_pass.first_sync_running); the queue runs it later, not counted as an attempt.
+    deferred: bool = False
     # This sync's own key, taken as it starts (its log row is written only as it ends): its
     # log and every block row it writes carry it, so explain names the writer exactly.
     sync_key: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -30,15 +30,32 @@ from shared.domain import AccountState, JobState, SyncKind
 CLAIMED_BY = "user-pass"
 
 
+def claimed_for(job_id: int | None) -> str:
+    """The worker name of a pass's claims: the job whose sync the pass is, so that when that
+    job is put back (its process died, the database went away) its claims go back with it
+    (JobQueue._put_back) instead of waiting out their lease."""
+    return CLAIMED_BY if job_id is None else f"{CLAIMED_BY} of job {job_id}"
+
+
 @dataclass(slots=True)
 class OthersRead:
     """What the pass read of the user's other calendars: cursors to store, reads that dropped."""
 
+    job_id: int | None = None  # the job whose sync the pass is (None: the CLI's)
     cursors: dict[int, str | None] = field(default_factory=dict)
     fetched: dict[int, int] = field(default_factory=dict)  # events read, for each one's log
     dropped: set[int] = field(default_factory=set)
     claims: list[int] = field(default_factory=list)  # the running job rows the pass holds
     claimed: dict[int, int] = field(default_factory=dict)  # calendar id -> its claim's job id
+    # Claims that were the calendar's own queued job (its first sync, taken over by the pass):
+    # one whose calendar the pass did not settle goes back to the queue, not to done.
+    taken: set[int] = field(default_factory=set)
+    settled: set[int] = field(default_factory=set)  # claims whose calendar's cursor is committed
+
+    def committed(self, report: SyncReport) -> None:
+        """The transaction store_cursors wrote in is committed: its claims are settled."""
+        if not (report.failed_writes or report.unplanned):
+            self.settled |= {self.claimed[c] for c in self.cursors if c in self.claimed}
 
 
 def covered(session: Session, calendar: Calendar, job_id: int | None) -> bool:
@@ -50,10 +67,40 @@ def covered(session: Session, calendar: Calendar, job_id: int | None) -> bool:
     return job is not None and calendar.last_full_sync_at >= job.created_at
 
 
-def _claim(db: sa.Engine, calendar_id: int, now: datetime, lease: timedelta) -> int | None:
-    """A running job row for the calendar, or None when a sync of it runs already."""
+def _claim(
+    db: sa.Engine,
+    calendar_id: int,
+    now: datetime,
+    lease: timedelta,
+    worker: str,
+    *,
+    take_queued: bool,
+) -> tuple[int, bool] | None:
+    """A running job row for the calendar (its id, and whether it is the calendar's queued job
+    taken over), or None when a sync of it runs already. `take_queued`: a first sync waiting in
+    the queue becomes the claim, so it does not run again after the pass, reading whole what
+    the pass read and wrote (its echoes)."""
     try:
         with Session(db) as claims:
+            if take_queued:
+                taken = claims.execute(
+                    sa.update(SyncJob)
+                    .where(
+                        col(SyncJob.calendar_id) == calendar_id,
+                        col(SyncJob.state) == JobState.QUEUED,
+                    )
+                    .values(
+                        state=JobState.RUNNING,
+                        attempts=col(SyncJob.attempts) + 1,
+                        started_at=now,
+                        lease_expires_at=now + lease,
+                        worker=worker,
+                    )
+                    .returning(col(SyncJob.id))
+                ).scalar()
+                if taken is not None:
+                    claims.commit()
+                    return int(taken), True
             job = SyncJob(
                 calendar_id=calendar_id,
                 kind=SyncKind.FULL,
@@ -64,25 +111,73 @@ def _claim(db: sa.Engine, calendar_id: int, now: datetime, lease: timedelta) -> 
                 created_at=now,
                 started_at=now,
                 lease_expires_at=now + lease,
-                worker=CLAIMED_BY,
+                worker=worker,
             )
             claims.add(job)
             claims.commit()
-            return job.id
+            assert job.id is not None
+            return job.id, False
     except sa.exc.IntegrityError:
         return None
 
 
-def release(db: sa.Engine, claims: list[int], now: datetime) -> None:
-    """The pass's claims are done: their calendars are free for their own syncs again."""
-    if not claims:
+def first_sync_running(session: Session, calendar: Calendar, user_id: int, job_id: int) -> bool:
+    """Whether an earlier job of another calendar of the user runs its first sync (or is a first
+    sync pass's claim). That pass claims every calendar awaiting its first sync as it reads: a
+    second worker syncing one of them beside it would list every target and plan the user
+    again once the pass is done, so this calendar's first sync steps aside and is taken over
+    by the pass. The earlier job id decides, so two first syncs never both step aside."""
+    return (
+        session.exec(
+            select(SyncJob.id)
+            .join(Calendar, col(SyncJob.calendar_id) == Calendar.id)
+            .join(Account, col(Calendar.account_id) == Account.id)
+            .where(
+                Account.user_id == user_id,
+                Account.state == AccountState.ACTIVE,
+                col(Calendar.sync_enabled).is_(True),
+                col(Calendar.sync_token).is_(None),
+                Calendar.id != calendar.id,
+                SyncJob.state == JobState.RUNNING,
+                col(SyncJob.id) < job_id,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
+def release(db: sa.Engine, found: OthersRead, now: datetime) -> None:
+    """The pass's claims are done: their calendars are free for their own syncs again. A
+    calendar's own queued job the pass took over and did not settle (its read or the plan
+    failed) is queued again, or done when another request queued one meanwhile."""
+    if not found.claims:
         return
+    back = [job_id for job_id in found.claims if job_id in found.taken - found.settled]
     with Session(db) as session:
         session.execute(
             sa.update(SyncJob)
-            .where(col(SyncJob.id).in_(claims), col(SyncJob.state) == JobState.RUNNING)
+            .where(
+                col(SyncJob.id).in_([j for j in found.claims if j not in back]),
+                col(SyncJob.state) == JobState.RUNNING,
+            )
             .values(state=JobState.DONE, finished_at=now, lease_expires_at=None)
         )
+        for job_id in back:
+            job = session.get(SyncJob, job_id)
+            if job is None or job.state != JobState.RUNNING:
+                continue
+            waiting = session.exec(
+                select(SyncJob.id).where(
+                    SyncJob.calendar_id == job.calendar_id, SyncJob.state == JobState.QUEUED
+                )
+            ).first()
+            if waiting is None:
+                job.state, job.run_after = JobState.QUEUED, now
+            else:
+                job.state, job.finished_at = JobState.DONE, now
+            job.lease_expires_at, job.worker = None, None
+            session.add(job)
         session.commit()
 
 
@@ -95,7 +190,7 @@ def read_others(
     when: tuple[tuple[datetime, datetime], str, datetime, timedelta],
     pool: ProviderPool,
     report: SyncReport,
-    claims: list[int],
+    found: OthersRead,
     *,
     first_only: bool = False,
 ) -> OthersRead:
@@ -103,7 +198,7 @@ def read_others(
     sync commits its read before writing blocks). A calendar whose read fails is left out (its
     own sync reads it again); a failed login fails the pass, as in the engine."""
     window, zone, now, lease = when  # the sync's window, the user's zone, its now, the lease
-    found = OthersRead(claims=claims)  # the caller releases them, whatever happens
+    # `found` is the caller's: it releases the claims, whatever happens.
     copies = second_copies(views.values())
     others = session.exec(
         select(Calendar, Account)
@@ -123,11 +218,16 @@ def read_others(
         assert other.id is not None
         if other.id in copies:
             continue  # the first copy of the same calendar is read instead
-        claim = _claim(db, other.id, now, lease)
-        if claim is None:
+        claimed = _claim(
+            db, other.id, now, lease, claimed_for(found.job_id), take_queued=first_only
+        )
+        if claimed is None:
             continue  # syncing now: its own full pass reads it
+        claim, taken = claimed
         found.claims.append(claim)
         found.claimed[other.id] = claim
+        if taken:
+            found.taken.add(claim)
         before = holds.live_events(session, other.id)
         try:
             provider = pool.get(account)

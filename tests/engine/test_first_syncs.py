@@ -6,12 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
-from calsync_server.db.models import Calendar, SyncJob
+from calsync_server.db.models import Calendar, SyncJob, SyncLog
+from calsync_server.jobs.queue import JobQueue
+from calsync_server.jobs.worker import run_job
 from calsync_server.sync.engine import SyncEngine
 from shared.clock import FixedClock
-from shared.domain import JobState, SyncStatus
+from shared.domain import JobState, SyncKind, SyncStatus
 from tests.support.world import FAST_RETRY, Cal, World
 
 NOW = datetime(2031, 5, 14, 10, 0, tzinfo=UTC)
@@ -85,3 +88,79 @@ def test_a_first_sync_reads_no_calendar_synced_already(world: World, unique: str
     assert result.log.blocks_created == 4
     # Its own read and one listing of each target: the old calendar is not read again.
     assert world.stats()["calls"]["events.list"] == 1 + 2
+
+
+def drain(queue: JobQueue, engine: SyncEngine) -> list[int]:
+    """Run every due job as a worker would; the calendars whose sync ran, in order."""
+    ran: list[int] = []
+    while (job := queue.claim("w1")) is not None:
+        run_job(queue, engine, job)
+        ran.append(job.calendar_id)
+    return ran
+
+
+def test_the_pass_takes_over_the_first_syncs_queued_for_the_calendars_it_reads(
+    world: World, unique: str
+) -> None:
+    cals = filled(world, unique, "abc")
+    world.configure(*cals)
+    queue = JobQueue(world.db, FixedClock(NOW))
+    for cal in cals:  # as turning sync on through the API queues them
+        queue.enqueue(cal.id, SyncKind.MANUAL, full=True)
+    engine = engine_at(world)
+    world.reset_stats()
+
+    ran = drain(queue, engine)
+
+    # The first job's pass read the two others and wrote every block: their queued first
+    # syncs were its claims, not run again afterwards (each a full read of the calendar,
+    # its echoes too, and a listing of every target).
+    assert ran == [cals[0].id]
+    assert world.stats()["calls"]["events.list"] == 3 + 3
+    assert len(world.rows()) == 12
+    with Session(world.db) as session:
+        jobs = session.exec(select(SyncJob)).all()
+        assert {job.state for job in jobs} == {JobState.DONE}
+        assert len(jobs) == 3
+        logs = session.exec(select(SyncLog)).all()
+        assert sorted(log.job_id for log in logs) == sorted(job.id for job in jobs)
+
+
+# The scheduler may ask a calendar just turned on for its daily full pass before the API
+# queues its first sync: that one steps aside as well.
+@pytest.mark.parametrize("kind", [SyncKind.MANUAL, SyncKind.FULL])
+def test_a_first_sync_steps_aside_for_the_one_its_user_runs_already(
+    world: World, unique: str, kind: SyncKind
+) -> None:
+    cals = filled(world, unique, "abc")
+    world.configure(*cals)
+    clock = FixedClock(NOW)
+    queue = JobQueue(world.db, clock)
+    for n, cal in enumerate(cals):
+        queue.enqueue(cal.id, kind if n else SyncKind.MANUAL, full=True)
+    engine = engine_at(world)
+    world.reset_stats()
+    first = queue.claim("w1")
+    second = queue.claim("w2")
+    assert first is not None
+    assert second is not None
+
+    # The second worker's first sync, while the first one's runs: it reads and writes nothing,
+    # and waits in the queue (not counted as an attempt) for the first one's pass to take it.
+    run_job(queue, engine, second)
+
+    assert world.stats()["total_calls"] == 0
+    with Session(world.db) as session:
+        waiting = session.get(SyncJob, second.id)
+        assert waiting is not None
+        assert (waiting.state, waiting.attempts) == (JobState.QUEUED, 0)
+        assert waiting.run_after > NOW
+    run_job(queue, engine, first)
+    clock.advance(timedelta(minutes=1))
+    assert drain(queue, engine) == []
+    # One pass: three reads and one listing of each target, every block once.
+    assert world.stats()["calls"]["events.list"] == 3 + 3
+    assert len(world.rows()) == 12
+    with Session(world.db) as session:
+        assert session.exec(select(SyncLog).where(SyncLog.calendar_id == cals[1].id)).all()
+        assert {job.state for job in session.exec(select(SyncJob))} == {JobState.DONE}
