@@ -129,15 +129,19 @@ def initial(table: Table, tmp: Path) -> None:
     )
     if ratio > 1.3:
         table.notes.append(
-            "Missed (initial sync against its floor): profiled with pyinstrument on the engine "
-            "in-process: the first syncs of calendars turned on together are one pass, but the "
-            "second worker's first sync often starts before that pass claims its calendar, so "
-            "it runs a full pass of its own afterwards (listing every block again and planning "
-            "the user again); the queued first syncs of the calendars the pass claimed later "
-            "read back ~4,000 echoes each; calsync's own CPU for 20,000 blocks is ~20 s "
-            "(storing events 5.5 s, building and sending requests 5.6 s, the bulk insert "
-            "3.6 s, planning 3.2 s, reading 2.6 s), and the writes wait on the network about "
-            "half of the pass."
+            "Missed (initial sync against its floor): the first syncs of calendars turned on "
+            "together are one pass that takes over their queued first syncs (none runs again "
+            "after it, none reads back the pass's blocks), and a first sync that a second "
+            "worker picks up while the pass runs steps aside for it. What is left: the "
+            "calendars are turned on one request at a time, and while the pass runs those "
+            "requests wait their turn, so a calendar may be turned on after the pass has "
+            "claimed the others. The pass reads the settings again under the user's lock and "
+            "writes blocks into it without having read it; its own first sync then reads it "
+            "whole with those blocks and plans the user again (this figure's rounds run alone, "
+            "load 0.4-0.7: 10.5, 11.6, 8.7 s with 18, 21, 15 events.list where one pass "
+            "lists 10; a round in one pass took 8.5 s). calsync's own CPU per block "
+            "(storing events, building requests, the bulk insert, planning; ~20 s for 20,000 "
+            "blocks when profiled before this change) is not cut yet."
         )
 
 
