@@ -200,6 +200,18 @@ def _one(group: list[Span]) -> Span:
 
 
 @dataclass(frozen=True, slots=True)
+class HandEdit:
+    """A block of calsync's the person changed by hand in a target (domain.md: The user edits
+    a busy block by hand): "modified" (moved or retitled: it stays as ``span`` while the
+    target is one, whatever its source does) or "deleted" (not made again while its source
+    would give the block ``span`` it showed)."""
+
+    kind: str
+    span: Span
+    source: str  # the source calendar's name
+
+
+@dataclass(frozen=True, slots=True)
 class Flags:
     """What the person said about an event when making it."""
 
@@ -212,9 +224,15 @@ def expected_blocks(
     sources: Iterable[tuple[CalendarState, list[Instance]]],
     flags: dict[str, Flags],
     window: tuple[datetime, datetime],
+    hand: dict[str, HandEdit] | None = None,
+    still_deleted: set[str] | None = None,
 ) -> list[Span]:
     """The blocks domain.md asks for in ``target``: one per blocking instance of each other
-    source of the user inside the window, shaped by the target's rules."""
+    source of the user inside the window, shaped by the target's rules. ``hand`` (by the
+    event's handle) says which of them the person changed by hand there: a modified one is
+    left to the caller (it stands as the person made it), a deleted one stays away while its
+    source would show the same block again; those handles go in ``still_deleted``. (The walk
+    edits blocks by hand only in targets that neither merge nor cut by working hours.)"""
     low, high = window
     spans: list[Span] = []
     zone = ZoneInfo(target.time_zone or "UTC")
@@ -236,6 +254,14 @@ def expected_blocks(
             if not (start < high and end > low):
                 continue
             title = f"Busy - {inst.title}" if source.busy_title == "title" else "Busy"
+            edit = (hand or {}).get(found.group(1)) if found else None
+            if edit is not None and found is not None:
+                if edit.kind == "modified":
+                    continue
+                if edit.span == (title, inst.start, inst.end):
+                    if still_deleted is not None:
+                        still_deleted.add(found.group(1))
+                    continue
             if target.working_hours and not inst.all_day:
                 assert isinstance(inst.start, datetime)
                 assert isinstance(inst.end, datetime)

@@ -15,6 +15,7 @@ failing walk is replayed from its seed or from the step list it saves (shrink.py
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import tempfile
@@ -38,7 +39,6 @@ from calsync_server.emulators.google.runner import RunningEmulator
 from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.jobs.worker import run_job
-from calsync_server.providers.model import ErrorKind
 from calsync_server.providers.registry import ProviderConfig, provider_factory
 from calsync_server.runtime import Runtime
 from calsync_server.scheduler import pid_alive
@@ -48,6 +48,7 @@ from tests.reliability import serve_at
 from tests.reliability.oracle import (
     CalendarState,
     Flags,
+    HandEdit,
     Instance,
     compare,
     expected_blocks,
@@ -61,13 +62,17 @@ from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
 from tests.support.waiting import wait_until
 from tests.support.world import FAST_RETRY, World
 
-# A fixed Wednesday: every run of a seed is the same walk (weekdays, the EU's DST change on
-# 2030-03-31, day 4), whatever day the suite runs on.
-BASE = datetime(2030, 3, 27, tzinfo=UTC)
+# A fixed Wednesday: every run of a seed is the same walk whatever day the suite runs on, and
+# it lives through daylight saving twice: the US's change on 2030-03-10 (day 4, inside the
+# suite's short walk) and the EU's on 2030-03-31 (day 25). The mixed user keeps a calendar on
+# New York's clock beside Berlin's, zoned series in both, and working hours in either.
+BASE = datetime(2030, 3, 6, tzinfo=UTC)
+# The walks saved before the season started on 2030-03-06 (their steps name times after it).
+BASE_BEFORE_US_DST = datetime(2030, 3, 27, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
+NEW_YORK = ZoneInfo("America/New_York")
+ZONES = (BERLIN, NEW_YORK)
 HORIZON_DAYS = 90
-# The providers are read over a fixed range around the season (the window never leaves it).
-READ_RANGE = (BASE - timedelta(days=30), BASE + timedelta(days=400))
 # The day's provider requests (calsync's only: the person's and the oracle's are not counted)
 # stay within BUDGET_BASE + BUDGET_PER_CHANGE per change: the safety net's full syncs and the
 # evening pass cost about the same every day, a change its reads and writes in each target.
@@ -82,6 +87,9 @@ FORCED = {
     3: ("refuse", "ada-microsoft"),
     4: ("disconnect", "caldav"),
 }
+# Blocks edited by hand in the first days whatever the seed (the suite's short walk sees each
+# edit), later at random.
+FORCED_HAND = {1: "move", 2: "delete", 3: "retitle"}
 # A kill -9 of `calsync serve` mid-write comes on this day whatever the seed (the suite's short
 # walk sees one), later on a day in KILL_RATE.
 FORCED_KILL_DAY = 2
@@ -93,6 +101,7 @@ OUTAGE_RATE = 0.1
 # While the killed server writes blocks, each Google and Graph write is this slow: the kill
 # lands between writes, with a write the provider made and calsync never heard the answer of.
 SLOW_WRITE_MS = 150
+OFFICE_HOURS = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "17:00"}
 WORDS = ("Dentist", "Standup", "Review", "Lunch", "Gym", "Planning", "Call", "skip party")
 
 
@@ -120,8 +129,14 @@ class Figures:
     outages_mid_sync: int = 0  # ... that came while the server's sync was running
     kills: int = 0  # `calsync serve` killed by SIGKILL ...
     kills_mid_sync: int = 0  # ... while its sync was still running (its job taken back)
+    # Blocks the person moved, retitled or deleted by hand in a target, by the edit.
+    hand_edits: dict[str, int] = field(default_factory=dict)
     refusals: int = 0
     disconnects: int = 0
+    # "provider kind" -> how many (Graph's and CalDAV's timeouts included).
+    fault_kinds: dict[str, int] = field(default_factory=dict)
+    # The daylight saving changes the walked days crossed ("Europe/Berlin 2030-03-31").
+    dst_changes: list[str] = field(default_factory=list)
     syncs: int = 0
     failed_syncs: int = 0
     calls_per_day: list[int] = field(default_factory=list)
@@ -165,13 +180,19 @@ class Season:
         *,
         faults: bool,
         cluster: Cluster | None = None,
+        base: datetime = BASE,
     ) -> None:
         self.emulator = emulator
+        # Day 0's midnight (UTC): the days of the steps count from it.
+        self.base = base
+        # The providers are read over a fixed range around the season (the window never
+        # leaves it).
+        self.read_range = (base - timedelta(days=30), base + timedelta(days=400))
         # The PostgreSQL cluster calsync's database lives in, when the walk may stop it.
         self.cluster = cluster
         self.radicale = radicale
         self.faults_on = faults
-        self.clock = SeasonClock(BASE + timedelta(hours=5))
+        self.clock = SeasonClock(base + timedelta(hours=5))
         self.world = World(emulator, database_url, home)
         self.world.settings = msgspec.structs.replace(
             self.world.settings,
@@ -205,9 +226,14 @@ class Season:
         self.accounts: dict[str, list[str]] = {}  # account key -> its calendars' names
         self.events: dict[str, EventState] = {}
         self.flags: dict[str, Flags] = {}
+        # (target, handle) -> the person's edit of the handle's block there (oracle.HandEdit).
+        self.hand: dict[tuple[str, str], HandEdit] = {}
         # Old times of Google events moved out of the window today, whose blocks may stay until
         # the next safety net (the evening check leaves them out; the morning one does not).
         self.unseen: list[tuple[datetime, datetime]] = []
+        # CalDAV calendars changed today with a fault for their poll: the evening's first sync
+        # of each meets it (CalDAV has no push: its bad moment comes when it is polled).
+        self.poll_faults: dict[str, dict[str, Any]] = {}
         self.figures = Figures()
         self.steps: list[dict[str, Any]] = []
         self.handles = 0
@@ -230,9 +256,15 @@ class Season:
             self._connect(account)
         for name, cal in self.cals.items():
             # Bob shows titles: a block of his found in Ada's calendars gives itself away.
-            self._apply(
-                name, {"enabled": True, "busy_title": "title" if cal.user == "bob" else "private"}
-            )
+            changes: dict[str, Any] = {
+                "enabled": True,
+                "busy_title": "title" if cal.user == "bob" else "private",
+            }
+            if name == "Club":
+                # Ada's club meets in New York: its blocks' working hours follow the US's
+                # clock, which changes three weeks before Berlin's.
+                changes.update(working_hours=OFFICE_HOURS, time_zone="America/New_York")
+            self._apply(name, changes)
 
     def close(self) -> None:
         for driver in self.drivers.values():
@@ -274,9 +306,16 @@ class Season:
                     }
                 session.commit()
                 for name in members:
-                    found = imported[self.cals[name].provider_id].id
-                    assert found is not None
-                    self.ids[name] = found
+                    row = imported[self.cals[name].provider_id]
+                    assert row.id is not None
+                    self.ids[name] = row.id
+                    if self.cals[name].time_zone:
+                        # The zone the walk gave the calendar stands for the provider's own
+                        # (its drivers make calendars without one): a sign-in's import, which
+                        # takes the provider's, must not forget it.
+                        row.time_zone = self.cals[name].time_zone
+                        session.add(row)
+                session.commit()
 
     def _account_id(self, name: str) -> int:
         with Session(self.world.db) as session:
@@ -308,6 +347,10 @@ class Season:
                 row.sync_token = None  # its events go stale while off (the API's rule)
             session.add(row)
             session.commit()
+        if not (cal.enabled and cal.role in ("target", "both")):
+            # No longer a target: every block of calsync's there goes, hand-edited ones too,
+            # and a block deleted by hand is made afresh when it is a target again.
+            self.hand = {k: v for k, v in self.hand.items() if k[0] != name}
         if cal.reachable and (cal.enabled or turned_off):
             self._sync(name, full=cal.enabled, kind=SyncKind.MANUAL)
 
@@ -343,6 +386,12 @@ class Season:
         self.figures.faults += 1
         cal = self.cals[name]
         kind, times = fault["kind"], int(fault["times"])
+        provider = type(cal.driver).__name__.removesuffix("Driver").lower()
+        # Throttled or unavailable: every provider answers both (Graph's 503 and CalDAV's
+        # 429 were missing), by the fault's count so that a replay picks the same.
+        status = 429 if times % 2 else 503
+        label = f"{provider} {kind if kind != 'transient' else status}"
+        self.figures.fault_kinds[label] = self.figures.fault_kinds.get(label, 0) + 1
         if kind == "expire":
             cal.driver.expire_cursor(cal.provider_id)
             return
@@ -352,16 +401,17 @@ class Season:
             elif kind == "drop":
                 self.radicale.proxy.drop_next(times=times)
             else:
-                cal.driver.fail_next(ErrorKind.TRANSIENT, times=times, retry_after=fault["after"])
+                after = int(fault["after"])
+                self.radicale.proxy.fail_next(status, times=times, retry_after=after)
             return
         body: dict[str, Any] = {"method": "*", "times": times}
-        if kind == "timeout" and isinstance(cal.driver, GoogleDriver):
-            # Answered after calsync gave up (Graph's client waits 30 s: no timeouts there).
+        if kind == "timeout":
+            # Answered after calsync gave up: a write the provider made and calsync never
+            # heard the answer of (Graph's too, now that its client takes TIMEOUT_S).
             body.update(status=200, delay_ms=int(TIMEOUT_S * 1000) + 500)
         elif kind == "drop":
             body.update(status=500, drop_connection=True)
         else:
-            status = 429 if isinstance(cal.driver, MicrosoftDriver) or times % 2 else 503
             body.update(status=status, reason="rateLimitExceeded" if status == 429 else None)
             if fault["after"]:
                 body["retry_after"] = int(fault["after"])
@@ -377,8 +427,12 @@ class Season:
         self.steps.append(step)
         getattr(self, f"_do_{step['op']}")(step)
 
+    def _do_begin(self, step: dict[str, Any]) -> None:
+        """The walk's first step names the day its days count from (play() read it first)."""
+        assert datetime.fromisoformat(step["base"]) == self.base, (step["base"], self.base)
+
     def _do_morning(self, step: dict[str, Any]) -> None:
-        self.clock.set(BASE + timedelta(days=step["day"], hours=5))
+        self.clock.set(self.base + timedelta(days=step["day"], hours=5))
         self._day_calls = 0
         for name, cal in self.cals.items():
             if cal.enabled and cal.reachable:
@@ -387,14 +441,29 @@ class Season:
         self.check(step["day"], "after the safety net")
 
     def _do_evening(self, step: dict[str, Any]) -> None:
-        self.clock.set(BASE + timedelta(days=step["day"], hours=21))
+        self.clock.set(self.base + timedelta(days=step["day"], hours=21))
         self._clear_faults()
         todo = [name for name, cal in self.cals.items() if cal.enabled and cal.reachable]
         # The queue runs a failed job again (a slow machine's timeout is a fault like any).
-        for _ in range(3):
-            todo = [name for name in todo if not self._sync(name)]
+        for attempt in range(3):
+            failed = []
+            for name in todo:
+                fault = self.poll_faults.pop(name, None) if attempt == 0 else None
+                if fault is not None:
+                    self._inject(name, fault)
+                if not self._sync(name):
+                    failed.append(name)
+            todo = failed
+        self.poll_faults.clear()
         self.figures.days += 1
         self.figures.calls_per_day.append(self._day_calls)
+        midnight = self.base + timedelta(days=step["day"])
+        for zone in ZONES:
+            if (
+                midnight.astimezone(zone).utcoffset()
+                != (midnight + timedelta(days=1)).astimezone(zone).utcoffset()
+            ):
+                self.figures.dst_changes.append(f"{zone.key} {midnight.date()}")
         self.check(step["day"], "in the evening")
         budget = BUDGET_BASE + BUDGET_PER_CHANGE * step.get("changes", 0)
         if self._day_calls > budget:
@@ -422,6 +491,8 @@ class Season:
         polled in the evening), unless the notification is lost."""
         self.figures.changes += 1
         cal = self.cals[name]
+        if isinstance(cal.driver, CalDAVDriver) and step.get("fault"):
+            self.poll_faults[name] = step["fault"]
         if isinstance(cal.driver, CalDAVDriver) or not (cal.enabled and cal.reachable):
             return
         if not step.get("notify", True):
@@ -440,8 +511,12 @@ class Season:
         name: str = step["cal"]
         cal = self.cals[name]
         start, end = _time(step["start"]), _time(step["end"])
-        if isinstance(start, datetime) and isinstance(end, datetime) and step.get("zoned"):
-            start, end = start.astimezone(BERLIN), end.astimezone(BERLIN)
+        zoned = step.get("zoned")
+        if isinstance(start, datetime) and isinstance(end, datetime) and zoned:
+            # A series on a zone's clock keeps its local time across that zone's DST change
+            # (True: Berlin's, as the walks saved before New York's named it).
+            zone = BERLIN if zoned is True else ZoneInfo(zoned)
+            start, end = start.astimezone(zone), end.astimezone(zone)
         event = PersonEvent(
             step["title"],
             start,
@@ -542,6 +617,46 @@ class Season:
             )
         self._changed(event.calendar, step)
 
+    def _do_hand(self, step: dict[str, Any]) -> None:
+        """The person moves, retitles or deletes by hand the block of a single event of theirs
+        in a target, and the target's notification (CalDAV: its poll, come at once) tells
+        calsync. calsync leaves a moved or retitled block as the person made it from then on,
+        and does not make a deleted one again while its source is unchanged (domain.md); the
+        oracle checks both (HandEdit) until the target stops being one. The sync comes at
+        once because calsync writes a block without a condition on its version: a source's
+        change synced before calsync read the edit would overwrite it unseen."""
+        self._at(step)
+        name, handle = step["cal"], step["handle"]
+        cal, event = self.cals[name], self.events.get(step["handle"])
+        if event is None or event.span is None or (name, handle) in self.hand:
+            return
+        if not cal.is_target or cal.merge or cal.working_hours:
+            return
+        start, end = event.span
+        held = read(cal.driver, cal.provider_id, *self.read_range)
+        found = [i for i in held if i.mark and i.start == start and i.end == end]
+        twins = [e for h, e in self.events.items() if h != handle and e.span == event.span]
+        if len(found) != 1 or twins:
+            return  # no block of the event's own to pick out (not synced yet, or a twin's)
+        block, edit = found[0], step["edit"]
+        if edit == "delete":
+            self._person(cal.driver, lambda: cal.driver.delete(cal.provider_id, block.id))
+            span = (block.title, start, end)
+        elif edit == "move":
+            shift = timedelta(minutes=step["shift"])
+            moved = (start + shift, end + shift)
+            self._person(cal.driver, lambda: cal.driver.move(cal.provider_id, block.id, *moved))
+            span = (block.title, *moved)
+        else:
+            title = step["title"]
+            self._person(cal.driver, lambda: cal.driver.retitle(cal.provider_id, block.id, title))
+            span = (title, start, end)
+        kind = "deleted" if edit == "delete" else "modified"
+        self.hand[(name, handle)] = HandEdit(kind, span, event.calendar)
+        self.figures.hand_edits[edit] = self.figures.hand_edits.get(edit, 0) + 1
+        self.figures.changes += 1
+        self._sync(name)
+
     def _do_set(self, step: dict[str, Any]) -> None:
         self._at(step)
         if self.cals[step["cal"]].reachable:
@@ -556,6 +671,10 @@ class Season:
         if not all(self.cals[n].reachable for n in names):
             return
         self.figures.disconnects += 1
+        # The account's blocks go everywhere, the hand-edited ones too (its rows with them).
+        self.hand = {
+            k: v for k, v in self.hand.items() if k[0] not in names and v.source not in names
+        }
         report = disconnect_account(
             self.runtime, self.world.user(self.cals[names[0]].user), self._account_id(names[0])
         )
@@ -735,7 +854,7 @@ class Season:
         for name, cal in self.cals.items():
             if not cal.reachable:
                 continue
-            held = read(cal.driver, cal.provider_id, *READ_RANGE)
+            held = read(cal.driver, cal.provider_id, *self.read_range)
             marks = [i.mark for i in held if i.mark and _ends_after(i, now)]
             if len(marks) != len(set(marks)):
                 problems.append(f"{name}: two blocks of one source {sorted(marks)}")
@@ -792,7 +911,8 @@ class Season:
         window = (today - timedelta(days=1), today + timedelta(days=HORIZON_DAYS))
         horizon = window[1]
         held = {
-            name: read(cal.driver, cal.provider_id, *READ_RANGE) for name, cal in self.cals.items()
+            name: read(cal.driver, cal.provider_id, *self.read_range)
+            for name, cal in self.cals.items()
         }
         problems: list[str] = []
         sources = [(self.cals[n], held[n]) for n in self.cals]
@@ -802,11 +922,19 @@ class Season:
             marks = [i.mark for i in held[name] if i.mark and _ends_after(i, now)]
             if len(marks) != len(set(marks)):
                 problems.append(f"{name}: two blocks of one source {sorted(marks)}")
+            hand = {h: e for (t, h), e in self.hand.items() if t == name}
+            still_deleted: set[str] = set()
             expected = (
-                expected_blocks(cal, sources, self.flags, (today, window[1]))
+                expected_blocks(cal, sources, self.flags, (today, window[1]), hand, still_deleted)
                 if cal.is_target
                 else []
             )
+            expected += [e.span for e in hand.values() if e.kind == "modified"]
+            for handle, edit in hand.items():
+                if edit.kind == "deleted" and handle not in still_deleted:
+                    # Its source changed what the block would show, or no longer asks for one:
+                    # calsync forgot the deletion (a fresh block, or none).
+                    del self.hand[(name, handle)]
             missing, extra = compare(expected, held[name], now, horizon)
             for span in list(extra):
                 if not isinstance(span[1], datetime) or not isinstance(span[2], datetime):
@@ -896,20 +1024,33 @@ class Walk:
         self.season = season
         self.rng = random.Random(seed)
         self.faults = faults
+        # The providers whose bad moments the walk has made so far (see _first_fault).
+        self.faulted: set[type[Driver]] = set()
 
     def day(self, day: int) -> Iterator[dict[str, Any]]:
         rng, season = self.rng, self.season
         yield {"op": "morning", "day": day}
         changes = 0
+        if day == 0:
+            for series in self._across_dst():
+                changes += 1
+                yield series
         hour = 8.0
         refused: str | None = None
         forced = FORCED.get(day)
+        hand_edit = FORCED_HAND.get(day)
         for n in range(rng.randint(3, 7)):
             hour += rng.uniform(0.3, 1.5)
+            # The day's forced hand edit, as soon as an event of Ada's has a block to edit.
+            if hand_edit is not None and (hand := self._hand(day, hour - 0.1, hand_edit)):
+                hand_edit = None
+                changes += 1
+                yield hand
             step = self._change(day, hour)
             if step is None:
                 continue
-            changes += step["op"] in ("add", "move", "retitle", "delete", "occurrence")
+            self._first_fault(step)
+            changes += step["op"] in ("add", "move", "retitle", "delete", "occurrence", "hand")
             yield step
             refuse = forced is not None and forced[0] == "refuse" and n == 1
             if refused is None and (refuse or rng.random() < 0.04):
@@ -942,6 +1083,57 @@ class Walk:
                 yield kill
         yield {"op": "evening", "day": day, "changes": changes}
 
+    def _across_dst(self) -> Iterator[dict[str, Any]]:
+        """Day 0's two weekly series across both changes of the clocks whatever the seed: a
+        09:00 meeting on New York's clock in Outlook (its first notification's sync meets a
+        Graph timeout) past the US's change, and a 19:00 one on Berlin's clock in Personal
+        past the EU's; each occurrence's blocks must move an hour in UTC with its zone."""
+        season = self.season
+        for name, zone, local, weeks in (
+            ("Outlook", NEW_YORK, 9, 4),
+            ("Personal", BERLIN, 19, 5),
+        ):
+            season.handles += 1
+            handle = f"u1-e{season.handles}"
+            day = (season.base + timedelta(days=1)).date()
+            start = datetime.combine(day, datetime.min.time().replace(hour=local), zone)
+            step: dict[str, Any] = {
+                "op": "add",
+                "cal": name,
+                "handle": handle,
+                "title": f"{handle} Planning",
+                "day": 0,
+                "at": self._at(0, 7.5),
+                "start": _iso(start.astimezone(UTC)),
+                "end": _iso((start + timedelta(hours=1)).astimezone(UTC)),
+                "rrule": f"FREQ=WEEKLY;COUNT={weeks}",
+                "zoned": zone.key,
+            }
+            if self.faults and name == "Outlook":
+                step["fault"] = {"kind": "timeout", "times": 1, "after": 0}
+                self.faulted.add(MicrosoftDriver)
+            yield step
+
+    def _first_fault(self, step: dict[str, Any]) -> None:
+        """A provider's first change that is notified (polled, for CalDAV) meets the fault
+        the walk had none of until Graph's client took calsync's timeout and CalDAV's
+        faults reached its poll: a Graph timeout, a CalDAV 429 with Retry-After, whatever
+        the seed (the suite's short walk sees both). No draw of the seed's: the rest of the
+        walk is the same."""
+        changes = ("add", "move", "retitle", "delete", "occurrence")
+        if not self.faults or step["op"] not in changes or step.get("notify", True) is False:
+            return
+        name = step.get("cal") or self.season.events[step["handle"]].calendar
+        cal = self.season.cals[name]
+        kind = type(cal.driver)
+        if kind in self.faulted or not (cal.enabled and cal.reachable):
+            return
+        self.faulted.add(kind)
+        if kind is MicrosoftDriver:
+            step["fault"] = {"kind": "timeout", "times": 1, "after": 0}
+        elif kind is CalDAVDriver:
+            step["fault"] = {"kind": "transient", "times": 1, "after": 1}
+
     def _burst(self, day: int, hour: float, op: str) -> dict[str, Any] | None:
         """A few timed events in one of Ada's source calendars, then the fault that strikes
         the server syncing them (Season._do_kill, _do_outage) after 1-4 block writes."""
@@ -955,7 +1147,7 @@ class Walk:
         for _ in range(rng.randint(3, 5)):
             season.handles += 1
             handle = f"u1-e{season.handles}"
-            start = BASE + timedelta(
+            start = season.base + timedelta(
                 days=day + rng.randint(1, 14),
                 hours=rng.randint(7, 19),
                 minutes=rng.choice([0, 30]),
@@ -981,9 +1173,8 @@ class Walk:
             "at": at,
         }
 
-    @staticmethod
-    def _at(day: int, hour: float) -> str:
-        return _iso(BASE + timedelta(days=day, hours=hour))
+    def _at(self, day: int, hour: float) -> str:
+        return _iso(self.season.base + timedelta(days=day, hours=hour))
 
     def _change(self, day: int, hour: float) -> dict[str, Any] | None:
         rng, season = self.rng, self.season
@@ -1004,9 +1195,19 @@ class Walk:
                 "times": times,
                 "after": after,
             }
+        if user == "ada" and rng.random() < 0.06 and (hand := self._hand(day, hour)):
+            return hand
         roll = rng.random()
         if roll < 0.08 and user == "ada":
-            return {"op": "set", "cal": rng.choice(names), "changes": self._setting(), **common}
+            name = rng.choice(names)
+            changes = self._setting()
+            if any(t == name for t, _ in season.hand) and (
+                changes.get("merge") or changes.get("working_hours")
+            ):
+                # A target holding a hand-edited block keeps its blocks one per event (the
+                # oracle's HandEdit): no merging or working hours there.
+                changes = {"exclude": []}
+            return {"op": "set", "cal": name, "changes": changes, **common}
         if roll < 0.45 or not mine:
             return self._add(user, rng.choice(names), day, common)
         handle = rng.choice(mine)
@@ -1033,11 +1234,58 @@ class Walk:
             return {"op": "retitle", "handle": handle, "title": title, **common}
         return {"op": "delete", "handle": handle, **common}
 
+    def _hand(self, day: int, hour: float, forced: str | None = None) -> dict[str, Any] | None:
+        """The person edits by hand the block of a single timed event of Ada's (a day ahead
+        at least) in another of her targets that neither merges nor keeps working hours;
+        ``forced``: that edit, of the first such event and target, with no draw of the seed's."""
+        rng, season = self.rng, self.season
+        soon = season.base + timedelta(days=day + 1, hours=hour)
+        events = sorted(
+            h
+            for h, e in season.events.items()
+            if not e.recurring
+            and e.span is not None
+            and e.span[0] > soon
+            and season.cals[e.calendar].user == "ada"
+            and season.cals[e.calendar].is_source
+        )
+        targets = [
+            n
+            for n, c in season.cals.items()
+            if c.user == "ada" and c.is_target and not c.merge and not c.working_hours
+        ]
+        if forced is not None:
+            pairs = [
+                (h, n)
+                for h in events
+                for n in targets
+                if n != season.events[h].calendar and (n, h) not in season.hand
+            ]
+            if not pairs:
+                return None
+            handle, name = pairs[0]
+        else:
+            if not events or not targets:
+                return None
+            handle, name = rng.choice(events), rng.choice(targets)
+            if name == season.events[handle].calendar or (name, handle) in season.hand:
+                return None
+        return {
+            "op": "hand",
+            "cal": name,
+            "handle": handle,
+            "edit": forced or rng.choice(["move", "retitle", "delete"]),
+            "shift": 90 if forced else rng.choice([-60, 30, 90]),
+            "title": "Held by hand",
+            "day": day,
+            "at": self._at(day, hour),
+        }
+
     def _when(self, day: int) -> datetime:
         rng = self.rng
         # Mostly the next two weeks; now and then beyond the horizon, to slide into the window.
         ahead = rng.randint(0, 14) if rng.random() < 0.9 else rng.randint(80, 100)
-        return BASE + timedelta(
+        return self.season.base + timedelta(
             days=day + ahead, hours=rng.randint(6, 20), minutes=rng.choice([0, 30])
         )
 
@@ -1055,7 +1303,7 @@ class Walk:
         }
         kind = rng.random()
         if kind < 0.12:
-            first = (BASE + timedelta(days=day + rng.randint(0, 10))).date()
+            first = (season.base + timedelta(days=day + rng.randint(0, 10))).date()
             step.update(start=_iso(first), end=_iso(first + timedelta(days=rng.randint(1, 3))))
             return step
         start = self._when(day)
@@ -1064,7 +1312,9 @@ class Walk:
         )
         if kind < 0.3:
             freq = rng.choice(["DAILY", "WEEKLY"])
-            step.update(rrule=f"FREQ={freq};COUNT={rng.randint(3, 6)}", zoned=rng.random() < 0.5)
+            count = rng.randint(3, 6)
+            zoned = rng.choice([False, BERLIN.key, NEW_YORK.key])
+            step.update(rrule=f"FREQ={freq};COUNT={count}", zoned=zoned)
         elif kind < 0.38:
             step["free"] = True
         elif kind < 0.46:
@@ -1090,17 +1340,8 @@ class Walk:
         if not all_day:
             choices.append(
                 lambda: {
-                    "working_hours": rng.choice(
-                        [
-                            None,
-                            {
-                                "days": ["mon", "tue", "wed", "thu", "fri"],
-                                "start": "09:00",
-                                "end": "17:00",
-                            },
-                        ]
-                    ),
-                    "time_zone": "Europe/Berlin",
+                    "working_hours": rng.choice([None, OFFICE_HOURS]),
+                    "time_zone": rng.choice(ZONES).key,
                 }
             )
         return rng.choice(choices)()
@@ -1145,18 +1386,38 @@ def play(
     database_url: str | None = None,
     cluster: Cluster | None = None,
     steps: list[dict[str, Any]] | None = None,
+    base: datetime | None = None,
 ) -> Season:
     """Walk ``days`` simulated days from ``seed`` (or replay ``steps``); the season's figures.
     A broken invariant raises SeasonFailure naming the seed, with the steps saved beside."""
     started = time.monotonic()
+    if base is None:
+        # Saved steps name their base in their first step; walks saved before it was named
+        # pass theirs (BASE_BEFORE_US_DST).
+        begin = steps[0] if steps and steps[0]["op"] == "begin" else None
+        base = datetime.fromisoformat(begin["base"]) if begin else BASE
     with providers(emulator, scratch) as (google, graph, radicale):
         url = database_url or f"sqlite:///{scratch / 'calsync.db'}"
         season = Season(
-            google, graph, radicale, scratch / "home", url, faults=faults, cluster=cluster
+            google,
+            graph,
+            radicale,
+            scratch / "home",
+            url,
+            faults=faults,
+            cluster=cluster,
+            base=base,
         )
         try:
             walk = Walk(season, seed, faults=faults)
-            todo = steps if steps is not None else (s for d in range(days) for s in walk.day(d))
+            todo = (
+                steps
+                if steps is not None
+                else itertools.chain(
+                    [{"op": "begin", "base": _iso(base)}],
+                    (s for d in range(days) for s in walk.day(d)),
+                )
+            )
             for step in todo:
                 try:
                     season.run(step)

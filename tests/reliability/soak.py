@@ -37,7 +37,7 @@ from tests.reliability.season import (
 RESULTS = Path(__file__).parents[1] / "bench" / "RESULTS.md"
 START, END = "<!-- soak -->", "<!-- /soak -->"
 # Days and checks are cheap to name, so a shrink keeps them; it drops the person's changes.
-KEPT = {"morning", "evening"}
+KEPT = {"begin", "morning", "evening"}
 
 
 def render(
@@ -65,6 +65,20 @@ def render(
             "faults injected (429/503 with Retry-After, dropped connections, timeouts, expired "
             "cursors, bursts past the retries)",
             f"{figures.faults}" if faults else "0 (faults off)",
+        ),
+        (
+            "blocks edited by hand in a target (moved, retitled, deleted: left as the person "
+            "made them, a deleted one not made again while its source is unchanged)",
+            ", ".join(f"{k} {v}" for k, v in sorted(figures.hand_edits.items())) or "none",
+        ),
+        (
+            "faults by provider and kind",
+            ", ".join(f"{k} {v}" for k, v in sorted(figures.fault_kinds.items())) or "none",
+        ),
+        (
+            "daylight saving changes crossed (zoned series, working hours and blocks checked "
+            "across them)",
+            ", ".join(figures.dst_changes) or "none",
         ),
         (
             "database outages (PostgreSQL stopped at once for 1-3 s while `calsync serve` "

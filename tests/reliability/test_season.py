@@ -1,7 +1,7 @@
-"""The simulated season's short run, inside the main suite: five days (across the EU's DST
-change) of a mixed user and a second one, every provider, faults on (a kill -9 of a real
-`calsync serve` among them); the invariant checked every simulated day (season.py). `make
-soak` walks 90 days."""
+"""The simulated season's short run, inside the main suite: five days (across the US's DST
+change, on a calendar and series kept on New York's clock) of a mixed user and a second one,
+every provider, faults on (a kill -9 of a real `calsync serve` among them); the invariant
+checked every simulated day (season.py). `make soak` walks 90 days."""
 
 from __future__ import annotations
 
@@ -30,6 +30,14 @@ def test_five_days_of_changes_and_faults_keep_the_invariant_every_day(
     # kill -9 of a real `calsync serve` mid-sync (season.FORCED_KILL_DAY).
     assert {"refuse", "fix", "disconnect", "kill"} <= {step["op"] for step in season.steps}
     assert figures.kills_mid_sync >= 1
+    # The season starts four days before the US's clocks change: the walk's blocks of New
+    # York's series and working hours were checked on both sides of it.
+    assert "America/New_York 2030-03-10" in figures.dst_changes
+    # Every provider had its bad moments (Graph's timeouts and CalDAV's 429s among them).
+    assert {label.split()[0] for label in figures.fault_kinds} == {"google", "microsoft", "caldav"}
+    assert {"microsoft timeout", "caldav 429"} <= figures.fault_kinds.keys()
+    # Blocks moved, deleted and retitled by hand (season.FORCED_HAND), checked every evening.
+    assert figures.hand_edits.keys() == {"move", "delete", "retitle"}
 
 
 def test_the_database_away_while_calsync_serve_syncs_converges_by_itself(

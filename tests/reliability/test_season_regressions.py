@@ -11,13 +11,15 @@ import msgspec
 import pytest
 
 from calsync_server.emulators.google.runner import RunningEmulator
-from tests.reliability.season import play
+from tests.reliability.season import BASE_BEFORE_US_DST, play
 
 CASES = Path(__file__).with_name("cases")
 
 
 def replay(emulator: RunningEmulator, tmp_path: Path, steps: list[dict[str, Any]]) -> None:
-    play(emulator, tmp_path, seed=0, days=0, faults=True, steps=steps)
+    # Saved before the season began on 2030-03-06: their steps' days count from 2030-03-27.
+    base = None if steps and steps[0]["op"] == "begin" else BASE_BEFORE_US_DST
+    play(emulator, tmp_path, seed=0, days=0, faults=True, steps=steps, base=base)
 
 
 def test_a_google_event_moved_past_the_horizon_loses_its_blocks_by_the_next_safety_net(
