@@ -44,7 +44,11 @@ def _soft_delete(
             event.status = stored.CANCELLED
         session.add(event)
         report.events_deleted += 1
-        changed.append(event.provider_event_id)
+    # Planned again even when its row says deleted already: a sync that stored the delete
+    # and died before its writes (killed, database gone) left its blocks standing, and the
+    # sync run again reads the delete again from the same cursor (as an unchanged live event
+    # read again is planned again below).
+    changed.append(event.provider_event_id)
 
 
 def _soft_delete_new(values: dict[str, Any], report: SyncReport, changed: list[str]) -> None:
