@@ -9,8 +9,7 @@ from sqlmodel import Session, select
 
 from calsync_server.db.engine import upgrade_database
 from calsync_server.db.models import SyncJob
-from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue
-from calsync_server.sync.user_pass import claimed_for
+from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue, claimed_for
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
 from tests.support.rows import add_calendars

@@ -24,7 +24,6 @@ from sqlmodel import Session, SQLModel, col, select
 
 from calsync_server.db.models import SyncJob
 from calsync_server.db.prepared import Prepared
-from calsync_server.sync.user_pass import claimed_for
 from shared.clock import Clock
 from shared.domain import JobState, SyncKind
 
@@ -65,6 +64,9 @@ def _joined(
     # A full request widens the waiting job, never narrows it.
     return run_after, job_full or full
 
+
+# The worker name of the running job rows a first-sync pass holds for the calendars it claims.
+CLAIMED_BY = "user-pass"
 
 # The statements `enqueue_in` runs, built once (building them costs more than running them).
 _jobs = SQLModel.metadata.tables[SyncJob.__tablename__]
@@ -285,7 +287,7 @@ class JobQueue:
                 )
             ).all()
             for job in stale:
-                self._put_back(session, job, now, "lease expired")
+                put_back(session, job, now, "lease expired")
                 reclaimed += 1
             session.commit()
         return reclaimed
@@ -309,7 +311,7 @@ class JobQueue:
                 match = pattern.fullmatch(job.worker or "")
                 if match is None or alive(int(match.group(1))):
                     continue
-                self._put_back(session, job, now, "its process died")
+                put_back(session, job, now, "its process died")
                 reclaimed += 1
             session.commit()
         return reclaimed
@@ -329,7 +331,7 @@ class JobQueue:
             else:
                 # Not at once: a failure that is not the database's would otherwise loop.
                 delay = timedelta(seconds=min(60.0, 2.0**job.attempts / 2))
-                self._put_back(session, job, now, error, delay=delay)
+                put_back(session, job, now, error, delay=delay)
             session.add(job)
             session.commit()
         return True
@@ -343,37 +345,8 @@ class JobQueue:
             if job is None or job.state != JobState.RUNNING:
                 return
             job.attempts = max(0, job.attempts - 1)
-            self._put_back(session, job, now, "deferred", delay=timedelta(seconds=seconds))
+            put_back(session, job, now, "deferred", delay=timedelta(seconds=seconds))
             session.commit()
-
-    def _put_back(
-        self,
-        session: Session,
-        job: SyncJob,
-        now: datetime,
-        why: str,
-        *,
-        delay: timedelta = timedelta(0),
-    ) -> None:
-        """A running job nobody runs any more: queued again, or done when another waits. The
-        calendars its sync's pass claimed (user_pass) go back with it: their own first syncs,
-        taken over by the pass, would otherwise wait out the claims' lease."""
-        if job.state != JobState.RUNNING:
-            return  # put back already, with the pass whose claim it was
-        claims = session.exec(
-            select(SyncJob).where(
-                SyncJob.worker == claimed_for(job.id), SyncJob.state == JobState.RUNNING
-            )
-        ).all()
-        for claim in claims:
-            self._put_back(session, claim, now, why)
-        if self._waiting(session, job.calendar_id) is None:
-            job.state, job.run_after = JobState.QUEUED, now + delay
-        else:
-            job.state, job.finished_at = JobState.DONE, now
-            job.last_error = f"{why}; coalesced into the waiting job"
-        job.lease_expires_at, job.worker = None, None
-        session.add(job)
 
     def claim(self, worker: str, *, calendar_ids: set[int] | None = None) -> SyncJob | None:
         """Take the oldest due job whose calendar has no running job; None when there is none."""
@@ -449,6 +422,37 @@ class JobQueue:
             session.add(job)
             session.commit()
             return JobState(job.state)
+
+
+def claimed_for(job_id: int | None) -> str:
+    """The worker name of a first-sync pass's claims (sync/user_pass.py): the job whose sync
+    the pass is, so that when that job is put back (its process died, the database went away)
+    its claims go back with it instead of waiting out their lease."""
+    return CLAIMED_BY if job_id is None else f"{CLAIMED_BY} of job {job_id}"
+
+
+def put_back(
+    session: Session, job: SyncJob, now: datetime, why: str, *, delay: timedelta = timedelta(0)
+) -> None:
+    """A running job nobody runs any more: queued again, or done when another waits. The
+    calendars its sync's pass claimed go back with it: their own first syncs, taken over by
+    the pass, would otherwise wait out the claims' lease."""
+    if job.state != JobState.RUNNING:
+        return  # put back already, with the pass whose claim it was
+    claims = session.exec(
+        select(SyncJob).where(
+            SyncJob.worker == claimed_for(job.id), SyncJob.state == JobState.RUNNING
+        )
+    ).all()
+    for claim in claims:
+        put_back(session, claim, now, why)
+    if JobQueue._waiting(session, job.calendar_id) is None:
+        job.state, job.run_after = JobState.QUEUED, now + delay
+    else:
+        job.state, job.finished_at = JobState.DONE, now
+        job.last_error = f"{why}; coalesced into the waiting job"
+    job.lease_expires_at, job.worker = None, None
+    session.add(job)
 
 
 class LeaseKeeper:

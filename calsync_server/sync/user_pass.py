@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from calsync_server.db.models import Account, Calendar, SyncJob, SyncLog
+from calsync_server.jobs.queue import claimed_for, put_back
 from calsync_server.providers.model import ErrorKind, ProviderError
 from calsync_server.sync import holds
 from calsync_server.sync.ingest import store_changes, unmask_blocks
@@ -26,15 +27,6 @@ from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
 from calsync_server.sync.safety import read_dropped
 from shared.domain import AccountState, JobState, SyncKind
-
-CLAIMED_BY = "user-pass"
-
-
-def claimed_for(job_id: int | None) -> str:
-    """The worker name of a pass's claims: the job whose sync the pass is, so that when that
-    job is put back (its process died, the database went away) its claims go back with it
-    (JobQueue._put_back) instead of waiting out their lease."""
-    return CLAIMED_BY if job_id is None else f"{CLAIMED_BY} of job {job_id}"
 
 
 @dataclass(slots=True)
@@ -165,19 +157,8 @@ def release(db: sa.Engine, found: OthersRead, now: datetime) -> None:
         )
         for job_id in back:
             job = session.get(SyncJob, job_id)
-            if job is None or job.state != JobState.RUNNING:
-                continue
-            waiting = session.exec(
-                select(SyncJob.id).where(
-                    SyncJob.calendar_id == job.calendar_id, SyncJob.state == JobState.QUEUED
-                )
-            ).first()
-            if waiting is None:
-                job.state, job.run_after = JobState.QUEUED, now
-            else:
-                job.state, job.finished_at = JobState.DONE, now
-            job.lease_expires_at, job.worker = None, None
-            session.add(job)
+            if job is not None:
+                put_back(session, job, now, "its first sync pass ended before settling it")
         session.commit()
 
 

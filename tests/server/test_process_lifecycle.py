@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, select
 
 from calsync_server.db.models import SyncJob, SyncLog
-from calsync_server.sync.user_pass import claimed_for
+from calsync_server.jobs.queue import claimed_for
 from shared.domain import JobState
 from tests.server.test_processes import _insert_many, _jobs
 from tests.support.processes import REPO, Served, Servers
@@ -65,7 +65,7 @@ def _syncing(
 
 def _held_by(job: SyncJob, pid: int, jobs: list[SyncJob]) -> bool:
     """The job runs in process `pid`: a worker of it, or the first-sync pass of one of that
-    worker's jobs, which claims the user's other calendars (user_pass.claimed_for)."""
+    worker's jobs, which claims the user's other calendars (jobs.queue.claimed_for)."""
     if f"-{pid}-" in (job.worker or ""):
         return True
     return any(

@@ -21,10 +21,10 @@ from sqlmodel import Session, select
 from calsync_server.db.engine import alembic_config, create_db_engine, current_revision
 from calsync_server.db.models import BusyBlock, SyncJob, SyncLog, User
 from calsync_server.emulators.google.runner import RunningEmulator
+from calsync_server.jobs.queue import CLAIMED_BY
 from calsync_server.providers.google.mapping import SOURCE_PROPERTY as SOURCE_KEY_PROPERTY
 from calsync_server.providers.google.mapping import event_time
 from calsync_server.sync.stored import decode_time
-from calsync_server.sync.user_pass import CLAIMED_BY
 from shared.domain import JobState
 from tests.support.processes import Served, Servers
 from tests.support.waiting import wait_until
