@@ -11,6 +11,7 @@ used their events is applied, as the engine does with its own.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -25,6 +26,7 @@ from calsync_server.sync.ingest import store_changes, unmask_blocks
 from calsync_server.sync.planner import CalendarView, second_copies
 from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
+from calsync_server.sync.rows import user_calendars, user_views
 from calsync_server.sync.safety import read_dropped
 from shared.domain import AccountState, JobState, SyncKind
 
@@ -178,29 +180,60 @@ def read_others(
     """Read each other synced calendar of the user whole and store its events (committed, as a
     sync commits its read before writing blocks). A calendar whose read fails is left out (its
     own sync reads it again); a failed login fails the pass, as in the engine."""
-    window, zone, now, lease = when  # the sync's window, the user's zone, its now, the lease
     # `found` is the caller's: it releases the claims, whatever happens.
-    copies = second_copies(views.values())
-    others = session.exec(
-        select(Calendar, Account)
-        .join(Account, col(Calendar.account_id) == Account.id)
-        .where(
-            Account.user_id == user_id,
-            col(Calendar.sync_enabled).is_(True),
-            Account.state == AccountState.ACTIVE,
-            Calendar.id != calendar.id,
-            # A first sync reads only the others awaiting theirs (turned on together): one
-            # pass writes all their blocks, none re-reads what an earlier one wrote.
-            col(Calendar.sync_token).is_(None) if first_only else sa.true(),
-        )
-        .order_by(col(Calendar.id))
-    ).all()
+    looked: set[int] = {calendar.id} if calendar.id is not None else set()
+    while True:
+        others = session.exec(
+            select(Calendar, Account)
+            .join(Account, col(Calendar.account_id) == Account.id)
+            .where(
+                Account.user_id == user_id,
+                col(Calendar.sync_enabled).is_(True),
+                Account.state == AccountState.ACTIVE,
+                col(Calendar.id).not_in(looked),
+                # A first sync reads only the others awaiting theirs (turned on together): one
+                # pass writes all their blocks, none re-reads what an earlier one wrote.
+                col(Calendar.sync_token).is_(None) if first_only else sa.true(),
+            )
+            .order_by(col(Calendar.id))
+        ).all()
+        if not others:
+            return found
+        looked |= {other.id for other, _ in others if other.id is not None}
+        copies = second_copies(views.values())
+        _read_each(db, session, others, copies, when, pool, report, found, take_queued=first_only)
+        if not first_only:
+            return found
+        # Calendars turned on one request at a time (the dashboard's toggles, the API's PATCH
+        # each) may come on while the pass reads: each such one is read too, rather than
+        # given blocks unread under the lock and then read whole again by its own first sync,
+        # which would list and plan the user a second time. Until none is new: the window
+        # left is the few milliseconds between the last look and the lock.
+        session.expire_all()  # the calendars' rows as the requests left them
+        accounts, calendars = user_calendars(session, user_id)
+        views = user_views(calendars, accounts, SyncReport())
+
+
+def _read_each(
+    db: sa.Engine,
+    session: Session,
+    others: Sequence[tuple[Calendar, Account]],
+    copies: dict[int, CalendarView],
+    when: tuple[tuple[datetime, datetime], str, datetime, timedelta],
+    pool: ProviderPool,
+    report: SyncReport,
+    found: OthersRead,
+    *,
+    take_queued: bool,
+) -> None:
+    """read_others' reads of the calendars it found: each claimed, read whole and stored."""
+    window, zone, now, lease = when  # the sync's window, the user's zone, its now, the lease
     for other, account in others:
         assert other.id is not None
         if other.id in copies:
             continue  # the first copy of the same calendar is read instead
         claimed = _claim(
-            db, other.id, now, lease, claimed_for(found.job_id), take_queued=first_only
+            db, other.id, now, lease, claimed_for(found.job_id), take_queued=take_queued
         )
         if claimed is None:
             continue  # syncing now: its own full pass reads it
@@ -227,7 +260,6 @@ def read_others(
         found.fetched[other.id] = len(changes.events) + len(changes.removed)
         if read_dropped(before, holds.live_events(session, other.id)):
             found.dropped.add(other.id)
-    return found
 
 
 def store_cursors(session: Session, found: OthersRead, now: datetime, report: SyncReport) -> None:
