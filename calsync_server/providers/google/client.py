@@ -21,6 +21,7 @@ from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
 
+from calsync_server.providers.google.batch import PlainBatch
 from calsync_server.providers.google.wire import (
     BlockWrite,
     BlockWriteKind,
@@ -164,6 +165,7 @@ class GoogleCalendarProvider:
         # Made once: the client library builds a resource's methods, documentation and all,
         # on every `service.events()` (about 7 ms, more than a block write's own work).
         self._events = self._service.events()
+        self._batch_uri = self._service.new_batch_http_request()._batch_uri
 
     def close(self) -> None:
         # httplib2 keeps its sockets open until told (googleapiclient's Resource.close).
@@ -368,7 +370,7 @@ class GoogleCalendarProvider:
             def callback(request_id: str, response: Any, exception: HttpError | None) -> None:
                 outcome[int(request_id)] = (response, exception)
 
-            batch = self._service.new_batch_http_request(callback=callback)
+            batch = PlainBatch(callback=callback, batch_uri=self._batch_uri)
             for i, write in todo.items():
                 batch.add(self._request(write), request_id=str(i))
             self._count(requests=1, calls=len(todo))
