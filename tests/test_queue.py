@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from calsync_server.db.engine import upgrade_database
 from calsync_server.db.models import SyncJob
-from calsync_server.jobs.queue import MAX_ATTEMPTS, JobQueue, claimed_for
+from calsync_server.jobs.queue import _WAITING_ONE, MAX_ATTEMPTS, JobQueue, claimed_for
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
 from tests.support.rows import add_calendars
@@ -139,3 +140,37 @@ def test_a_put_back_job_takes_its_passs_claims_back_with_it(db_engine: sa.Engine
 
     # Both wait in the queue again, not the claim until its lease runs out.
     assert _states(db_engine) == ["queued", "queued"]
+
+
+def test_a_calendars_waiting_job_is_found_without_reading_its_finished_ones(
+    db_engine: sa.Engine,
+) -> None:
+    """Every webhook batch looks up its calendar's waiting job: read through the partial index
+    of queued jobs, it costs the same after thousands of finished syncs of a busy channel."""
+    if db_engine.dialect.name != "sqlite":
+        pytest.skip("the query plan checked is SQLite's")
+    calendar = _calendar(db_engine)
+    queue = JobQueue(db_engine, FixedClock(START))
+    with Session(db_engine) as session:
+        for n in range(200):
+            done = START + timedelta(minutes=n)
+            session.add(
+                SyncJob(
+                    calendar_id=calendar,
+                    kind=SyncKind.WEBHOOK,
+                    state=JobState.DONE,
+                    run_after=done,
+                    created_at=done,
+                    finished_at=done,
+                )
+            )
+        session.commit()
+    waiting = queue.enqueue(calendar, SyncKind.WEBHOOK)
+    with db_engine.connect() as connection:
+        sql = _WAITING_ONE.statement.compile(connection).string.replace(":id", "?")
+        plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (calendar,)).all()
+        (found,) = _WAITING_ONE.rows(connection, {"id": calendar})
+    assert found.id == waiting.job_id
+    assert [step[-1] for step in plan] == [
+        "SEARCH sync_job USING INDEX uq_sync_job_one_queued_per_calendar (calendar_id=?)"
+    ]

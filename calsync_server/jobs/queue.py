@@ -73,17 +73,14 @@ _jobs = SQLModel.metadata.tables[SyncJob.__tablename__]
 _waiting_job = sa.select(
     _jobs.c.id, _jobs.c.calendar_id, _jobs.c.full, _jobs.c.run_after, _jobs.c.created_at
 )
-_WAITING = _waiting_job.where(
-    _jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)),
-    _jobs.c.state == JobState.QUEUED.value,
-)
+# The state written into the statement, not bound: only then may the database read a
+# calendar's waiting job from the partial unique index of queued jobs, instead of going
+# through every job the calendar ever had (a busy channel's calendar gathers thousands).
+_queued = _jobs.c.state == sa.literal_column(f"'{JobState.QUEUED.value}'")
+_WAITING = _waiting_job.where(_jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)), _queued)
 # One calendar's (most batches of webhooks): prepared, as is the join that follows it
 # (SQLAlchemy's work per execution, and an IN list's expansion, cost more than SQLite's).
-_WAITING_ONE = Prepared(
-    _waiting_job.where(
-        _jobs.c.calendar_id == sa.bindparam("id"), _jobs.c.state == JobState.QUEUED.value
-    )
-)
+_WAITING_ONE = Prepared(_waiting_job.where(_jobs.c.calendar_id == sa.bindparam("id"), _queued))
 # An INSERT that does nothing when the calendar already has a queued job (the partial unique
 # index) instead of failing the caller's whole transaction; one per dialect.
 _QUEUE = {
