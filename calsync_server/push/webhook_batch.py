@@ -38,6 +38,12 @@ T = TypeVar("T")
 # A notification joining a waiting sync delays it until the notifications pause this long: a
 # burst becomes one sync after it. The first notification is never delayed.
 DEBOUNCE_SECONDS = 0.3
+# While a burst lasts (the last batch held several requests), the thread waits this long at
+# most for the event loop's next hand-over before recording a smaller lot: a burst then costs
+# fewer, bigger transactions, whose fixed cost (the statements, the commit) was most of a
+# notification's when batches held a few requests (PostgreSQL's commit_delay, for the same
+# reason). A lone notification (the last batch held one request) is recorded at once.
+GATHER_SECONDS = 0.001
 # Notifications recorded in one transaction at most.
 MAX_BATCH = 256
 # Subscriptions whose notices could not be recorded, remembered until the database is back
@@ -203,10 +209,10 @@ def record_notifications(
                 "message_number": push.notice.sequence,
                 "kind": push.notice.kind.value,
                 "outcome": decided[index].value,
-                "received_at": now,
             }
             for index, push in enumerate(pushes)
         ],
+        shared={"received_at": now},
     )
     return Recorded(
         [Handled(o, stop=o is NotificationOutcome.UNKNOWN_CHANNEL) for o in decided], queued
@@ -381,6 +387,7 @@ class WebhookBatcher:
         wake: Callable[[], None],
         *,
         max_batch: int = MAX_BATCH,
+        gather_seconds: float = GATHER_SECONDS,
         likely_echo: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
@@ -390,6 +397,7 @@ class WebhookBatcher:
         # Whether calsync wrote to a calendar lately (record_notifications).
         self.likely_echo = likely_echo
         self.max_batch = max_batch
+        self.gather_seconds = gather_seconds
         # Requests handed over together (None: stop). A request waits in `_pending` (by its
         # event loop) until its loop goes round: the requests one pass of the loop read go
         # over in one put, since every put that wakes the thread costs the loop a system call.
@@ -509,17 +517,25 @@ class WebhookBatcher:
         # failure it takes a fresh one.
         connection: sa.Connection | None = None
         waiting: list[_Waiting] = []  # handed over, not recorded yet
+        last = 0  # requests in the last batch
         try:
             closing = False
             while waiting or not closing:
+                gather = False
                 if not waiting:
                     first = self._inbox.get()
                     if first is None:
                         return
                     waiting = first
+                    # A burst, and fewer requests than last time: the loop's next lot joins.
+                    gather = last > 1 and len(waiting) < last
                 while not closing and _count(waiting) < self.max_batch:
                     try:
-                        item = self._inbox.get_nowait()
+                        if gather:
+                            gather = False
+                            item = self._inbox.get(timeout=self.gather_seconds)
+                        else:
+                            item = self._inbox.get_nowait()
                     except queue.Empty:
                         break
                     if item is None:
@@ -534,6 +550,7 @@ class WebhookBatcher:
                     size += len(waiting[taken].pushes)
                     taken += 1
                 batch, waiting = waiting[:taken], waiting[taken:]
+                last = len(batch)
                 connection = self._handle(batch, connection)
         finally:
             if connection is not None:

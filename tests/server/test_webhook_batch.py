@@ -481,3 +481,48 @@ def test_requests_not_handed_over_yet_are_recorded_when_the_batcher_closes(
     results = asyncio.run(deliver())
     assert [r.outcome for r in results] == [ENQUEUED, COALESCED]
     assert _recorded(db_engine) == [("a", a, 11, "enqueued"), ("a", a, 12, "coalesced")]
+
+
+def test_while_a_burst_lasts_the_next_lot_joins_the_transaction(db_engine: sa.Engine) -> None:
+    """After a batch of several requests, the thread waits (up to its gather time) for the
+    event loop's next lot before committing a smaller one: a burst costs fewer commits. A lone
+    request after a lone one is committed at once (a gather time of minutes would show)."""
+    (a, _b), _ids = _channels(db_engine)
+    commits: list[int] = []
+
+    def count(_connection: sa.Connection) -> None:
+        commits.append(1)
+
+    sa.event.listen(db_engine, "commit", count)
+    batcher = WebhookBatcher(
+        db_engine,
+        FixedClock(START),
+        JobQueue(db_engine, FixedClock(START)),
+        lambda: None,
+        gather_seconds=600,
+    )
+
+    async def deliver() -> list[Any]:
+        # One request alone, then another: neither waits for a lot that does not come.
+        alone = [await asyncio.wait_for(batcher.submit(push("b", n)), 60) for n in (1, 2)]
+        alone_commits = len(commits)
+        # Two requests in one turn of the loop: one transaction, and a burst has begun.
+        pair = await asyncio.gather(batcher.submit(push("a", 11)), batcher.submit(push("a", 12)))
+        # Then one request, and the next 50 ms later (the thread has taken the first by then):
+        # the first waits for the second, and both are committed together.
+        first = asyncio.ensure_future(batcher.submit(push("a", 13)))
+        await asyncio.sleep(0.05)
+        second = await asyncio.wait_for(batcher.submit(push("a", 14)), 60)
+        return [alone, alone_commits, pair, await first, second, len(commits)]
+
+    try:
+        alone, alone_commits, pair, first, second, all_commits = asyncio.run(deliver())
+    finally:
+        batcher.close()
+        sa.event.remove(db_engine, "commit", count)
+    assert [r.outcome for r in alone] == [ENQUEUED, COALESCED]
+    assert alone_commits == 2
+    assert [r.outcome for r in pair] == [ENQUEUED, COALESCED]
+    assert [first.outcome, second.outcome] == [COALESCED, COALESCED]
+    assert all_commits == alone_commits + 2  # the pair's, then the last two's together
+    assert _recorded(db_engine)[-2:] == [("a", a, 13, "coalesced"), ("a", a, 14, "coalesced")]
