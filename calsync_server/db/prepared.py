@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,9 +72,25 @@ class Prepared:
             cursor.execute(compiled.sql, parameters)
             return int(cursor.rowcount)
 
-    def execute_many(self, connection: sa.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run it once per row of parameters, in one driver call."""
+    def execute_many(
+        self,
+        connection: sa.Connection,
+        rows: Sequence[Mapping[str, Any]],
+        shared: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Run it once per row of parameters, in one driver call; `shared`: the values every
+        row has (converted once: a timestamp's conversion was a row's largest cost)."""
         compiled = self._compile(connection.dialect)
+        if shared:
+            common = {
+                name: compiled.binds[name](value) if name in compiled.binds else value
+                for name, value in shared.items()
+            }
+            compiled = replace(
+                compiled,
+                fixed={**compiled.fixed, **common},
+                binds={k: v for k, v in compiled.binds.items() if k not in common},
+            )
         parameters = [self._parameters(compiled, row) for row in rows]
         with _cursor(connection, compiled.sql, parameters) as cursor:
             cursor.executemany(compiled.sql, parameters)
