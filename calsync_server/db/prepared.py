@@ -13,6 +13,7 @@ from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ class _Compiled:
     # Values the statement itself holds (a literal compared or set), by parameter name.
     fixed: dict[str, Any]
     binds: dict[str, Processor]
+    # Positional drivers: the values in the statement's order (itemgetter's loop is C's).
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None
 
 
 class Prepared:
@@ -53,16 +56,16 @@ class Prepared:
                 if not bind.required:
                     fixed[name] = bind.effective_value
             order = tuple(done.positiontup or ()) if done.positional else None
-            compiled = self._compiled[dialect.name] = _Compiled(done.string, order, fixed, binds)
+            compiled = self._compiled[dialect.name] = _Compiled(
+                done.string, order, fixed, binds, _picker(order)
+            )
         return compiled
 
     def _parameters(self, compiled: _Compiled, params: Mapping[str, Any]) -> Any:
         values = {**compiled.fixed, **params} if compiled.fixed else dict(params)
         for name, processor in compiled.binds.items():
             values[name] = processor(values[name])
-        if compiled.order is None:
-            return values
-        return tuple(values[name] for name in compiled.order)
+        return values if compiled.pick is None else compiled.pick(values)
 
     def execute(self, connection: sa.Connection, params: Mapping[str, Any]) -> int:
         """Run it once; the driver's row count (rows an UPDATE matched)."""
@@ -128,6 +131,18 @@ class Prepared:
             row_type: Any = namedtuple("Row", names, rename=True)  # type: ignore[misc]
             shape = self._results[(dialect.name, names)] = (row_type, processors)
         return shape
+
+
+def _picker(order: tuple[str, ...] | None) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
+    """A function taking the values of `order` out of a mapping, as a tuple."""
+    if order is None:
+        return None
+    if len(order) == 1:
+        (name,) = order
+        return lambda values: (values[name],)
+    if not order:
+        return lambda values: ()
+    return itemgetter(*order)
 
 
 @contextmanager

@@ -143,10 +143,10 @@ def _unavailable(runtime: Runtime) -> ASGIResponse:
 def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The request's headers (names in lower case, the first of a repeated one): read from the
     ASGI scope at once, as Litestar's Headers took a twentieth of a notification's time."""
-    headers: dict[str, str] = {}
-    for name, value in request.scope["headers"]:
-        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-    return headers
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(list(request.scope["headers"]))
+    }
 
 
 async def _body(
@@ -172,7 +172,8 @@ async def receive(
     request: Request[Any, Any, Any], provider: str, key: str | None, parser: PushParser
 ) -> ASGIResponse:
     """Parse, check, record, enqueue, answer: the same for every provider."""
-    runtime: Runtime = request.app.state.runtime
+    # By key: State's attribute access goes through __getattr__ after a failed lookup (1 us).
+    runtime: Runtime = request.app.state["runtime"]
     started = time.perf_counter()
     headers = _headers(request)
     body = await _body(request, headers, parser.max_body)
@@ -197,7 +198,7 @@ async def receive(
             raise
         return _unavailable(runtime)
     for one in handled:
-        runtime.metrics.notification(one.outcome.value)
+        runtime.metrics.notification(one.outcome)
     runtime.metrics.webhook_seconds.observe(time.perf_counter() - started)
     if handled and all(one.outcome is NotificationOutcome.FORGED for one in handled):
         return _answer(HTTP_403_FORBIDDEN, {"error": "channel token does not match"})
@@ -211,8 +212,9 @@ async def receive(
         if stops
         else None
     )
-    outcome = handled[0].outcome.value if len(handled) == 1 else None
-    content = {"outcome": outcome} if outcome else {"outcomes": [h.outcome.value for h in handled]}
+    # The outcomes are strings (StrEnum): their `value` property cost more than the rest here.
+    outcome = handled[0].outcome if len(handled) == 1 else None
+    content = {"outcome": outcome} if outcome else {"outcomes": [h.outcome for h in handled]}
     return _answer(parser.accepted_status, content, background)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import unquote, urlsplit
 
 from calsync_server.providers.model import (
@@ -69,6 +70,9 @@ def parse(request: PushRequest) -> Handshake | list[Notice]:
     ]
 
 
+# A channel's notifications name the same resource again and again: urlsplit was a tenth of a
+# notification's parse.
+@functools.lru_cache(maxsize=1024)
 def calendar_in(resource_uri: str) -> str:
     """The calendar id in `.../calendars/<id>/events...` (Google's X-Goog-Resource-URI)."""
     parts = urlsplit(resource_uri).path.split("/")
