@@ -14,16 +14,14 @@ from zoneinfo import ZoneInfo
 import httpx
 import msgspec
 import pytest
-from rich.cells import cell_len
-from rich.text import Text
 from sqlmodel import Session, col, select
 from textual.pilot import Pilot
-from textual.widgets import DataTable
 
 from calsync_server.db.models import Notification, PushSubscription
 from calsync_tui.app import CalsyncApp
 from calsync_tui.client import CalsyncApi
 from calsync_tui.launch.demo import PROVIDERS, DemoWorld, demo_world, enable_calendar
+from calsync_tui.screens.busy_blocks import BusyBlocksScreen
 from calsync_tui.stream import ConnectionState
 from shared.clock import Clock, FixedClock
 from shared.domain import ChannelState
@@ -309,16 +307,22 @@ async def until(
         await pilot.pause(0.02)
 
 
-def sized_to_rows(table: DataTable[Any]) -> bool:
-    """Whether the table has measured its rows: each column as wide as its widest cell. Rows
-    just added are measured when the table is next idle, and a table a dialog then covers is
-    drawn behind it as it was: columns cut to their headers ("alex.", caught in CI)."""
-    for index, column in enumerate(table.ordered_columns):
-        cells = (table.get_row_at(row)[index] for row in range(table.row_count))
-        widest = max((c.cell_len if isinstance(c, Text) else cell_len(c) for c in cells), default=0)
-        if column.content_width < widest:
-            return False
-    return True
+async def busy_blocks_shown(pilot: Pilot[Any], total: int) -> BusyBlocksScreen:
+    """The Busy blocks screen (key 4), once it has loaded all `total` of the user's blocks."""
+    app = pilot.app
+    assert isinstance(app, CalsyncApp)
+    await pilot.press("4")
+
+    def loaded() -> bool:
+        screen = app.screen
+        return (
+            isinstance(screen, BusyBlocksScreen) and not screen.fetching and screen.loaded == total
+        )
+
+    await until(pilot, loaded, what=f"all {total} blocks")
+    screen = app.screen
+    assert isinstance(screen, BusyBlocksScreen)
+    return screen
 
 
 async def live(pilot: Pilot[Any]) -> None:

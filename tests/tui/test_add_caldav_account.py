@@ -24,7 +24,6 @@ from tests.tui.conftest import (
     dashboard,
     live,
     screen_text,
-    sized_to_rows,
     snapshot_app,
     until,
 )
@@ -207,7 +206,6 @@ async def _accounts_then(pilot: Pilot[Any], *keys: str) -> None:
     await pilot.press("2")
     table = app.screen.query_one(DataTable)
     await until(pilot, lambda: table.row_count == 2, what="the demo's accounts")
-    await until(pilot, lambda: sized_to_rows(table), what="the accounts measured")
     await pilot.press("a")
     await until(pilot, lambda: isinstance(app.screen, AddAccountDialog), what="the choice")
     if keys:

@@ -33,7 +33,6 @@ from tests.tui.conftest import (
     SIZE,
     dashboard,
     live,
-    sized_to_rows,
     snapshot_app,
     until,
 )
@@ -187,7 +186,6 @@ def test_microsoft_without_an_app(
         await pilot.press("2")
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 2, what="the demo's accounts")
-        await until(pilot, lambda: sized_to_rows(table), what="the accounts measured")
         dialog = await choose_microsoft(pilot, app)
         await until(pilot, lambda: "cannot start" in body(dialog), what="the refusal")
         await pilot.pause()

@@ -13,25 +13,13 @@ from calsync_tui.dialogs.explain import ExplainDialog
 from calsync_tui.launch.demo import DemoWorld
 from calsync_tui.screens.busy_blocks import BusyBlocksScreen
 from calsync_tui.widgets.row_table import RowTable
-from tests.tui.conftest import SIZE, live, screen_text, snapshot_app, until
+from tests.tui.conftest import SIZE, busy_blocks_shown, live, screen_text, snapshot_app, until
 from tests.tui.test_snapshots import Snap, keep
 
 
 async def _blocks_shown(pilot: Pilot[Any], total: int) -> BusyBlocksScreen:
-    app = pilot.app
-    assert isinstance(app, CalsyncApp)
-    await pilot.press("4")
-
-    def loaded() -> bool:
-        screen = app.screen
-        return (
-            isinstance(screen, BusyBlocksScreen) and not screen.fetching and screen.loaded == total
-        )
-
-    await until(pilot, loaded, what=f"all {total} blocks")
+    screen = await busy_blocks_shown(pilot, total)
     await live(pilot)
-    screen = app.screen
-    assert isinstance(screen, BusyBlocksScreen)
     return screen
 
 

@@ -18,12 +18,19 @@ from calsync_tui.dialogs.calendar_settings import CalendarSettingsDialog
 from calsync_tui.dialogs.confirm import ConfirmDialog
 from calsync_tui.dialogs.sync_log_detail import SyncLogDetail
 from calsync_tui.launch.demo import DemoWorld
-from calsync_tui.screens.busy_blocks import BusyBlocksScreen
 from calsync_tui.screens.calendars import CalendarsScreen
 from calsync_tui.screens.overview import OverviewScreen
 from calsync_tui.screens.sync_log import SyncLogScreen
 from calsync_tui.widgets.row_table import RowTable
-from tests.tui.conftest import SCREENSHOTS, SIZE, live, screen_text, snapshot_app, until
+from tests.tui.conftest import (
+    SCREENSHOTS,
+    SIZE,
+    busy_blocks_shown,
+    live,
+    screen_text,
+    snapshot_app,
+    until,
+)
 
 Snap = Callable[..., bool]
 
@@ -182,19 +189,7 @@ def test_busy_blocks(snap_compare: Snap, demo: DemoWorld, request: pytest.Fixtur
     assert total > 100
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        app = pilot.app
-        assert isinstance(app, CalsyncApp)
-        await pilot.press("4")
-
-        def loaded() -> bool:
-            screen = app.screen
-            return (
-                isinstance(screen, BusyBlocksScreen)
-                and not screen.fetching
-                and screen.loaded == total
-            )
-
-        await until(pilot, loaded, what=f"all {total} blocks")
+        await busy_blocks_shown(pilot, total)
         await _shown(pilot, "busy_blocks")
 
     assert snap_compare(snapshot_app(demo), terminal_size=SIZE, run_before=run_before)
