@@ -19,7 +19,8 @@ from googleapiclient.errors import HttpError
 from googleapiclient.http import BatchHttpRequest
 
 from calsync_server.providers.google.batch import PlainBatch
-from calsync_server.providers.google.client import calendar_discovery
+from calsync_server.providers.google.client import GoogleCalendarProvider, calendar_discovery
+from calsync_server.providers.google.wire import BlockWrite, BlockWriteKind
 
 BASE = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
@@ -141,3 +142,31 @@ def test_an_answer_that_is_no_multipart_fails_as_in_the_client_library() -> None
             with pytest.raises(Exception, match="multipart/mixed") as raised:
                 _send(kind, url)
             assert type(raised.value).__name__ == "BatchError"
+
+
+def test_an_insert_made_from_the_calendars_first_is_the_one_the_library_builds() -> None:
+    credentials = Credentials(token="token-1")  # type: ignore[no-untyped-call]
+    client = GoogleCalendarProvider(credentials, root_url="http://127.0.0.1:9")
+    calendars = ["work@example.com", "team#x@group.calendar.google.com", "c_ü+1@example.com"]
+    try:
+        for n in range(3):
+            for calendar_id in calendars:
+                body = {
+                    "summary": f"Busy {n} é",
+                    "start": {"dateTime": "2031-05-14T10:00:00Z", "timeZone": "Europe/Berlin"},
+                    "extendedProperties": {"private": {"calsync": "busy-block", "n": str(n)}},
+                }
+                write = BlockWrite(BlockWriteKind.INSERT, calendar_id, "", body=body)
+                made, built = client._request(write), client._method(write)
+                assert made is not built
+                assert (made.uri, made.method, made.body, made.headers, made.methodId) == (
+                    built.uri,
+                    built.method,
+                    built.body,
+                    built.headers,
+                    built.methodId,
+                )
+                assert made.postproc == built.postproc
+                assert made.http is built.http
+    finally:
+        client.close()

@@ -20,6 +20,7 @@ from google.oauth2.credentials import Credentials
 from googleapiclient.discovery import build_from_document
 from googleapiclient.discovery_cache import get_static_doc
 from googleapiclient.errors import HttpError
+from googleapiclient.http import HttpRequest
 
 from calsync_server.providers.google.batch import PlainBatch
 from calsync_server.providers.google.wire import (
@@ -166,6 +167,8 @@ class GoogleCalendarProvider:
         # on every `service.events()` (about 7 ms, more than a block write's own work).
         self._events = self._service.events()
         self._batch_uri = self._service.new_batch_http_request()._batch_uri
+        # Each calendar's first insert, as the library built it: the others are made from it.
+        self._inserts: dict[str, HttpRequest] = {}
 
     def close(self) -> None:
         # httplib2 keeps its sockets open until told (googleapiclient's Resource.close).
@@ -299,10 +302,30 @@ class GoogleCalendarProvider:
     # -- writes -----------------------------------------------------------------------------
 
     def _request(self, write: BlockWrite) -> Any:
-        request = self._method(write)
+        request = (
+            self._insert(write) if write.kind is BlockWriteKind.INSERT else self._method(write)
+        )
         if write.if_match:
             request.headers["If-Match"] = write.if_match
         return request
+
+    def _insert(self, write: BlockWrite) -> HttpRequest:
+        """An insert as the library builds it, made from the calendar's first: they differ in
+        their body alone. The discovery document's method (its parameter checks, URI template,
+        query and headers, every time) cost ~18% of calsync's CPU in a first sync's writes."""
+        template = self._inserts.get(write.calendar_id)
+        if template is None:
+            template = self._inserts.setdefault(write.calendar_id, self._method(write))
+        model = template.postproc.__self__  # the JSON model whose response() reads answers
+        return HttpRequest(
+            template.http,
+            template.postproc,
+            template.uri,
+            method=template.method,
+            body=model.serialize(write.body),
+            headers=dict(template.headers),
+            methodId=template.methodId,
+        )
 
     def _method(self, write: BlockWrite) -> Any:
         events = self._events
