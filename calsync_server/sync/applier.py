@@ -91,7 +91,8 @@ class BlockApplier:
         for desired in plan.creates:
             intents.append(self._create(desired))
         for existing, desired in plan.patches:
-            intents.append(self._update(existing.provider_event_id, desired, existing))
+            version = self._version(existing)
+            intents.append(self._update(existing.provider_event_id, desired, existing, version))
         for existing in plan.deletes:
             delete = self._delete(existing.target_calendar_id, existing.provider_event_id, existing)
             if existing.user_deleted:
@@ -140,16 +141,30 @@ class BlockApplier:
         return _Intent(op, desired.target_calendar_id, desired=desired, existing=existing)
 
     def _update(
-        self, block_id: str, desired: DesiredBlock, existing: ExistingBlock | None
+        self,
+        block_id: str,
+        desired: DesiredBlock,
+        existing: ExistingBlock | None,
+        version: str | None = None,
     ) -> _Intent:
+        """An update, conditional on `version` (If-Match) when known: a block changed by hand
+        since that version is the person's, and is not overwritten (domain.md)."""
         op = BlockOp(
             BlockAction.UPDATE,
             self._provider_calendar(desired.target_calendar_id),
             block_id=block_id,
             content=desired.content,
             digest=desired.digest,
+            version=version,
         )
         return _Intent(op, desired.target_calendar_id, desired=desired, existing=existing)
+
+    def _version(self, existing: ExistingBlock) -> str | None:
+        """The version of the block calsync last wrote or read (its row's etag)."""
+        row = self._rows.get((existing.target_calendar_id, existing.source_key))
+        if row is None or row.provider_event_id != existing.provider_event_id:
+            return None
+        return row.etag
 
     def _delete(self, target_id: int, block_id: str, existing: ExistingBlock | None) -> _Intent:
         op = BlockOp(BlockAction.DELETE, self._provider_calendar(target_id), block_id=block_id)
@@ -263,6 +278,11 @@ class BlockApplier:
         if action is BlockAction.UPDATE and error.kind is ErrorKind.GONE and intent.desired:
             # (a moved block's row goes with it: ``existing`` names the key it had)
             return [self._create(intent.desired, intent.existing)]
+        if action is BlockAction.UPDATE and error.kind is ErrorKind.STALE:
+            # Changed since calsync wrote it, by the person: left as it is, and its row as it
+            # was, so the target's next read finds the change and keeps it (user_modified).
+            self._report.note("a block changed by hand since calsync wrote it was left as it is")
+            return []
         if error.kind is ErrorKind.FORBIDDEN:
             calendar = self._calendars[intent.target_calendar_id]
             if not calendar.read_only:
@@ -293,7 +313,8 @@ class BlockApplier:
                 self._remember(intent, found)  # already right: no write needed
                 self._report.blocks_created += 1
                 return []
-        return [self._update(intent.op.block_id, desired, intent.existing)]
+        version = found.version if found is not None and not found.cancelled else None
+        return [self._update(intent.op.block_id, desired, intent.existing, version)]
 
     def _met_another(self, intent: _Intent, block: RemoteEvent | None) -> bool:
         """Whether a create where the provider gives ids answered with a block calsync keeps

@@ -244,6 +244,32 @@ def test_a_block_deleted_by_hand_stays_gone_until_its_source_changes(
     assert blocks(google, work) == [busy(13, 14)]
 
 
+def test_a_block_moved_by_hand_before_calsync_read_it_is_not_overwritten(
+    world: World, driver: Driver, google: GoogleDriver
+) -> None:
+    """domain.md: a block changed in a way calsync did not write is left alone. The person
+    moves a block, and its source moves before calsync has read the target: the update is
+    conditional on the version calsync wrote, so the hand edit stands, and the target's own
+    sync then finds it and keeps it."""
+    personal, family, work = mixed_user(world, driver, google)
+    event = driver.add(personal.provider_id, PersonEvent("Lunch", instant(12), instant(13)))
+    world.sync_all(personal, family, work)
+    [block] = [e for e in driver.events(family.provider_id) if e["mark"] is not None]
+
+    driver.move(family.provider_id, str(block["id"]), instant(15), instant(16))
+    driver.move(personal.provider_id, event, instant(13), instant(14))
+    moved = world.sync(personal)
+
+    assert moved.log.status == SyncStatus.SUCCESS, moved.log.error
+    assert blocks(driver, family) == [busy(15, 16)]
+    assert blocks(google, work) == [busy(13, 14)]
+    noticed = world.sync(family)
+    assert "preserved 1 user modification" in noticed.log.notes
+    world.sync(personal, full=True)
+    assert blocks(driver, family) == [busy(15, 16)]
+    assert blocks(google, work) == [busy(13, 14)]
+
+
 def test_an_expired_cursor_runs_a_full_sync_without_a_duplicate(
     world: World, driver: Driver, google: GoogleDriver
 ) -> None:
