@@ -10,7 +10,13 @@ from sqlmodel import Session, select
 
 from calsync_server.db.engine import upgrade_database
 from calsync_server.db.models import SyncJob
-from calsync_server.jobs.queue import _WAITING_ONE, MAX_ATTEMPTS, JobQueue, claimed_for
+from calsync_server.jobs.queue import (
+    _WAITING_ONE,
+    DEBOUNCE_STEP,
+    MAX_ATTEMPTS,
+    JobQueue,
+    claimed_for,
+)
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind
 from tests.support.rows import add_calendars
@@ -174,3 +180,29 @@ def test_a_calendars_waiting_job_is_found_without_reading_its_finished_ones(
     assert [step[-1] for step in plan] == [
         "SEARCH sync_job USING INDEX uq_sync_job_one_queued_per_calendar (calendar_id=?)"
     ]
+
+
+def test_a_join_moves_a_debounced_job_by_a_step_or_leaves_it(db_engine: sa.Engine) -> None:
+    """A burst's batches come a millisecond apart: a join that would push the waiting job back
+    by less than DEBOUNCE_STEP leaves its row alone; a later one pushes it."""
+    calendar = _calendar(db_engine)
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock)
+    debounce = timedelta(milliseconds=300)
+
+    def run_after() -> datetime:
+        with Session(db_engine) as session:
+            (job,) = session.exec(select(SyncJob).where(SyncJob.state == JobState.QUEUED))
+            return job.run_after
+
+    queue.enqueue(calendar, SyncKind.WEBHOOK, debounce_seconds=0.3)
+    assert run_after() == START
+    queue.enqueue(calendar, SyncKind.WEBHOOK, debounce_seconds=0.3)
+    assert run_after() == START + debounce
+    clock.advance(DEBOUNCE_STEP - timedelta(milliseconds=1))
+    joined = queue.enqueue(calendar, SyncKind.WEBHOOK, debounce_seconds=0.3)
+    assert joined.coalesced
+    assert run_after() == START + debounce
+    clock.advance(timedelta(milliseconds=1))
+    queue.enqueue(calendar, SyncKind.WEBHOOK, debounce_seconds=0.3)
+    assert run_after() == START + DEBOUNCE_STEP + debounce

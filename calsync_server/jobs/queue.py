@@ -32,6 +32,9 @@ log = logging.getLogger("calsync.jobs")
 MAX_ATTEMPTS = 6
 # However long a burst lasts, a debounced job waits at most this long after it was queued.
 MAX_DEBOUNCE = timedelta(seconds=5)
+# A join moves a waiting job's time by at least this much, or leaves it: a burst's every batch
+# of notifications (a millisecond apart) rewrote the job row and its index for a millisecond.
+DEBOUNCE_STEP = timedelta(milliseconds=10)
 # Tries to queue or join before giving up, each lost to a concurrent queue or claim.
 ENQUEUE_ATTEMPTS = 5
 
@@ -242,7 +245,7 @@ class JobQueue:
                 run_after, job_full = _joined(
                     waiting.run_after, waiting.full, waiting.created_at, full, debounce, now
                 )
-                if (run_after, job_full) == (waiting.run_after, waiting.full):
+                if job_full == waiting.full and run_after - waiting.run_after < DEBOUNCE_STEP:
                     return waiting.id, False
                 moved = _JOIN.execute(
                     connection, {"b_id": waiting.id, "b_run_after": run_after, "b_full": job_full}
