@@ -124,6 +124,41 @@ def test_a_running_jobs_lease_is_renewed_until_it_is_closed(db_engine: sa.Engine
     assert _states(db_engine) == ["done"]
 
 
+def test_a_jobs_lease_renewal_renews_its_passs_claims(db_engine: sa.Engine) -> None:
+    """A first-sync pass longer than a lease: its claims stay its own while its job runs."""
+    upgrade_database(db_engine)
+    with Session(db_engine) as session:
+        first, second, third = add_calendars(session, "first", "second", "third")
+    clock = FixedClock(START)
+    queue = JobQueue(db_engine, clock, lease_seconds=300)
+    for calendar in (first, second, third):
+        queue.enqueue(calendar, SyncKind.MANUAL, full=True)
+    job = queue.claim("w1")
+    assert job is not None
+    assert job.id is not None
+    with Session(db_engine) as session:
+        rows = {j.calendar_id: j for j in session.exec(select(SyncJob))}
+        # The pass claimed the second calendar; the third runs a sync of its own elsewhere.
+        rows[second].state, rows[second].worker = JobState.RUNNING, claimed_for(job.id)
+        rows[third].state, rows[third].worker = JobState.RUNNING, "w2"
+        for row in (rows[second], rows[third]):
+            row.lease_expires_at = START + timedelta(seconds=300)
+            session.add(row)
+        session.commit()
+        claim, other = rows[second].id, rows[third].id
+    assert claim is not None
+    assert other is not None
+
+    clock.advance(timedelta(seconds=200))
+    queue.heartbeat(job.id)
+
+    renewed = START + timedelta(seconds=500)
+    assert (_lease(db_engine, job.id), _lease(db_engine, claim)) == (renewed, renewed)
+    assert _lease(db_engine, other) == START + timedelta(seconds=300)
+    clock.advance(timedelta(seconds=200))  # past the claims' first lease
+    assert queue.reclaim_expired() == 1  # the stranger's job only
+
+
 def test_a_put_back_job_takes_its_passs_claims_back_with_it(db_engine: sa.Engine) -> None:
     upgrade_database(db_engine)
     with Session(db_engine) as session:

@@ -109,9 +109,14 @@ _CLAIM = (
     )
     .returning(*_jobs.c)
 )
+# A running job's lease, and those of the claims its first-sync pass holds (named after it):
+# a pass longer than a lease kept its claims only that long, and they then ran again.
 _RENEW = (
     sa.update(_jobs)
-    .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.RUNNING.value)
+    .where(
+        sa.or_(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.worker == sa.bindparam("b_claims")),
+        _jobs.c.state == JobState.RUNNING.value,
+    )
     .values(lease_expires_at=sa.bindparam("b_lease"))
 )
 _CLOSE = (
@@ -390,9 +395,13 @@ class JobQueue:
         return SyncJob(**row._mapping)
 
     def heartbeat(self, job_id: int) -> None:
-        """Renew a running job's lease (a job closed meanwhile is left alone)."""
+        """Renew a running job's lease, and its pass's claims' (a job closed meanwhile is left
+        alone)."""
+        lease = self.clock.now() + self.lease
         with self.db.begin() as connection:
-            connection.execute(_RENEW, {"b_id": job_id, "b_lease": self.clock.now() + self.lease})
+            connection.execute(
+                _RENEW, {"b_id": job_id, "b_claims": claimed_for(job_id), "b_lease": lease}
+            )
 
     def finish(self, job_id: int, *, error: str | None = None, retry: bool = False) -> JobState:
         """Close a claimed job: done, failed, or back in the queue after a backoff."""
