@@ -216,9 +216,10 @@ class _Handler(BaseHTTPRequestHandler):
                 content = self._after_sync(path, content)
             if self.command == "PROPFIND" and state.read_only:
                 content = self._read_only_rights(content)
-            if self.command == "PROPFIND" and state.home_elsewhere:
+            elsewhere = state.home_elsewhere
+            if self.command == "PROPFIND" and elsewhere:
                 content = _HOME_SET.sub(
-                    lambda m: m.group(1) + state.home_elsewhere.encode() + m.group(2), content
+                    lambda m: m.group(1) + elsewhere.encode() + m.group(2), content
                 )
             if self.command == "PROPFIND" and state.hide_sync_token:
                 content = _SYNC_TOKEN_PROP.sub(b"", content)
