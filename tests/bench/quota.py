@@ -137,6 +137,12 @@ def run(table: Table, world: World) -> None:
         f"{writes_ratio:.3f}x their floor. Calls: {by_method}. The emulator held "
         f"{in_provider:,} blocks afterwards."
     )
+    if ratio > 1.05 and refused == 0:
+        table.notes.append(
+            f"Missed (Google quota pacing, {ratio:.3f}x): the writes ran at {writes_ratio:.3f}x "
+            f"their floor; what is over is the {before_writes:.1f} s before the first write, "
+            "CPU work no quota paces, beyond what the window's first calls make up for."
+        )
 
 
 def run_graph(table: Table, world: World, graph: RunningGraphEmulator) -> None:
