@@ -9,49 +9,17 @@ after the feed came back from the provider (real HTTP, the real client library).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-
-from calsync_server.accounts.vault import StoredCredentials
-from calsync_server.providers.google.credentials import to_google
-from calsync_server.providers.google.provider import GoogleProvider
-from calsync_server.providers.model import ChangeSet
 from calsync_server.sync.engine import SyncEngine
-from tests.support.world import FAST_RETRY, Cal, World, at, timed
+from tests.support.racing import FeedThen, Hook
+from tests.support.world import Cal, World, at, timed
 
 
-class _FeedThen(GoogleProvider):
-    """The real provider; after reading `calendar`'s changes it runs `meanwhile` once."""
-
-    def __init__(self, credentials: StoredCredentials, root_url: str, hook: _Hook) -> None:
-        super().__init__(to_google(credentials, root_url), root_url=root_url, retry=FAST_RETRY)
-        self._hook = hook
-
-    def read_changes(
-        self, calendar_id: str, *, cursor: str | None, window: tuple[datetime, datetime]
-    ) -> ChangeSet:
-        changes = super().read_changes(calendar_id, cursor=cursor, window=window)
-        self._hook.fire(calendar_id)
-        return changes
+def _racing_engine(world: World) -> tuple[SyncEngine, Hook]:
+    hook = Hook()
+    return world.engine_through(lambda credentials, url: FeedThen(credentials, url, hook)), hook
 
 
-class _Hook:
-    def __init__(self) -> None:
-        self.calendar = ""
-        self.meanwhile: Callable[[], None] | None = None
-
-    def fire(self, calendar_id: str) -> None:
-        if calendar_id == self.calendar and self.meanwhile is not None:
-            meanwhile, self.meanwhile = self.meanwhile, None
-            meanwhile()
-
-
-def _racing_engine(world: World) -> tuple[SyncEngine, _Hook]:
-    hook = _Hook()
-    return world.engine_through(lambda credentials, url: _FeedThen(credentials, url, hook)), hook
-
-
-def _setup(world: World, unique: str) -> tuple[SyncEngine, _Hook, Cal, Cal]:
+def _setup(world: World, unique: str) -> tuple[SyncEngine, Hook, Cal, Cal]:
     work = world.account(f"work-{unique}@example.com")["primary"]
     home = world.account(f"home-{unique}@example.com")["primary"]
     world.configure(work, home)

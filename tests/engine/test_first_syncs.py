@@ -3,23 +3,19 @@ awaiting theirs and writes every block once; a calendar synced already is not re
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlmodel import Session, select
 
-from calsync_server.accounts.vault import StoredCredentials
 from calsync_server.db.models import Calendar, SyncJob, SyncLog
 from calsync_server.jobs.queue import JobQueue
 from calsync_server.jobs.worker import run_job
-from calsync_server.providers.google.credentials import to_google
-from calsync_server.providers.google.provider import GoogleProvider
-from calsync_server.providers.model import ChangeSet
 from calsync_server.sync.engine import SyncEngine
 from shared.clock import FixedClock
 from shared.domain import JobState, SyncKind, SyncStatus
+from tests.support.racing import FeedThen, Hook
 from tests.support.world import FAST_RETRY, Cal, World
 
 NOW = datetime(2031, 5, 14, 10, 0, tzinfo=UTC)
@@ -171,25 +167,6 @@ def test_a_first_sync_steps_aside_for_the_one_its_user_runs_already(
         assert {job.state for job in session.exec(select(SyncJob))} == {JobState.DONE}
 
 
-class _ReadThen(GoogleProvider):
-    """The real provider; once it has read `calendar`, it runs `meanwhile` (once): the other
-    request comes at the one moment it matters, real HTTP and client library all the same."""
-
-    def __init__(
-        self, credentials: StoredCredentials, root_url: str, hook: dict[str, Callable[[], None]]
-    ) -> None:
-        super().__init__(to_google(credentials, root_url), root_url=root_url, retry=FAST_RETRY)
-        self._hook = hook
-
-    def read_changes(
-        self, calendar_id: str, *, cursor: str | None, window: tuple[datetime, datetime]
-    ) -> ChangeSet:
-        changes = super().read_changes(calendar_id, cursor=cursor, window=window)
-        if (meanwhile := self._hook.pop(calendar_id, None)) is not None:
-            meanwhile()
-        return changes
-
-
 def test_a_calendar_turned_on_while_the_pass_reads_is_read_by_the_pass(
     world: World, unique: str
 ) -> None:
@@ -206,13 +183,14 @@ def test_a_calendar_turned_on_while_the_pass_reads_is_read_by_the_pass(
         world.configure(third)
         queue.enqueue(third.id, SyncKind.MANUAL, full=True)
 
-    hook = {second.provider_id: turn_on_third}
+    hook = Hook()
+    hook.calendar, hook.meanwhile = second.provider_id, turn_on_third
     engine = SyncEngine(
         world.db,
         world.settings,
         clock=FixedClock(NOW),
         vault=world.vault,
-        provider_factory=lambda _name, _account, credentials: _ReadThen(
+        provider_factory=lambda _name, _account, credentials: FeedThen(
             credentials, world.emulator.url, hook
         ),
     )
@@ -220,7 +198,7 @@ def test_a_calendar_turned_on_while_the_pass_reads_is_read_by_the_pass(
 
     ran = drain(queue, engine)
 
-    assert hook == {}  # the third was turned on during the pass
+    assert hook.meanwhile is None  # the third was turned on during the pass
     # One pass read all three and wrote every block: the third got no blocks unread, nor a
     # first sync of its own afterwards reading them back and listing every target again.
     assert ran == [first.id]
