@@ -208,7 +208,7 @@ def test_a_calendars_waiting_job_is_found_without_reading_its_finished_ones(
         session.commit()
     waiting = queue.enqueue(calendar, SyncKind.WEBHOOK)
     with db_engine.connect() as connection:
-        sql = _WAITING_ONE.statement.compile(connection).string.replace(":id", "?")
+        sql = _WAITING_ONE._compile(connection.dialect).sql  # the SQL the queue runs
         plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", (calendar,)).all()
         (found,) = _WAITING_ONE.rows(connection, {"id": calendar})
     assert found.id == waiting.job_id

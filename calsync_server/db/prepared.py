@@ -137,11 +137,8 @@ def _picker(order: tuple[str, ...] | None) -> Callable[[Mapping[str, Any]], tupl
     """A function taking the values of `order` out of a mapping, as a tuple."""
     if order is None:
         return None
-    if len(order) == 1:
-        (name,) = order
-        return lambda values: (values[name],)
-    if not order:
-        return lambda values: ()
+    if len(order) < 2:  # itemgetter takes at least one name, and gives one value for one
+        return lambda values: tuple(values[name] for name in order)
     return itemgetter(*order)
 
 

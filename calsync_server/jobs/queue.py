@@ -273,14 +273,6 @@ class JobQueue:
             for row in rows
         }
 
-    @staticmethod
-    def _waiting(session: Session, calendar_id: int) -> SyncJob | None:
-        return session.exec(
-            select(SyncJob).where(
-                SyncJob.calendar_id == calendar_id, SyncJob.state == JobState.QUEUED
-            )
-        ).first()
-
     def reclaim_expired(self) -> int:
         """Jobs left running by a crashed process go back to the queue (or join a waiting one)."""
         now = self.clock.now()
@@ -419,7 +411,7 @@ class JobQueue:
             job = session.get(SyncJob, job_id)
             assert job is not None
             job.lease_expires_at, job.last_error = None, error
-            if retry and job.attempts < MAX_ATTEMPTS and self._waiting(session, job.calendar_id):
+            if retry and job.attempts < MAX_ATTEMPTS and _queued_job(session, job.calendar_id):
                 job.state, job.finished_at = JobState.DONE, now  # the waiting job covers it
             elif retry and job.attempts < MAX_ATTEMPTS:
                 backoff = min(600.0, 2.0**job.attempts) * random.uniform(0.5, 1.0)
@@ -431,6 +423,13 @@ class JobQueue:
             session.add(job)
             session.commit()
             return JobState(job.state)
+
+
+def _queued_job(session: Session, calendar_id: int) -> SyncJob | None:
+    """The calendar's queued job, read through the partial index of queued jobs (`_queued`)."""
+    return session.exec(
+        select(SyncJob).where(col(SyncJob.calendar_id) == calendar_id, _queued)
+    ).first()
 
 
 def claimed_for(job_id: int | None) -> str:
@@ -455,7 +454,7 @@ def put_back(
     ).all()
     for claim in claims:
         put_back(session, claim, now, why)
-    if JobQueue._waiting(session, job.calendar_id) is None:
+    if _queued_job(session, job.calendar_id) is None:
         job.state, job.run_after = JobState.QUEUED, now + delay
     else:
         job.state, job.finished_at = JobState.DONE, now
