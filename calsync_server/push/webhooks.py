@@ -22,6 +22,7 @@ import msgspec
 from litestar import Request, post
 from litestar.background_tasks import BackgroundTask
 from litestar.enums import MediaType, ParamType
+from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.params import PathParameter
@@ -152,20 +153,25 @@ def _headers(request: Request[Any, Any, Any]) -> dict[str, str]:
 async def _body(
     request: Request[Any, Any, Any], headers: dict[str, str], limit: int
 ) -> bytes | None:
-    """The body, or None when it is longer than `limit` (read no further)."""
+    """The body, or None when it is longer than `limit` (read no further). Read from the ASGI
+    messages at once: Litestar's body() builds the request's Headers again to learn the length
+    (a sixth of a Graph notification's time on the event loop)."""
     declared = headers.get("content-length")
     if declared is not None:
         if not _decimal(declared) or int(declared) > limit:
             return None
-        # The server delivers no more than the declared length: one read (none for Google's
-        # empty notifications).
-        return await request.body() if int(declared) else b""
+        if not int(declared):  # Google's notifications
+            return b""
     body = b""
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientException("the client disconnected before its body was read")
+        body += message.get("body", b"")
         if len(body) > limit:
             return None
-    return body
+        if not message.get("more_body", False):
+            return body
 
 
 async def receive(
