@@ -16,7 +16,7 @@ import functools
 import itertools
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import msgspec
 from litestar import Request, post
@@ -43,6 +43,9 @@ from calsync_server.providers.registry import GOOGLE, push_parser
 from calsync_server.push.webhook_batch import Handled, Incoming
 from calsync_server.runtime import Runtime
 from shared.domain import NotificationOutcome
+
+if TYPE_CHECKING:
+    from litestar.types import HTTPReceiveMessage
 
 # What a 503 asks the sender to wait before trying again.
 RETRY_AFTER_SECONDS = 5
@@ -164,7 +167,7 @@ async def _body(
             return b""
     body = b""
     while True:
-        message = await request.receive()
+        message = cast("HTTPReceiveMessage", await request.receive())
         if message["type"] == "http.disconnect":
             raise ClientException("the client disconnected before its body was read")
         body += message.get("body", b"")
