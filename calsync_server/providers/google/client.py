@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -146,8 +147,11 @@ class GoogleCalendarProvider:
         timeout: float = 30.0,
         pacer: Pacer | None = None,
         concurrency: int = WRITE_CONCURRENCY,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.credentials = credentials
+        # How a retry waits its backoff (or Retry-After): tests record the waits instead.
+        self._sleep = sleep
         self._concurrency = max(1, concurrency)
         self._timeout = timeout
         # Connections for batches sent side by side (httplib2's are not thread-safe): one is
@@ -199,6 +203,7 @@ class GoogleCalendarProvider:
             wait=self._wait,
             retry=tenacity.retry_if_exception_type(_RetryableError),
             before_sleep=lambda state: self._count_retry(what, state),
+            sleep=self._sleep,
             reraise=True,
         )
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -76,12 +77,18 @@ class GoogleProvider:
         account_id: int | None = None,
         quota: Quota | None = None,
         user_key: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         # Google's quota is per user: every provider object of the user (`user_key`) shares
         # one pacer.
         paced = pacer(f"google:{user_key}", quota) if quota and user_key else None
         self.client = GoogleCalendarProvider(
-            credentials, root_url=root_url, retry=retry, timeout=timeout, pacer=paced
+            credentials,
+            root_url=root_url,
+            retry=retry,
+            timeout=timeout,
+            pacer=paced,
+            sleep=sleep,
         )
         self.stats: CallStats = self.client.stats  # the client's counters, not a copy
         self.account_id = account_id
@@ -97,6 +104,7 @@ class GoogleProvider:
         timeout: float = 30.0,
         account_id: int | None = None,
         quota: Quota | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> GoogleProvider:
         if not isinstance(stored, GoogleOAuth):
             raise ValueError(f"a Google account needs Google OAuth tokens, not {stored!r}")
@@ -110,6 +118,7 @@ class GoogleProvider:
             # The login's refresh token stands for the user (an account id is only unique
             # within one database).
             user_key=_digest(stored.refresh_token) if stored.refresh_token else None,
+            sleep=sleep,
         )
 
     def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:
