@@ -7,8 +7,9 @@ when an account of it is opened, so loading the registry loads no provider's lib
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -17,6 +18,7 @@ from calsync_server.providers.model import Capabilities, Provider, PushParser
 from calsync_server.providers.pacing import Quota
 from calsync_server.providers.retry import RetryPolicy
 from calsync_server.providers.signin import OAuthSignIn
+from shared.clock import Clock, SystemClock
 from shared.settings import MICROSOFT_GRAPH_ROOT, MICROSOFT_LOGIN_ROOT, Settings
 
 GOOGLE = "google"
@@ -43,15 +45,26 @@ class ProviderConfig:
     # settings say which; None: unpaced).
     google_quota: Quota | None = None
     microsoft_quota: Quota | None = None
+    # The engine's clock (what a provider dates: a Graph subscription's expiry, an HTTP-date
+    # Retry-After, a CalDAV block's DTSTAMP) and how a provider waits before a retry: tests
+    # give a fixed clock and a sleep that records the waits instead of taking them.
+    clock: Clock = field(default_factory=SystemClock)
+    sleep: Callable[[float], None] = time.sleep
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, retry: RetryPolicy | None = None, *, timeout: float = 30.0
+        cls,
+        settings: Settings,
+        retry: RetryPolicy | None = None,
+        *,
+        timeout: float = 30.0,
+        clock: Clock | None = None,
     ) -> ProviderConfig:
         return cls(
             settings.google_api_url,
             retry,
             timeout,
+            clock=clock or SystemClock(),
             microsoft_graph_url=settings.microsoft_graph_url,
             microsoft_login_url=settings.microsoft_login_url,
             microsoft_ca_file=settings.microsoft_ca_file,
@@ -116,6 +129,7 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 timeout=config.timeout,
                 account_id=account_id,
                 quota=config.google_quota,
+                sleep=config.sleep,
             )
         if name == CALDAV:
             return caldav_provider(credentials, config)
@@ -135,6 +149,8 @@ def provider_factory(config: ProviderConfig) -> ProviderFactory:
                 # A stalled answer is a timeout after the configured seconds, as for Google
                 # and CalDAV (it was Graph's client's own 30 s whatever the config said).
                 timeout_s=config.timeout,
+                clock=config.clock.now,
+                sleep=config.sleep,
             )
         raise UnknownProvider(f"calsync cannot open {name!r} accounts yet")
 
@@ -150,7 +166,13 @@ def caldav_provider(
         raise ValueError(f"a CalDAV account needs a CalDAV password login, not {credentials!r}")
     from calsync_server.providers.caldav import CalDAVProvider
 
-    return CalDAVProvider.from_login(credentials, timeout=config.timeout, max_tries=max_tries)
+    return CalDAVProvider.from_login(
+        credentials,
+        timeout=config.timeout,
+        max_tries=max_tries,
+        clock=config.clock.now,
+        sleep=config.sleep,
+    )
 
 
 def capabilities(name: str) -> Capabilities:

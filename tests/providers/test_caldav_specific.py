@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import msgspec
 import pytest
@@ -20,6 +20,8 @@ from calsync_server.providers.model import (
     EventTime,
     ProviderError,
 )
+from calsync_server.providers.registry import ProviderConfig, caldav_provider
+from shared.clock import FixedClock
 from tests.providers.contract import WINDOW, Calendar, at, block, digest_of
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer
@@ -470,6 +472,30 @@ def test_a_server_that_keeps_failing_is_transient_with_its_retry_after(
     assert failed.value.kind is ErrorKind.TRANSIENT
     assert failed.value.retry_after == 7
     assert waits == [7, 7]
+
+
+def test_an_http_date_retry_after_counts_from_the_factorys_clock(driver: CalDAVDriver) -> None:
+    """Retry-After as an HTTP date is a wait from the engine's clock (the factory hands it to
+    the provider with the sleep it waits with), whether the library raised it (429) or the
+    answer came back (502); python-caldav's own parse counts from the wall clock."""
+    calendar_id = driver.new_calendar("Busy server")
+    driver.add(calendar_id, PersonEvent("Call", at(9), at(10)))
+    waits: list[float] = []
+    config = ProviderConfig(
+        "http://127.0.0.1:9/unused",
+        clock=FixedClock(datetime(2031, 1, 1, tzinfo=UTC)),
+        sleep=waits.append,
+    )
+    provider = caldav_provider(driver.login(calendar_id).credentials, config)
+    try:
+        provider.list_calendars()
+        driver.server.proxy.fail_next(429, retry_after="Wed, 01 Jan 2031 00:00:07 GMT")
+        driver.server.proxy.fail_next(502, retry_after="Wed, 01 Jan 2031 00:00:03 GMT")
+        changes = provider.read_changes(calendar_id, cursor=None, window=WINDOW)
+    finally:
+        provider.close()
+    assert [e.title for e in changes.events] == ["Call"]
+    assert waits == [7.0, 3.0]
 
 
 def test_a_login_refused_later_is_auth_without_retries(driver: CalDAVDriver) -> None:

@@ -3,9 +3,9 @@ over TLS included): reading, blocks, batching, limits, push and the notification
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from calsync_server.emulators.microsoft.config import GraphEmulatorConfig
+from calsync_server.emulators.microsoft.config import Clock, GraphEmulatorConfig
 from calsync_server.emulators.microsoft.runner import run_graph_emulator
 from calsync_server.providers.microsoft import CAPABILITIES, MicrosoftProvider, parse_notification
 from calsync_server.providers.microsoft.mapping import transaction_id
@@ -37,9 +37,11 @@ from calsync_server.providers.model import (
 )
 from calsync_server.providers.registry import ProviderConfig, provider_factory
 from calsync_server.providers.retry import RetryPolicy
+from shared.clock import FixedClock
 from tests.providers.contract import ProviderContract
 from tests.support.drivers.base import Driver, PersonEvent
 from tests.support.drivers.microsoft import GraphEndpoints, MicrosoftDriver
+from tests.support.fault_proxy import FaultProxy
 from tests.support.push_receiver import PushReceiver, push_receiver
 from tests.support.waiting import wait_until
 
@@ -364,25 +366,32 @@ def test_a_duplicate_that_slipped_through_is_found_by_the_mark(
 
 
 def test_over_20_ops_go_in_batches_and_a_throttled_item_waits_its_retry_after(
-    driver: MicrosoftDriver, provider: MicrosoftProvider
+    driver: MicrosoftDriver,
 ) -> None:
     cal = driver.default_calendar
     ops = [create(cal, f"b{n}", day=n % 7, hour=n % 12) for n in range(45)]
     driver.admin.post("/emulator/stats/reset")
     driver.admin.post(
         "/emulator/faults",
-        json={"method": "events.create", "status": 429, "times": 2, "retry_after": 1},
+        json={"method": "events.create", "status": 429, "times": 2, "retry_after": 3},
     )
-    started = time.monotonic()
-    results = provider.apply(ops)
-    waited = time.monotonic() - started
+    # The waits the provider asks for, recorded instead of taken.
+    waits: list[float] = []
+    provider = driver.provider(sleep=waits.append)
+    try:
+        results = provider.apply(ops)
+    finally:
+        provider.close()
     assert [r.op for r in results] == ops
     assert all(r.ok for r in results), [r.error for r in results if not r.ok]
     counted = stats(driver)["calls"]
     # 45 = 20 + 20 + 5, and the two throttled items once more (in one batch or two).
     assert 4 <= counted["$batch"] <= 5
     assert counted["events.create"] == 47
-    assert waited >= 1.0, f"the item's Retry-After was not honoured: {waited:.2f} s"
+    # Each batch with a throttled item waits its Retry-After (3 s: longer than any backoff of
+    # a first retry, at most 0.5 s) before sending it again.
+    assert 1 <= len(waits) <= 2
+    assert waits == [3.0] * len(waits), f"the item's Retry-After was not honoured: {waits}"
     assert provider.stats.retries == 2
     assert "retried after 429" in provider.stats.notes
     marks = sorted(str(e["mark"]) for e in driver.events(cal) if e["mark"])
@@ -504,6 +513,39 @@ def test_a_stalled_answer_times_out_after_the_configured_seconds(
         provider.close()
 
 
+# A fixed instant years from the wall clock: what a provider dates by it cannot be the wall's.
+FIXED_NOW = datetime(2031, 1, 1, tzinfo=UTC)
+
+
+def test_an_http_date_retry_after_counts_from_the_factorys_clock(
+    endpoints: GraphEndpoints, driver: MicrosoftDriver
+) -> None:
+    """Retry-After as an HTTP date (RFC 9110; Graph says seconds, a proxy on the way may say
+    a date) is a wait from the engine's clock, which the factory hands the provider with the
+    sleep it waits with."""
+    proxy = FaultProxy(endpoints.url)
+    waits: list[float] = []
+    config = ProviderConfig(
+        "http://127.0.0.1:9/unused",
+        microsoft_graph_url=f"{proxy.url}/v1.0",
+        microsoft_login_url=endpoints.tls_url,
+        microsoft_ca_file=endpoints.ca_path,
+        clock=FixedClock(FIXED_NOW),
+        sleep=waits.append,
+    )
+    login = driver.login("")
+    provider = provider_factory(config)(login.provider, None, login.credentials)
+    assert isinstance(provider, MicrosoftProvider)
+    try:
+        proxy.fail_next(503, retry_after="Wed, 01 Jan 2031 00:00:07 GMT")
+        assert len(provider.list_calendars()) == 1
+    finally:
+        provider.close()
+        proxy.close()
+    assert waits == [7.0]
+    assert provider.stats.retries == 1
+
+
 def test_a_rotated_token_cache_is_handed_back(driver: MicrosoftDriver) -> None:
     before = driver.token_cache
     provider = driver.provider()
@@ -592,6 +634,46 @@ def test_subscribe_notify_renew_and_unsubscribe(
     with pytest.raises(ProviderError) as missing:
         provider.renew(stranger, lifetime=timedelta(hours=1))
     assert missing.value.kind is ErrorKind.GONE
+
+
+@pytest.fixture(scope="module")
+def endpoints_2031() -> Iterator[GraphEndpoints]:
+    """A Graph emulator whose clock runs from FIXED_NOW (it refuses an expiry in its past)."""
+    config = dataclasses.replace(FAST, clock=Clock(FIXED_NOW))
+    with run_graph_emulator(config) as running:
+        yield GraphEndpoints(running.url, running.tls_url, str(running.ca_path))
+
+
+def test_a_subscriptions_expiry_is_dated_by_the_factorys_clock(
+    endpoints_2031: GraphEndpoints, receiver: PushReceiver
+) -> None:
+    """The engine's clock reaches the provider through the factory: a subscription asked
+    for an hour expires an hour after that clock's now, not the wall's."""
+    driver = MicrosoftDriver(endpoints_2031)
+    config = ProviderConfig(
+        "http://127.0.0.1:9/unused",
+        microsoft_graph_url=f"{endpoints_2031.url}v1.0",
+        microsoft_login_url=endpoints_2031.tls_url,
+        microsoft_ca_file=endpoints_2031.ca_path,
+        clock=FixedClock(FIXED_NOW),
+    )
+    login = driver.login("")
+    provider = provider_factory(config)(login.provider, None, login.credentials)
+    assert isinstance(provider, MicrosoftProvider)
+    try:
+        cal = driver.new_calendar("Pushed")
+        made = provider.subscribe(
+            cal, address=receiver.url, secret="s3cret", lifetime=timedelta(hours=1)
+        )
+        held = _subscriptions(driver)[made.remote_id]
+        renewed = provider.renew(made, lifetime=timedelta(hours=2))
+        provider.unsubscribe(renewed)
+    finally:
+        provider.close()
+        driver.close()
+    assert made.expires_at == FIXED_NOW + timedelta(hours=1)
+    assert held["expiration"].startswith("2031-01-01T01:00:00")
+    assert renewed.expires_at == FIXED_NOW + timedelta(hours=2)
 
 
 def test_a_subscription_whose_address_does_not_validate_is_refused(

@@ -1,10 +1,11 @@
-"""A small fault-injecting reverse proxy put in front of a real CalDAV server by the tests.
+"""A small fault-injecting reverse proxy put in front of a real CalDAV server by the tests
+(or of the Graph emulator, for a fault the emulator does not make).
 
 It forwards every request as it is and answers the provider's bad days on demand: a failure
-status (with Retry-After) or a dropped connection for the next requests, a refused login, a
-sync token that is no longer valid, the collection itself listed as a sync-collection member
-(as iCloud does), a calendar home on another host (iCloud's partition hosts), a root that is
-not DAV (discovery must take /.well-known/caldav), a server
+status (with Retry-After, in seconds or as an HTTP date) or a dropped connection for the next
+requests, a refused login, a sync token that is no longer valid, the collection itself listed
+as a sync-collection member (as iCloud does), a calendar home on another host (iCloud's
+partition hosts), a root that is not DAV (discovery must take /.well-known/caldav), a server
 without sync-collection (the REPORT refused as such servers refuse it, and no sync-token in
 PROPFIND answers), and a Basic login check for servers without one of their own (Xandikos).
 """
@@ -47,7 +48,8 @@ _NO_SYNC_REPORT = (
 @dataclass
 class Fault:
     status: int = 503
-    retry_after: float | None = None
+    # Seconds, or a string said as it is (an HTTP date).
+    retry_after: float | str | None = None
     drop: bool = False
     stall: bool = False  # no answer at all, until the client gives up (a timeout)
 
@@ -92,7 +94,7 @@ class FaultProxy:
     # -- what tests ask of it --------------------------------------------------------------
 
     def fail_next(
-        self, status: int = 503, *, times: int = 1, retry_after: float | None = None
+        self, status: int = 503, *, times: int = 1, retry_after: float | str | None = None
     ) -> None:
         with self.lock:
             self.state.faults.extend(Fault(status, retry_after) for _ in range(times))
@@ -173,7 +175,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault is not None:
             headers = {}
-            if fault.retry_after is not None:
+            if isinstance(fault.retry_after, str):
+                headers["Retry-After"] = fault.retry_after
+            elif fault.retry_after is not None:
                 headers["Retry-After"] = str(int(fault.retry_after))
             if fault.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="calsync-test"'

@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
@@ -21,6 +22,7 @@ from caldav.lib import error as dav_error
 from caldav.response import DAVResponse
 
 from calsync_server.providers.model import CallStats, ErrorKind, ProviderCalendar, ProviderError
+from calsync_server.providers.retry import retry_after_seconds
 
 DAV = "{DAV:}"
 CAL = "{urn:ietf:params:xml:ns:caldav}"
@@ -107,12 +109,6 @@ def same_path(a: str, b: str) -> bool:
     return unquote(urlsplit(a).path).rstrip("/") == unquote(urlsplit(b).path).rstrip("/")
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    return dav_error.parse_retry_after(value.strip())
-
-
 class CalDAVClient:
     """One account's requests; every call is counted in ``stats`` (attempts and retries too)."""
 
@@ -128,6 +124,7 @@ class CalDAVClient:
         max_tries: int = 4,
         max_wait: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         # A bare host ("https://caldav.icloud.com") is its root.
         self.url = url if urlsplit(url).path else url + "/"
@@ -136,6 +133,9 @@ class CalDAVClient:
         self.max_tries = max_tries
         self.max_wait = max_wait
         self.sleep = sleep
+        # An HTTP-date Retry-After counts from this clock's now (the library's own parse
+        # counts from the wall's).
+        self.clock = clock
         # Basic from the first request: every CalDAV service calsync targets takes it, and it
         # saves the unauthenticated round trip the library would otherwise make first.
         self.dav = DAVClient(
@@ -179,7 +179,7 @@ class CalDAVClient:
                 reply = self._once(method, url, body, headers)
             except dav_error.RateLimitError as exc:
                 status = exc.status or 429
-                wait = exc.retry_after_seconds
+                wait = retry_after_seconds(exc.retry_after, self.clock())
                 failure = ProviderError(
                     ErrorKind.TRANSIENT, f"{method} answered {status}", retry_after=wait
                 )
@@ -196,7 +196,7 @@ class CalDAVClient:
                     raise SyncUnsupported(f"sync-collection answered {reply.status}")
                 if reply.status not in TRANSIENT_STATUSES:
                     return reply
-                wait = _retry_after(reply.headers.get("retry-after"))
+                wait = retry_after_seconds(reply.headers.get("retry-after"), self.clock())
                 failure = ProviderError(
                     ErrorKind.TRANSIENT, f"{method} answered {reply.status}", retry_after=wait
                 )

@@ -132,12 +132,19 @@ class CalDAVProvider:
             timeout=timeout,
             max_tries=max_tries,
             sleep=sleep,
+            clock=clock,
         )
         self._zones: dict[str, str | None] = {}
 
     @classmethod
     def from_login(
-        cls, login: CalDAVPassword, *, timeout: float = 30.0, max_tries: int = 4
+        cls,
+        login: CalDAVPassword,
+        *,
+        timeout: float = 30.0,
+        max_tries: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> CalDAVProvider:
         """The login's provider, starting from the calendar home kept in it (a login stored
         before calsync kept it discovers it again, and credentials_to_store keeps it then)."""
@@ -151,6 +158,8 @@ class CalDAVProvider:
             home=home,
             timeout=timeout,
             max_tries=max_tries,
+            sleep=sleep,
+            clock=clock,
         )
 
     def credentials_to_store(self, previous: StoredCredentials) -> StoredCredentials | None:

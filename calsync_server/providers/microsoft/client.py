@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -18,6 +18,7 @@ from calsync_server.providers.microsoft.mapping import TRANSIENT_STATUSES, error
 from calsync_server.providers.microsoft.wire import BatchResponse
 from calsync_server.providers.model import CallStats, ErrorKind, ProviderError
 from calsync_server.providers.pacing import Pacer
+from calsync_server.providers.retry import retry_after_seconds
 
 # Graph answers in UTC and names events by ids that survive moves between folders.
 PREFER = 'outlook.timezone="UTC", IdType="ImmutableId"'
@@ -37,6 +38,8 @@ class Answer:
     status: int
     headers: Mapping[str, str]  # names in lower case
     body: Any  # decoded JSON, text, or None
+    # When it came, on the client's clock: an HTTP-date Retry-After counts from here.
+    received: datetime
 
     @property
     def ok(self) -> bool:
@@ -57,7 +60,7 @@ class Answer:
         return str(self.body or "")[:200]
 
     def retry_after(self) -> float | None:
-        return parse_retry_after(self.headers.get("retry-after"))
+        return retry_after_seconds(self.headers.get("retry-after"), self.received)
 
     def error(self, *, reading_delta: bool = False) -> ProviderError:
         kind = error_kind(self.status, self.code, reading_delta=reading_delta)
@@ -78,21 +81,6 @@ def with_prefer(headers: Mapping[str, str]) -> str:
     """calsync's Prefer (UTC, immutable ids) with whatever a call prefers besides."""
     extra = next((v for k, v in headers.items() if k.lower() == "prefer"), None)
     return f"{PREFER}, {extra}" if extra else PREFER
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds, or as an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - time.time())
 
 
 _limits_lock = threading.Lock()
@@ -136,6 +124,7 @@ class GraphClient:
         max_concurrency: int = MAILBOX_CONCURRENCY,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         pacer: Pacer | None = None,
     ) -> None:
         self.root = root.rstrip("/")
@@ -148,6 +137,7 @@ class GraphClient:
         # The mailbox's request quota (each item of a batch counts); None: unpaced.
         self.pacer = pacer
         self.sleep = sleep
+        self.clock = clock
         self._stats_lock = threading.Lock()
         self._http = httpx.Client(timeout=timeout_s, transport=transport)
 
@@ -203,7 +193,7 @@ class GraphClient:
             response = self._request(method, url, weight, params=params, json=json, headers=sent)
         except httpx.TransportError as exc:
             # Timeouts, refused and dropped connections: worth another try.
-            return Answer(0, {}, f"{type(exc).__name__}: {exc}")
+            return Answer(0, {}, f"{type(exc).__name__}: {exc}", self.clock())
         if response.status_code == 401:
             # The access token was refused before its time (revoked): one forced refresh.
             fresh = self.tokens.token(force_refresh=True)
@@ -214,11 +204,12 @@ class GraphClient:
                     method, url, weight, params=params, json=json, headers=sent
                 )
             except httpx.TransportError as exc:
-                return Answer(0, {}, f"{type(exc).__name__}: {exc}")
+                return Answer(0, {}, f"{type(exc).__name__}: {exc}", self.clock())
         return Answer(
             response.status_code,
             {k.lower(): v for k, v in response.headers.items()},
             _decode(response),
+            self.clock(),
         )
 
     def send(
@@ -297,8 +288,9 @@ class GraphClient:
             raise ProviderError(ErrorKind.INVALID, f"an unreadable $batch answer: {exc}") from exc
         # A batch counts as one call above; each further item is one call more.
         self.count(calls=len(items) - 1)
+        received = self.clock()
         found = {
-            a.id: Answer(a.status, {k.lower(): v for k, v in a.headers.items()}, a.body)
+            a.id: Answer(a.status, {k.lower(): v for k, v in a.headers.items()}, a.body, received)
             for a in parsed.responses
         }
         missing = [i.id for i in items if i.id not in found]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +61,7 @@ class MicrosoftProvider:
         transport: httpx.BaseTransport | None = None,
         quota: Quota | None = None,
         timeout_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.stats = CallStats()
         self.tokens = tokens
@@ -74,6 +76,8 @@ class MicrosoftProvider:
             backoff_s=backoff_s,
             timeout_s=timeout_s,
             transport=transport,
+            sleep=sleep,
+            clock=clock,
             # Graph's quota is per mailbox: every provider object of it shares one pacer.
             pacer=pacer(f"microsoft:{mailbox_key}", quota) if quota else None,
         )
@@ -97,6 +101,7 @@ class MicrosoftProvider:
         verify: str | None = None,
         on_cache_change: Callable[[str], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> MicrosoftProvider:
         """The provider of an account signed in earlier: its serialized MSAL cache and home
         account id. ``on_cache_change`` gets the cache again whenever MSAL rotated a token
@@ -110,7 +115,9 @@ class MicrosoftProvider:
             verify=verify,
             on_cache_change=on_cache_change,
         )
-        return cls(tokens, mailbox_key=home_account_id, graph_root=graph_root, clock=clock)
+        return cls(
+            tokens, mailbox_key=home_account_id, graph_root=graph_root, clock=clock, sleep=sleep
+        )
 
     @classmethod
     def from_stored(
@@ -125,6 +132,8 @@ class MicrosoftProvider:
         backoff_s: float = 0.5,
         quota: Quota | None = None,
         timeout_s: float = 30.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], None] = time.sleep,
     ) -> MicrosoftProvider:
         """The provider of a stored Microsoft login; a token MSAL rotates on the way is kept
         for `credentials_to_store` (the engine seals it back into the account)."""
@@ -148,6 +157,8 @@ class MicrosoftProvider:
             backoff_s=backoff_s,
             quota=quota,
             timeout_s=timeout_s,
+            clock=clock,
+            sleep=sleep,
         )
         tokens.on_cache_change = provider._keep_cache
         return provider

@@ -7,6 +7,8 @@ check calsync's view against what the provider really holds.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
@@ -48,8 +50,9 @@ class Driver(Protocol):
 
     name: str  # "google", "microsoft", "caldav"
 
-    def provider(self) -> Provider:
-        """calsync's provider for this account (a new one each call; the caller closes it)."""
+    def provider(self, *, sleep: Callable[[float], None] = time.sleep) -> Provider:
+        """calsync's provider for this account (a new one each call; the caller closes it);
+        its retries wait with ``sleep`` (a test records the waits instead of taking them)."""
         ...
 
     def new_calendar(self, name: str, *, read_only: bool = False) -> str:

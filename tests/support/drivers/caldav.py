@@ -19,8 +19,9 @@ import contextlib
 import math
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -209,8 +210,10 @@ class CalDAVDriver:
 
     # -- calsync's side ------------------------------------------------------------------------
 
-    def provider(self) -> CalDAVProvider:
-        return CalDAVProvider(self.server.url, self.server.username, self.server.password)
+    def provider(self, *, sleep: Callable[[float], None] = time.sleep) -> CalDAVProvider:
+        return CalDAVProvider(
+            self.server.url, self.server.username, self.server.password, sleep=sleep
+        )
 
     def login(self, calendar_id: str) -> Login:
         """One account holds every calendar the driver makes (the server's one user)."""

@@ -8,6 +8,8 @@ which is how the contract suite uses a driver: calendar first, then the provider
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -85,7 +87,7 @@ class GoogleDriver:
             GoogleOAuth(access_token=access, refresh_token=refresh),
         )
 
-    def provider(self) -> GoogleProvider:
+    def provider(self, *, sleep: Callable[[float], None] = time.sleep) -> GoogleProvider:
         assert self._latest is not None, "make a calendar first"
         access, refresh = self._tokens[self._latest]
         credentials = Credentials(  # type: ignore[no-untyped-call]
@@ -95,7 +97,9 @@ class GoogleDriver:
             client_id="calsync",
             scopes=list(SCOPES),
         )
-        return GoogleProvider(credentials, root_url=self.emulator.url, retry=QUICK_RETRY)
+        return GoogleProvider(
+            credentials, root_url=self.emulator.url, retry=QUICK_RETRY, sleep=sleep
+        )
 
     def _events(self, calendar_id: str) -> Any:
         if calendar_id not in self._services:

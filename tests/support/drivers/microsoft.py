@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import math
 import ssl
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -181,7 +183,7 @@ class MicrosoftDriver:
         )
         return Login("microsoft", self.email, cache)
 
-    def provider(self) -> MicrosoftProvider:
+    def provider(self, *, sleep: Callable[[float], None] = time.sleep) -> MicrosoftProvider:
         return MicrosoftProvider.from_token_cache(
             self.token_cache,
             self.home_account_id,
@@ -190,6 +192,7 @@ class MicrosoftDriver:
             graph_root=f"{self.endpoints.url}v1.0",
             verify=self.endpoints.ca_path,
             on_cache_change=self._keep_cache,
+            sleep=sleep,
         )
 
     # --------------------------------------------------------------- the person
