@@ -79,7 +79,7 @@ class Runtime:
         self.clock = clock or SystemClock()
         self.db = create_db_engine(settings.database_url_resolved)
         self.vault = CredentialVault(settings.home)
-        self.provider_factory = provider_factory or default_factory(settings, retry)
+        self.provider_factory = provider_factory or default_factory(settings, retry, self.clock)
         self.queue = JobQueue(self.db, self.clock, lease_seconds=settings.job_lease_seconds)
         self.engine = SyncEngine(
             self.db,

@@ -82,7 +82,7 @@ class SyncEngine:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.vault = vault or CredentialVault(settings.home)
-        self.provider_factory = provider_factory or default_factory(settings, retry)
+        self.provider_factory = provider_factory or default_factory(settings, retry, self.clock)
         self.locks = UserLocks(db)
         # Providers kept across syncs: building them sat on every propagation's critical path.
         self.providers = ProviderCache()
@@ -426,6 +426,9 @@ def written_to(plan: BusyBlockPlan, orphans: Sequence[tuple[int, str]]) -> set[i
     )
 
 
-def default_factory(settings: Settings, retry: RetryPolicy | None = None) -> ProviderFactory:
-    """The registry's providers, pointed where the settings say (the composition root's)."""
-    return provider_factory(ProviderConfig.from_settings(settings, retry))
+def default_factory(
+    settings: Settings, retry: RetryPolicy | None = None, clock: Clock | None = None
+) -> ProviderFactory:
+    """The registry's providers, pointed where the settings say (the composition root's), on
+    the engine's clock."""
+    return provider_factory(ProviderConfig.from_settings(settings, retry, clock=clock))

@@ -169,15 +169,11 @@ def demo_world(
     enable: bool = True,
     settings: dict[str, Any] | None = None,
     providers: Collection[str] = PROVIDERS,
-    graph_on_wall_clock: bool = False,
     **runtime_options: Any,
 ) -> Iterator[DemoWorld]:
     """The whole demo until the block ends. `today` seeds the scenarios around a fixed day
     (tests); `settings` override the demo's (the environment is ignored: the demo stands
-    alone). `providers` ("google" alone: the Google-only demo of both Google accounts).
-    `graph_on_wall_clock` keeps the Graph emulator on the wall clock whatever `today` says
-    (its work calendar then lies around the real today): calsync dates Graph subscriptions
-    by the wall clock, which Graph refuses as too far ahead of a fixed day."""
+    alone). `providers` ("google" alone: the Google-only demo of both Google accounts)."""
     unknown = set(providers) - set(PROVIDERS)
     if unknown or GOOGLE not in providers:
         raise ValueError(f"the demo's providers are google plus microsoft/caldav, not {unknown}")
@@ -200,8 +196,8 @@ def demo_world(
         graph: RunningGraphEmulator | None = None
         if MICROSOFT in providers:
             # A fixed day starts the emulator's clock on it (its scenario seeds around "now").
-            fixed = today is not None and not graph_on_wall_clock
-            clock = GraphClock(datetime.combine(today, time(9), UTC) if fixed and today else None)
+            start = datetime.combine(today, time(9), UTC) if today is not None else None
+            clock = GraphClock(start)
             graph_config = GraphEmulatorConfig(
                 clock=clock, scenario="demo", live=live, live_interval_s=LIVE_INTERVAL_S
             )

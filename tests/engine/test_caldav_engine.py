@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
 
 import pytest
@@ -14,10 +14,12 @@ from sqlmodel import Session, select
 from calsync_server.accounts.service import connect_account, import_calendars
 from calsync_server.db.models import Account, BusyBlock, Calendar
 from calsync_server.providers.credentials import CalDAVPassword
+from calsync_server.sync.engine import SyncEngine
+from shared.clock import FixedClock
 from shared.domain import AccountState, Provider, SyncKind, SyncStatus
 from tests.support.drivers.base import PersonEvent
 from tests.support.drivers.caldav import CalDAVDriver, CalDAVServer, caldav_server
-from tests.support.world import Cal, World, at, timed
+from tests.support.world import FAST_RETRY, Cal, World, at, timed
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,25 @@ def test_google_and_two_caldav_calendars_block_each_other(
         assert caldav_blocks(driver, cal) == []
     # The person's own events stay.
     assert [e["title"] for e in driver.events(family.provider_id)] == ["Piano"]
+
+
+def test_the_blocks_the_engine_writes_are_stamped_by_its_clock(
+    world: World, radicale: CalDAVServer, unique: str
+) -> None:
+    """The engine's clock reaches the providers it builds (the registry's factory): a CalDAV
+    block's DTSTAMP is the engine's now, not the wall's (an hour apart here)."""
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    world.engine = SyncEngine(
+        world.db, world.settings, clock=FixedClock(now), vault=world.vault, retry=FAST_RETRY
+    )
+    driver = CalDAVDriver(radicale)
+    google = world.account(f"stamped-{unique}@example.com")["primary"]
+    _, (personal,) = connect_caldav(world, driver, "Personal")
+    world.configure(google, personal)
+    world.insert(google, **timed("Board meeting", 9, 10))
+    world.sync_all(google, personal)
+    [block] = [e for e in driver.events(personal.provider_id) if e["mark"] is not None]
+    assert f"DTSTAMP:{now:%Y%m%dT%H%M%SZ}" in str(block["ics"]), block["ics"]
 
 
 def test_a_refused_caldav_password_marks_the_account_needs_reauth_at_once(

@@ -211,7 +211,7 @@ class SettlingClock:
 def pin_channels(world: DemoWorld) -> None:
     """What the Channels screen shows of the subscriptions pinned to fixed times around
     SERVER_NOW (the server's clock ran while they were made; the emulators date expiry by
-    their wall clocks): expiry, the last notification, each notice heard, a failure once.
+    their own clocks): expiry, the last notification, each notice heard, a failure once.
     Graph renews in place at half-life and a failed one is retried later, which the standing
     clock never reaches."""
     names = {c.id: c.name for c in _calendars(world)}
@@ -247,12 +247,9 @@ def push_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoWorld]:
     snapshot (read only)."""
     home = tmp_path_factory.mktemp("push-demo-home")
     clock = SettlingClock(SERVER_NOW)
-    # Graph on the wall clock: it checks a subscription's expiry against its own clock, and
-    # calsync's Microsoft provider dates it by the wall clock (the work calendar's events then
-    # lie around the real today, out of the synced window: none is shown here).
-    world_of = build_world(
-        home, DAY, push=True, clock=clock, providers=PROVIDERS, graph_on_wall_clock=True
-    )
+    # Graph's clock starts on DAY at 09:00 (SERVER_NOW) as the server's does: Graph checks a
+    # subscription's expiry against its own clock, and calsync dates it by the server's.
+    world_of = build_world(home, DAY, push=True, clock=clock, providers=PROVIDERS)
     for world in world_of:
         enable_in_order(world)
         with world.api() as client:
