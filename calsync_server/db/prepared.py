@@ -37,7 +37,7 @@ class Prepared:
     """One Core statement (no expanding IN lists), run with `execute`, `execute_many` or
     `rows` on a SQLAlchemy connection."""
 
-    def __init__(self, statement: sa.Select[Any] | sa.Update | sa.Insert) -> None:
+    def __init__(self, statement: sa.Select[*tuple[Any, ...]] | sa.Update | sa.Insert) -> None:
         self.statement = statement
         self._compiled: dict[str, _Compiled] = {}
         # Each result shape's row type and processors, by the cursor's column names.
@@ -99,7 +99,8 @@ class Prepared:
             cursor.executemany(compiled.sql, parameters)
 
     def rows(self, connection: sa.Connection, params: Mapping[str, Any]) -> list[Any]:
-        """Run a query; its rows as named tuples of converted values."""
+        """Run a query (or a statement with RETURNING); its rows as named tuples of converted
+        values."""
         compiled = self._compile(connection.dialect)
         parameters = self._parameters(compiled, params)
         with _cursor(connection, compiled.sql, parameters) as cursor:
@@ -122,8 +123,8 @@ class Prepared:
     ) -> tuple[Any, list[Processor | None]]:
         shape = self._results.get((dialect.name, names))
         if shape is None:
-            assert isinstance(self.statement, sa.Select), "rows are a query's"
-            columns = self.statement.selected_columns
+            # A query's columns, or those an UPDATE or INSERT returns.
+            columns = self.statement.exported_columns
             processors: list[Processor | None] = [
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in columns

@@ -97,6 +97,11 @@ _DUE = (
 )
 _CANDIDATES = sa.select(_jobs.c.id).where(*_DUE).order_by(_jobs.c.run_after, _jobs.c.id).limit(20)
 _CANDIDATES_OF = _CANDIDATES.where(_jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)))
+# Every worker's claim (the rest are `calsync sync`'s, of some calendars): prepared, as the
+# claim itself, since a claim is on every push-driven sync's path. PostgreSQL locks the rows it
+# reads so several server processes share the queue without blocking on each other (SQLite
+# has no FOR UPDATE: its compiler leaves it out).
+_DUE_JOBS = Prepared(_CANDIDATES.with_for_update(skip_locked=True))
 _CLAIM = (
     sa.update(_jobs)
     .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
@@ -109,6 +114,7 @@ _CLAIM = (
     )
     .returning(*_jobs.c)
 )
+_CLAIM_ONE = Prepared(_CLAIM)
 # A running job's lease, and those of the claims its first-sync pass holds (named after it):
 # a pass longer than a lease kept its claims only that long, and they then ran again.
 _RENEW = (
@@ -355,17 +361,14 @@ class JobQueue:
         """`claim`, and whether other due jobs were seen behind the one taken (worth waking
         another worker for)."""
         now = self.clock.now()
-        query = _CANDIDATES
-        params: dict[str, object] = {"now": now}
-        if calendar_ids is not None:
-            query = _CANDIDATES_OF
-            params["ids"] = sorted(calendar_ids)
-        if self.db.dialect.name == "postgresql":
-            # Several server processes share the queue without blocking on each other.
-            query = query.with_for_update(skip_locked=True)
         with self.db.connect() as connection:
             with connection.begin():
-                candidates = list(connection.execute(query, params).scalars())
+                if calendar_ids is None:
+                    candidates = [row.id for row in _DUE_JOBS.rows(connection, {"now": now})]
+                else:
+                    query = _CANDIDATES_OF.with_for_update(skip_locked=True)
+                    params = {"now": now, "ids": sorted(calendar_ids)}
+                    candidates = list(connection.execute(query, params).scalars())
             for n, job_id in enumerate(candidates):
                 claimed = self._try_claim(connection, job_id, worker)
                 if claimed is not None:
@@ -376,15 +379,15 @@ class JobQueue:
         now = self.clock.now()
         try:
             with connection.begin():
-                row = connection.execute(
-                    _CLAIM,
+                rows = _CLAIM_ONE.rows(
+                    connection,
                     {"b_id": job_id, "b_worker": worker, "b_now": now, "b_lease": now + self.lease},
-                ).first()
+                )
         except sa.exc.IntegrityError:
             return None  # that calendar is already syncing elsewhere
-        if row is None:
+        if not rows:
             return None  # someone else took it first
-        return SyncJob(**row._mapping)
+        return SyncJob(**rows[0]._asdict())
 
     def heartbeat(self, job_id: int) -> None:
         """Renew a running job's lease, and its pass's claims' (a job closed meanwhile is left

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 from calsync_server import runtime as runtime_module
+from calsync_server.db.models import SyncJob
 from calsync_server.runtime import Runtime
 from shared.settings import load_settings
 from tests.support.waiting import wait_until
@@ -33,12 +33,15 @@ async def test_a_wake_up_sends_one_idle_worker_to_claim(
     )
     runtime = Runtime(settings)
     claims: list[str] = []
+    claim_next = runtime.queue.claim_next
 
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if "FROM sync_job" in statement and "ORDER BY" in statement:
-            claims.append(statement)
+    def counted(worker: str, **kwargs: Any) -> tuple[SyncJob | None, bool]:
+        # The real claim, each one written down (it runs on the connection's own cursor,
+        # which SQLAlchemy's statement events do not see).
+        claims.append(worker)
+        return claim_next(worker, **kwargs)
 
-    sa.event.listen(runtime.db, "before_cursor_execute", count)
+    monkeypatch.setattr(runtime.queue, "claim_next", counted)
     await runtime.start()
     try:
         # Waited on from a thread: the workers run on this test's event loop.
