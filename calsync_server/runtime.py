@@ -25,6 +25,7 @@ from calsync_server.accounts.service import default_api_token, ensure_default_us
 from calsync_server.accounts.vault import CredentialVault
 from calsync_server.db.engine import create_db_engine, lock_beside, upgrade_database
 from calsync_server.db.models import Account, Calendar, SyncJob
+from calsync_server.db.prepared import Prepared
 from calsync_server.jobs.queue import Enqueued, JobQueue
 from calsync_server.jobs.worker import run_job
 from calsync_server.live import LiveBus, LiveUpdate
@@ -63,6 +64,27 @@ QUEUE_STUCK_SECONDS = 120.0
 
 # A calendar's user and when it last synced (None, None: unknown).
 _Owner = tuple[int | None, datetime | None]
+# Read around every sync (building them costs more than running them).
+_OWNER = Prepared(
+    sa.select(col(Account.user_id), col(Calendar.last_sync_at))
+    .join(Calendar, col(Calendar.account_id) == col(Account.id))
+    .where(col(Calendar.id) == sa.bindparam("id"))
+)
+_JOB_STATE = Prepared(sa.select(col(SyncJob.state)).where(col(SyncJob.id) == sa.bindparam("id")))
+
+
+@dataclasses.dataclass
+class _Ran:
+    """A claimed job as its worker thread left it."""
+
+    job: SyncJob
+    user_id: int | None
+    last_sync_at: datetime | None
+    result: SyncResult | None = None
+    # What run_job raised: it could not close the job (the database went away, a bug).
+    failure: Exception | None = None
+    seconds: float = 0.0
+    state: str = "gone"
 
 
 class Runtime:
@@ -230,16 +252,14 @@ class Runtime:
         while not self._stopping:
             try:
                 missed = self._missed_wakes
-                job, more, owner = await asyncio.to_thread(self._claim, name)
-                if job is None:
+                ran = await asyncio.to_thread(self._claim_and_run, name)
+                if ran is None:
                     failures = 0
                     # A wake-up while this claim ran may be for a job it did not see yet.
                     if self._missed_wakes == missed:
                         await self._idle_wait()
                     continue
-                if more:
-                    self._wake_one()  # another due job: another worker for it
-                await self._run(job, name, owner)
+                await self._after(ran, name)
                 failures = 0
             except Exception:
                 failures += 1
@@ -256,21 +276,22 @@ class Runtime:
                 return
             await asyncio.sleep(min(left, IDLE_POLL_SECONDS))
 
-    def _claim(self, worker: str) -> tuple[SyncJob | None, bool, _Owner]:
-        """Blocking: claim a job and read whose calendar it is, in one hand-off to a thread
-        (each hand-off waits its turn on a busy event loop, before the sync starts)."""
+    def _claim_and_run(self, worker: str) -> _Ran | None:
+        """Blocking: claim a job, tell the live stream, sync, and read how the job was closed,
+        in one hand-off to a thread (each hand-off waits its turn on a busy event loop: the
+        claim's and the sync's were two on every push-driven sync's path); None: no job."""
         job, more = self.queue.claim_next(worker)
-        owner: _Owner = (None, None)
-        if job is not None:
-            try:
-                owner = self._owner(job.calendar_id)
-            except Exception:
-                # Only for the live update and the poll's bookkeeping: the sync runs without.
-                log.exception("reading the owner of calendar %s failed", job.calendar_id)
-        return job, more, owner
-
-    async def _run(self, job: SyncJob, worker: str, owner: _Owner) -> None:
-        user_id, last_sync_at = owner
+        if job is None:
+            return None
+        assert job.id is not None
+        if more:
+            self.wake()  # another due job: another worker for it
+        user_id, last_sync_at = None, None
+        try:
+            user_id, last_sync_at = self._owner(job.calendar_id)
+        except Exception:
+            # Only for the live update and the poll's bookkeeping: the sync runs without.
+            log.exception("reading the owner of calendar %s failed", job.calendar_id)
         kind = SyncKind(job.kind)
         self.bus.publish(
             LiveUpdate(
@@ -279,18 +300,38 @@ class Runtime:
                 {"calendar_id": job.calendar_id, "kind": kind.value, "full": job.full},
             )
         )
-        started = asyncio.get_running_loop().time()
-        result: SyncResult | None = None
-        progress = self._progress_publisher(user_id, job.calendar_id)
+        ran = _Ran(job, user_id, last_sync_at)
+        started = time.monotonic()
         try:
-            result = await asyncio.to_thread(run_job, self.queue, self.engine, job, progress)
+            progress = self._progress_publisher(user_id, job.calendar_id)
+            ran.result = run_job(self.queue, self.engine, job, progress)
         except Exception as exc:
-            log.exception("sync of calendar %s failed unexpectedly", job.calendar_id)
+            ran.failure = exc
+        ran.seconds = time.monotonic() - started
+        if ran.failure is None:
+            with contextlib.suppress(Exception):  # only for the metrics
+                ran.state = self._job_state(job.id)
+        return ran
+
+    async def _after(self, ran: _Ran, worker: str) -> None:
+        """What follows a sync on the loop: the metrics, a failed job put back, the poll's
+        bookkeeping, and the live stream told."""
+        job, result = ran.job, ran.result
+        assert job.id is not None
+        kind = SyncKind(job.kind)
+        if ran.failure is not None:
+            exc = ran.failure
+            log.error(
+                "sync of calendar %s failed unexpectedly",
+                job.calendar_id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             self.metrics.errors.labels("sync").inc()
             # run_job could not close the job (the database went away): the job stays this
             # worker's, running, until it is put back; else it waits out its lease.
             await self._put_back(job, worker, f"{type(exc).__name__}: {exc}"[:500])
-        self.metrics.sync_seconds.observe(asyncio.get_running_loop().time() - started)
+            ran.state = await asyncio.to_thread(self._job_state, job.id)
+        self.metrics.sync_seconds.observe(ran.seconds)
         if result is not None:
             report = result.report
             self.metrics.syncs.labels(kind.value, report.status.value).inc()
@@ -300,11 +341,10 @@ class Runtime:
                 self.metrics.errors.labels("provider").inc()
             if kind is SyncKind.POLLING and report.events_fetched:
                 await asyncio.to_thread(
-                    note_poll, self.db, self.clock, job.calendar_id, last_sync_at
+                    note_poll, self.db, self.clock, job.calendar_id, ran.last_sync_at
                 )
-        state = await asyncio.to_thread(self._job_state, job.id)
-        self.metrics.jobs.labels(state).inc()
-        self.bus.publish(LiveUpdate(user_id, "changed", {"calendar_id": job.calendar_id}))
+        self.metrics.jobs.labels(ran.state).inc()
+        self.bus.publish(LiveUpdate(ran.user_id, "changed", {"calendar_id": job.calendar_id}))
 
     def _progress_publisher(
         self, user_id: int | None, calendar_id: int
@@ -346,18 +386,14 @@ class Runtime:
                 await self._pause(backoff(failures))
 
     def _owner(self, calendar_id: int) -> _Owner:
-        with Session(self.db) as session:
-            row = session.exec(
-                select(Account.user_id, Calendar.last_sync_at)
-                .join(Calendar, col(Calendar.account_id) == Account.id)
-                .where(Calendar.id == calendar_id)
-            ).first()
-        return (row[0], row[1]) if row else (None, None)
+        with self.db.connect() as connection:
+            rows = _OWNER.rows(connection, {"id": calendar_id})
+        return (rows[0].user_id, rows[0].last_sync_at) if rows else (None, None)
 
-    def _job_state(self, job_id: int | None) -> str:
-        with Session(self.db) as session:
-            job = session.get(SyncJob, job_id)
-            return JobState(job.state).value if job else "gone"
+    def _job_state(self, job_id: int) -> str:
+        with self.db.connect() as connection:
+            rows = _JOB_STATE.rows(connection, {"id": job_id})
+        return JobState(rows[0].state).value if rows else "gone"
 
     async def _schedule(self) -> None:
         """The scheduler's loop: it never ends of an error either (log, back off, go on)."""
