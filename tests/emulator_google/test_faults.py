@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 
 import httplib2
 import httpx
@@ -71,16 +71,35 @@ def test_client_retries_through_injected_500s(emu: Emu) -> None:
     assert emu.stats()["calls"]["calendars.get"] == 2
 
 
-def test_delay_and_dropped_connection_and_clearing(emu: Emu) -> None:
+@pytest.fixture
+def recording() -> Iterator[tuple[Emu, list[float]]]:
+    """A fresh emulator and the delays it waits before answering, recorded instead of taken."""
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    with run_emulator(EmulatorConfig(sleep=record)) as running:
+        emu = Emu(running)
+        try:
+            yield emu, waits
+        finally:
+            emu.admin.close()
+
+
+def test_delay_and_dropped_connection_and_clearing(recording: tuple[Emu, list[float]]) -> None:
+    emu, waits = recording
     account = emu.account()
     service = emu.service(account)
     emu.admin.post(
         "/emulator/faults",
         json={"method": "calendars.get", "status": 200, "times": 1, "delay_ms": 300},
     )
-    started = time.monotonic()
+    assert service.calendars().get(calendarId="primary").execute()["id"] == account.email
+    assert waits == [0.3]
+    # The fault was used up: the next call is answered without a wait.
     service.calendars().get(calendarId="primary").execute()
-    assert time.monotonic() - started >= 0.3
+    assert waits == [0.3]
     emu.admin.post(
         "/emulator/faults",
         json={"method": "calendars.get", "status": 503, "times": 1, "drop_connection": True},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
@@ -25,10 +25,13 @@ TRANSPORT_KEY = "calsync.emulator.transport"
 class EmulatorApp(Litestar):
     """A Litestar app that can drop a connection on request: it remembers the server's
     transport for each request (uvicorn's send is a method of an object holding it). It holds
-    the emulator's call counts and fault rules for the admin routes."""
+    the emulator's call counts and fault rules for the admin routes, and how an injected
+    fault's delay is waited (its config's `sleep`: asyncio.sleep, or a test's own, which sees
+    the delays asked for or holds an answer until the test lets it go)."""
 
     stats: Stats
     faults: Faults
+    sleep: Callable[[float], Awaitable[None]]
 
     async def __call__(
         self,
@@ -63,7 +66,7 @@ async def api_request(request: AnyRequest) -> ApiRequest:
 
 async def to_response(request: AnyRequest, response: ApiResponse) -> Response[bytes]:
     if response.delay_s > 0:
-        await asyncio.sleep(response.delay_s)
+        await cast(EmulatorApp, request.app).sleep(response.delay_s)
     if response.drop:
         transport = cast(dict[str, Any], request.scope).get(TRANSPORT_KEY)
         if transport is not None:

@@ -169,4 +169,5 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> GoogleEmulatorA
         openapi_config=None,
     )
     app.emulator, app.stats, app.faults = emulator, emulator.stats, emulator.faults
+    app.sleep = config.sleep
     return app

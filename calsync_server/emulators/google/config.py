@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 
@@ -31,3 +33,6 @@ class EmulatorConfig:
     # Bounds on expanding a recurrence without timeMax, so a list never runs away.
     max_instances_per_series: int = 1000
     expansion_horizon_days: int = 730
+    # How an injected fault's delay is waited before the answer goes out: a test gives its
+    # own to read the delays asked for, or to hold an answer until it lets it go.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep

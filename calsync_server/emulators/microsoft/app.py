@@ -201,4 +201,5 @@ def create_graph_app(config: GraphEmulatorConfig | None = None) -> GraphEmulator
         openapi_config=None,
     )
     app.graph, app.stats, app.faults = emulator, emulator.stats, emulator.faults
+    app.sleep = config.sleep
     return app

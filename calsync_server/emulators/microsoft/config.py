@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -69,3 +71,6 @@ class GraphEmulatorConfig:
     live_interval_s: float = 5.0
     # Bounds on expanding a series without an end, so a view never runs away.
     max_occurrences_per_series: int = 1000
+    # How an injected fault's delay is waited before the answer goes out: a test gives its
+    # own to read the delays asked for, or to hold an answer until it lets it go.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
