@@ -203,7 +203,11 @@ class Season:
         )
         # The runtime's engine syncs; the runtime itself disconnects an account as the API does.
         # Requests time out after TIMEOUT_S, so that a stalled answer is a timeout in seconds.
-        config = ProviderConfig.from_settings(self.world.settings, FAST_RETRY, timeout=TIMEOUT_S)
+        # The providers date what they write (a CalDAV block's DTSTAMP, an HTTP-date
+        # Retry-After's wait) by the season's clock, as the engine's factory gives them its own.
+        config = ProviderConfig.from_settings(
+            self.world.settings, FAST_RETRY, timeout=TIMEOUT_S, clock=self.clock
+        )
         self.runtime = Runtime(
             self.world.settings,
             clock=self.clock,
