@@ -122,6 +122,8 @@ def test_expired_and_stopped_channels_stay_silent(emu: Emu, receiver: PushReceiv
         with pytest.raises(HttpError) as caught:
             service.channels().stop(body={"id": witness["id"], "resourceId": "wrong"}).execute()
         assert caught.value.resp.status == 404
+        # Both are gone from the listing; the admin API names the one that was stopped.
+        assert emu.admin.get("/emulator/channels/stopped").json() == [stopped["id"]]
 
 
 def test_watch_validates_address_and_channel_id(emu: Emu, receiver: PushReceiver) -> None:

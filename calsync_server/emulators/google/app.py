@@ -128,6 +128,12 @@ async def admin_channels(request: AnyRequest) -> Response[bytes]:
     return json_response(200, _emulator(request).push.listing())
 
 
+@get("/emulator/channels/stopped")
+async def admin_stopped_channels(request: AnyRequest) -> Response[bytes]:
+    """The ids of the channels channels.stop ended (not those that expired), oldest first."""
+    return json_response(200, _emulator(request).push.stopped())
+
+
 def create_emulator_app(config: EmulatorConfig | None = None) -> GoogleEmulatorApp:
     """A fresh emulator (its own memory) seeded with `config.scenario`."""
     config = config or EmulatorConfig()
@@ -161,6 +167,7 @@ def create_emulator_app(config: EmulatorConfig | None = None) -> GoogleEmulatorA
             admin_granted_scope,
             admin_expire,
             admin_channels,
+            admin_stopped_channels,
             admin_quota,
             admin_set_quota,
         ],

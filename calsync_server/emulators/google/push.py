@@ -8,6 +8,7 @@ import re
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -27,6 +28,8 @@ RETRYABLE = frozenset({500, 502, 503, 504})
 USER_AGENT = "APIs-Google; (+https://developers.google.com/webmasters/APIs-Google.html)"
 CHANNEL_ID = re.compile(r"^[A-Za-z0-9\-_+/=]{1,64}$")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# How many stopped channels' ids the admin API can name (the emulator outlives many tests).
+STOPPED_KEPT = 10_000
 
 
 @dataclass
@@ -59,6 +62,9 @@ class PushManager:
         self.config = config
         self._lock = threading.Lock()
         self._channels: dict[str, Channel] = {}
+        # The ids of the channels channels.stop ended, oldest first: a channel gone from the
+        # listing was stopped or expired, and only this tells which (the latest STOPPED_KEPT).
+        self._stopped: deque[str] = deque(maxlen=STOPPED_KEPT)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
 
@@ -158,6 +164,7 @@ class PushManager:
                     404, "notFound", f"Channel '{channel_id}' not found for project 'calsync'"
                 )
             del self._channels[channel.id]
+            self._stopped.append(channel.id)
         task = channel.task
         if task is not None and self._loop is not None:
             self._loop.call_soon_threadsafe(task.cancel)
@@ -172,6 +179,10 @@ class PushManager:
         for channel in channels:
             channel.pending += 1
             loop.call_soon_threadsafe(channel.wakeup.set)
+
+    def stopped(self) -> list[str]:
+        with self._lock:
+            return list(self._stopped)
 
     def listing(self) -> list[dict[str, Any]]:
         with self._lock:
