@@ -39,7 +39,7 @@ from calsync_server.sync.reconcile import (
 from calsync_server.sync.release import history_left_behind, release_account
 from calsync_server.sync.report import SyncProgress, SyncReport
 from calsync_server.sync.rows import calendar_view, user_calendars, user_time_zone, user_views
-from calsync_server.sync.safety import hold_deletes, read_dropped
+from calsync_server.sync.safety import hold_deletes, may_drop, read_dropped
 from calsync_server.sync.settle import reconcile_listing, settle_seen_blocks
 from calsync_server.sync.user_pass import (
     OthersRead,
@@ -236,7 +236,6 @@ class SyncEngine:
         dropped = False
         first_sync = False
         if calendar.sync_enabled:
-            live_before = holds.live_events(session, calendar.id)
             provider = pool.get(account)
             report.progress("reading")
             cursor = None if full else calendar.sync_token
@@ -256,11 +255,15 @@ class SyncEngine:
                     calendar.provider_calendar_id, cursor=None, window=window
                 )
             changes = unmask_blocks(session, calendar, changes, provider)
+            # Counted around storing only when the read could be a sudden drop (not for the
+            # few changes of a push: two queries on its path).
+            weighed = may_drop(changes)
+            live_before = holds.live_events(session, calendar.id) if weighed else 0
             ingested = store_changes(session, calendar, changes, zone, report)
             report.progress("read")
             # Events are committed before any block is written: a crash re-reads, never skips.
             session.commit()
-            dropped = read_dropped(live_before, holds.live_events(session, calendar.id))
+            dropped = weighed and read_dropped(live_before, holds.live_events(session, calendar.id))
             if (
                 not full
                 and not dropped

@@ -16,11 +16,22 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from calsync_server.providers.model import ChangeSet
 from calsync_server.sync.plan_types import BusyBlockPlan, ExistingBlock
 
 # The fewest deletes in one target that are ever held, and the fewest events a read must lose
 # to count as a sudden drop.
 MIN_HELD = 10
+
+
+def may_drop(changes: ChangeSet) -> bool:
+    """Whether storing this read could lose MIN_HELD live events: a full read or a series sent
+    whole (what they leave out is gone), or MIN_HELD removals and cancellations. Any other
+    read cannot be a sudden drop, so its calendar's events need not be counted around it."""
+    if changes.full or changes.series_replaced:
+        return True
+    cancelled = sum(1 for event in changes.events if event.cancelled)
+    return len(changes.removed) + cancelled >= MIN_HELD
 
 
 def read_dropped(before: int, after: int) -> bool:

@@ -9,9 +9,15 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calsync_server.providers.model import EventTime
+from calsync_server.providers.model import ChangeSet, EventTime, RemoteEvent
 from calsync_server.sync.planner import BusyBlockPlan, DesiredBlock, ExistingBlock
-from calsync_server.sync.safety import MIN_HELD, crosses_line, hold_deletes, read_dropped
+from calsync_server.sync.safety import (
+    MIN_HELD,
+    crosses_line,
+    hold_deletes,
+    may_drop,
+    read_dropped,
+)
 
 NOW = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
 SOURCES = (1, 2)
@@ -140,3 +146,36 @@ def test_a_sudden_drop(before: int, after: int) -> None:
     assert dropped == (before - after >= MIN_HELD and after < before / 2)
     if after >= before:
         assert not dropped  # a read that grew or stayed is never a drop
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    removed=st.integers(0, 2 * MIN_HELD),
+    cancelled=st.integers(0, 2 * MIN_HELD),
+    others=st.integers(0, 5),
+    before=st.integers(0, 200),
+    added=st.integers(0, 20),
+)
+def test_a_read_not_weighed_can_never_be_a_sudden_drop(
+    removed: int, cancelled: int, others: int, before: int, added: int
+) -> None:
+    # The engine counts a calendar's live events around a read only when may_drop says so:
+    # every read it skips must be one read_dropped could never call a drop, whatever the
+    # counts (each removal or cancellation takes at most one live event; others add).
+    at = EventTime.at(NOW)
+    events = tuple(RemoteEvent(f"c{n}", at, at, cancelled=True) for n in range(cancelled))
+    events += tuple(RemoteEvent(f"e{n}", at, at) for n in range(others))
+    changes = ChangeSet(events=events, removed=tuple(f"r{n}" for n in range(removed)))
+    lost = min(before, removed + cancelled)
+    after = before - lost + added
+    if not may_drop(changes):
+        assert not read_dropped(before, after)
+    if read_dropped(before, after):
+        assert may_drop(changes)
+
+
+def test_a_full_read_or_a_series_sent_whole_is_always_weighed() -> None:
+    # What they leave out is gone: one such read may lose every event.
+    assert may_drop(ChangeSet(full=True))
+    assert may_drop(ChangeSet(series_replaced=("series",)))
+    assert not may_drop(ChangeSet(removed=tuple(f"r{n}" for n in range(MIN_HELD - 1))))
