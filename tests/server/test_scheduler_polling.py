@@ -15,7 +15,7 @@ from calsync_server.push.channels import LEASE, ChannelKeeper
 from calsync_server.scheduler import Scheduler
 from calsync_server.sync.engine import default_factory
 from shared.clock import FixedClock
-from shared.domain import ChannelState
+from shared.domain import ChannelState, JobState
 from tests.support.world import FAST_RETRY, World
 
 POLL = timedelta(seconds=60)
@@ -85,3 +85,51 @@ def test_push_covered_calendars_are_polled_sixty_times_less_often(
     assert polled_at(T0 + SAFETY - timedelta(seconds=1)) == [polled.id]
     world.execute(delete(SyncJob))
     assert polled_at(T0 + SAFETY) == [pushed.id, polled.id]
+
+
+def test_a_calendar_whose_sync_failed_for_good_is_polled_a_poll_interval_later_not_every_tick(
+    world: World, unique: str
+) -> None:
+    """Its last sync stays as old as it was (a failure is no sync), so the poll it is overdue
+    for would be asked again at every tick: the failure's start spaces the next try."""
+    cal = world.account(f"failing-{unique}@example.com")["primary"]
+    world.configure(cal)
+    clock = FixedClock(T0)
+    settings = msgspec.structs.replace(world.settings, poll_interval_seconds=POLL.total_seconds())
+    with Session(world.db) as session:
+        calendar = session.get(Calendar, cal.id)
+        assert calendar is not None
+        calendar.last_full_sync_at = T0
+        calendar.last_sync_at = T0 - 3 * POLL  # overdue for a poll
+        session.add(calendar)
+        session.commit()
+    queue = JobQueue(world.db, clock)
+    keeper = ChannelKeeper(world.db, settings, clock, world.vault, default_factory(settings))
+    scheduler = Scheduler(world.db, settings, clock, queue, keeper)
+    assert scheduler.tick().polled == [cal.id]
+    world.execute(delete(SyncJob))
+
+    # That poll's sync failed for good at T0 (its retries spent).
+    with Session(world.db) as session:
+        session.add(
+            SyncJob(
+                calendar_id=cal.id,
+                state=JobState.FAILED,
+                attempts=3,
+                run_after=T0,
+                created_at=T0,
+                started_at=T0,
+                finished_at=T0,
+                last_error="404 Not Found",
+            )
+        )
+        session.commit()
+
+    def polled_at(moment: datetime) -> list[int]:
+        clock.advance(moment - clock.now())
+        return scheduler.tick().polled
+
+    tick = timedelta(seconds=scheduler.interval_seconds)
+    assert polled_at(T0 + tick) == []
+    assert polled_at(T0 + POLL - timedelta(seconds=1)) == []
+    assert polled_at(T0 + POLL) == [cal.id]
