@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from tests.emulator_microsoft.conftest import Graph
+from calsync_server.emulators.microsoft.runner import run_graph_emulator
+from tests.emulator_microsoft.conftest import FAST, Graph
+from tests.support.held import HeldAnswers
+from tests.support.waiting import wait_until
 
 
 def test_defaults_are_outlooks(graph: Graph) -> None:
@@ -22,24 +25,32 @@ def test_defaults_are_outlooks(graph: Graph) -> None:
     }
 
 
-def test_a_fifth_concurrent_request_is_throttled(graph: Graph) -> None:
-    account = graph.account()
-    graph.fault(method="me.get", status=200, times=5, delay_ms=400)
-    start = threading.Barrier(5)
-
-    def call(_: int) -> httpx.Response:
-        with httpx.Client(base_url=f"{graph.url}v1.0", timeout=10) as client:
-            start.wait()
-            return client.get("/me", headers={"authorization": f"Bearer {account.access_token}"})
-
-    with ThreadPoolExecutor(5) as pool:
-        answers = list(pool.map(call, range(5)))
-    graph.admin.delete("/emulator/faults")
-    statuses = sorted(a.status_code for a in answers)
-    assert statuses == [200, 200, 200, 200, 429]
-    throttled = next(a for a in answers if a.status_code == 429)
+def test_a_fifth_concurrent_request_is_throttled() -> None:
+    # Slow calls hold their slot: four are held in the emulator until the fifth has been
+    # answered (no clock decides which overlap).
+    held = HeldAnswers()
+    with run_graph_emulator(dataclasses.replace(FAST, sleep=held.wait)) as running:
+        graph = Graph(running.url, running.tls_url, str(running.ca_path))
+        try:
+            account = graph.account()
+            graph.fault(method="me.get", status=200, times=4, delay_ms=1)
+            clients = [graph.client(account) for _ in range(5)]
+            with ThreadPoolExecutor(4) as pool:
+                slow = [pool.submit(client.get, "/me") for client in clients[:4]]
+                wait_until(lambda: held.holding == 4, what="four calls held in the emulator")
+                throttled = clients[4].get("/me")
+                held.release()
+                answers = [call.result() for call in slow]
+            # Answered, the four gave their slots back.
+            again = clients[4].get("/me")
+        finally:
+            held.release()
+            graph.close()
+    assert [a.status_code for a in answers] == [200, 200, 200, 200]
+    assert throttled.status_code == 429
     assert throttled.json()["error"]["code"] == "ApplicationThrottled"
     assert "retry-after" in throttled.headers
+    assert again.status_code == 200, again.text
 
 
 def test_faults_answer_graph_errors_and_drop_connections(graph: Graph) -> None:

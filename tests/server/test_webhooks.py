@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +15,7 @@ from calsync_server.db.models import Notification, PushSubscription, SyncJob
 from calsync_server.emulators.google.config import EmulatorConfig
 from calsync_server.emulators.google.runner import RunningEmulator, run_emulator
 from tests.server.conftest import ServerWorld
+from tests.support.held import HeldAnswers
 from tests.support.waiting import wait_until
 from tests.support.world import Cal, timed
 
@@ -286,28 +285,6 @@ def test_a_notification_for_a_channel_of_a_calendar_calsync_does_not_know_is_ack
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"outcome": "unknown_channel"}
     assert outcomes(world, f"nobody-{unique}") == [(1, "unknown_channel")]
-
-
-class HeldAnswers:
-    """An emulator's fault delays as a gate: an answer with a delay waits until the test lets
-    it go, however long that is (no clock in it)."""
-
-    def __init__(self) -> None:
-        self._open = threading.Event()
-        self._lock = threading.Lock()
-        self.holding = 0  # answers waiting at the gate now
-        self.let_go = 0  # answers that went through it
-
-    async def wait(self, seconds: float) -> None:
-        with self._lock:
-            self.holding += 1
-        await asyncio.to_thread(self._open.wait)
-        with self._lock:
-            self.holding -= 1
-            self.let_go += 1
-
-    def release(self) -> None:
-        self._open.set()
 
 
 def test_an_unknown_channel_is_answered_while_its_stop_at_the_provider_is_unanswered(

@@ -71,7 +71,7 @@ async def token(request: AnyRequest) -> Response[bytes]:
     emulator.stats.call("token")
     fault = emulator.faults.take("token")
     if fault is not None and fault.delay_ms:
-        await asyncio.sleep(fault.delay_ms / 1000)
+        await emulator.api.sleep(fault.delay_ms / 1000)
     if fault is not None and fault.status >= 400:
         return transport.json_response(
             fault.status, {"error": fault.reason or "temporarily_unavailable"}

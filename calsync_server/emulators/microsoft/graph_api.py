@@ -138,8 +138,11 @@ class GraphApi:
         faults: Faults,
         throttle: Throttle,
         subscriptions: Subscriptions,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.store = store
+        # How a fault's delay is waited (the config's: a test's own sees or holds it).
+        self.sleep = sleep
         self.stats = stats
         self.faults = faults
         self.throttle = throttle
@@ -202,7 +205,7 @@ class GraphApi:
             delay = fault.delay_ms / 1000 if fault is not None else 0.0
             if delay:
                 # Held while slow, so a slow call keeps its concurrency slot as in Graph.
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
             if fault is not None and fault.drop_connection:
                 return ApiResponse(0, drop=True)
             if fault is not None and fault.status >= 400:

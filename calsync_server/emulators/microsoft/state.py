@@ -21,4 +21,6 @@ class GraphEmulator:
         self.throttle = Throttle(config, config.clock)
         self.subscriptions = Subscriptions(self.store, config)
         self.store.listeners.append(self.subscriptions.on_change)
-        self.api = GraphApi(self.store, self.stats, self.faults, self.throttle, self.subscriptions)
+        self.api = GraphApi(
+            self.store, self.stats, self.faults, self.throttle, self.subscriptions, config.sleep
+        )
