@@ -183,7 +183,13 @@ class MicrosoftDriver:
         )
         return Login("microsoft", self.email, cache)
 
-    def provider(self, *, sleep: Callable[[float], None] = time.sleep) -> MicrosoftProvider:
+    def provider(
+        self,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> MicrosoftProvider:
+        """The account's provider; `clock` is what it dates subscriptions by (calsync's)."""
         return MicrosoftProvider.from_token_cache(
             self.token_cache,
             self.home_account_id,
@@ -192,6 +198,7 @@ class MicrosoftDriver:
             graph_root=f"{self.endpoints.url}v1.0",
             verify=self.endpoints.ca_path,
             on_cache_change=self._keep_cache,
+            clock=clock,
             sleep=sleep,
         )
 
