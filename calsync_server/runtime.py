@@ -11,10 +11,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +23,7 @@ from calsync_server.accounts.vault import CredentialVault
 from calsync_server.db.engine import create_db_engine, lock_beside, upgrade_database
 from calsync_server.db.models import Account, Calendar, SyncJob
 from calsync_server.db.prepared import Prepared
-from calsync_server.jobs.queue import Enqueued, JobQueue
+from calsync_server.jobs.queue import Enqueued, JobQueue, process_name, this_host, worker_name
 from calsync_server.jobs.worker import run_job
 from calsync_server.live import LiveBus, LiveUpdate
 from calsync_server.metrics import Metrics
@@ -113,7 +110,7 @@ class Runtime:
         self.channels = ChannelKeeper(
             self.db, settings, self.clock, self.vault, self.provider_factory
         )
-        self.host = socket.gethostname()
+        self.host = this_host()
         self.scheduler = Scheduler(
             self.db, settings, self.clock, self.queue, self.channels, host=self.host
         )
@@ -131,7 +128,7 @@ class Runtime:
         self.background = background
         # "<host>-<pid>-<tag>": a restarted process knows its dead predecessor's jobs by it
         # (JobQueue.reclaim_orphans).
-        self.worker_name = f"{self.host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.worker_name = process_name(self.host)
         self.default_token = ""
         self._tasks: list[asyncio.Task[None]] = []
         # When the scheduler's loop last went round (the event loop's clock): readiness.
@@ -247,7 +244,7 @@ class Runtime:
     async def _work(self, number: int) -> None:
         """One worker: claim, run, repeat. It never ends of an error (the database away, a
         bug): it logs it, backs off, and goes on; only `stop()` ends it."""
-        name = f"{self.worker_name}-w{number}"
+        name = worker_name(self.worker_name, number)
         failures = 0
         while not self._stopping:
             try:

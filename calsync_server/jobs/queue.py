@@ -8,9 +8,12 @@ the CLI and a server) can never sync the same calendar at once.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import re
+import socket
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -140,6 +143,30 @@ _JOIN = Prepared(
     .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
     .values(run_after=sa.bindparam("b_run_after"), full=sa.bindparam("b_full"))
 )
+
+
+def this_host() -> str:
+    """This host's name as worker names and `JobQueue.reclaim_orphans` spell it."""
+    return socket.gethostname()
+
+
+def process_name(host: str) -> str:
+    """`{host}-{pid}-{tag}`: the part of its workers' names that says which process of which
+    host claimed a job, so that once that process is dead a server of the same host takes its
+    jobs back at once (`JobQueue.reclaim_orphans`) instead of after their lease. The random tag
+    tells a process from an earlier one that had its pid."""
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def worker_name(process: str, number: int) -> str:
+    """The name the process's worker `number` claims jobs by (every process's, the server's
+    and `calsync sync`'s, so that the reclaim knows them all)."""
+    return f"{process}-w{number}"
+
+
+def _worker_pattern(host: str) -> re.Pattern[str]:
+    """What `worker_name(process_name(host), n)` gives, with the pid as group 1."""
+    return re.compile(re.escape(host) + r"-(\d+)-[0-9a-f]+-w\d+")
 
 
 class JobQueue:
@@ -297,11 +324,11 @@ class JobQueue:
 
     def reclaim_orphans(self, host: str, alive: Callable[[int], bool]) -> int:
         """Jobs left running by a dead process of this host go back at once, without waiting
-        out their lease: a worker's name says its host and pid (runtime.Runtime.worker_name),
-        and a pid that is gone here can renew no lease. A pid reused since is taken for alive
-        (its jobs wait for their lease, as before)."""
+        out their lease: a worker's name says its host and pid (`worker_name`: a server's
+        workers and `calsync sync`'s), and a pid that is gone here can renew no lease. A pid
+        reused since is taken for alive (its jobs wait for their lease, as before)."""
         now = self.clock.now()
-        pattern = re.compile(re.escape(host) + r"-(\d+)-[0-9a-f]+-w\d+")
+        pattern = _worker_pattern(host)
         reclaimed = 0
         with Session(self.db) as session:
             running = session.exec(
@@ -338,6 +365,23 @@ class JobQueue:
             session.add(job)
             session.commit()
         return True
+
+    def put_back_held(self, worker: str, why: str) -> int:
+        """Put back at once every job `worker` still holds (the claims of their first-sync
+        passes with them): its process is stopping mid-sync (Ctrl-C). Due now and the claim
+        not counted as an attempt, since nothing failed: a server takes the calendar up at
+        once, and the sync's writes so far are redone safely (finding blocks by their mark).
+        How many were put back."""
+        now = self.clock.now()
+        with Session(self.db) as session:
+            held = session.exec(
+                select(SyncJob).where(SyncJob.state == JobState.RUNNING, SyncJob.worker == worker)
+            ).all()
+            for job in held:
+                job.attempts = max(0, job.attempts - 1)
+                put_back(session, job, now, why)
+            session.commit()
+        return len(held)
 
     def defer(self, job_id: int, seconds: float) -> None:
         """A claimed job that did nothing (its sync stepped aside) is queued again `seconds`
