@@ -1,7 +1,8 @@
 """Explain (domain.md "Trust"): the whole user's plan with the planner's own reasons (its
 PlanTrace), from the inputs the engine plans with, and why each event blocks or not in each
-target. The dry run (dry_run.py) plans through here too. Nothing here writes: the session is
-only read and never flushed."""
+target. The dry run (dry_run.py) plans through here too, and both plan as the sync does
+(reconcile.plan_leaving_out: a calendar whose data breaks the planner is left out, named in a
+note). Nothing here writes: the session is only read and never flushed."""
 
 from __future__ import annotations
 
@@ -17,16 +18,20 @@ from calsync_server.sync.planner import (
     BusyBlockPlan,
     CalendarView,
     SourceEvent,
-    plan_busy_blocks,
     second_copies,
     source_key,
     sync_window,
 )
-from calsync_server.sync.reconcile import identity_of, whole_user_scope
+from calsync_server.sync.reconcile import (
+    identity_of,
+    plan_leaving_out,
+    readable,
+    unplannable,
+    whole_user_scope,
+)
 from calsync_server.sync.report import SyncReport
 from calsync_server.sync.rows import (
     existing_of,
-    source_of,
     user_calendars,
     user_time_zone,
     user_views,
@@ -91,26 +96,31 @@ def plan_user(
     rows += adopted
     fresh = fresh or {}
     seen = {e.id for e in rows_events}
-    sources: list[SourceEvent] = []
-    for e in [*rows_events, *(x for x in extra if x.id not in seen)]:
-        if e.calendar_id in fresh:
-            continue
-        source = source_of(e, calendars[e.calendar_id].time_zone or zone)
-        if source is not None:
-            sources.append(source)
+    stored = [
+        e
+        for e in [*rows_events, *(x for x in extra if x.id not in seen)]
+        if e.calendar_id not in fresh
+    ]
+    sources, unreadable = readable(stored, calendars, zone)
     for events in fresh.values():
         sources.extend(events)
     found = UserPlan(accounts, calendars, views, now, rows, notes=report.notes)
-    found.plan = plan_busy_blocks(
-        views.values(),
+    # Planned as the sync plans: a calendar whose data breaks the planner is left out, its
+    # blocks left as they are, and a note names it.
+    found.plan, left_out = plan_leaving_out(
+        views,
         sources,
+        unreadable,
         [existing_of(row) for row in rows],
+        calendars,
+        identity_of(calendars, accounts),
         now=now,
-        time_zone=zone,
+        zone=zone,
         horizon_days=horizon_days,
-        block_id=identity_of(calendars, accounts),
+        report=report,
         trace=found.trace,
     )
+    found.views = unplannable(views, left_out)
     holding = holds.holding(calendars) | (dropped or set())
     if holding:
         future = holds.future_blocks(session, list(calendars), now)
@@ -271,4 +281,8 @@ def _not_a_source_words(view: CalendarView, copy_of: CalendarView | None) -> str
         return "its calendar is a target only"
     if not view.account_active:
         return "its calendar's login needs renewing"
+    if view.unplannable:
+        return (
+            "its calendar's events could not be planned this time: its blocks are left as they are"
+        )
     return REASONS[Verdict.NOT_A_SOURCE]
