@@ -205,23 +205,40 @@ def block_matches(block: ExistingBlock, desired: DesiredBlock) -> bool:
     )
 
 
-def _block_end(block: ExistingBlock) -> datetime | None:
-    if block.end_at is not None:
-        return block.end_at
-    # An all-day end without its calendar's zone is read in UTC: off by hours at most.
-    return block.end.to_utc("UTC") if block.end is not None else None
+def _end_in(
+    target: CalendarView, end: EventTime | None, end_at: datetime | None
+) -> datetime | None:
+    """When a block ends where the person sees it: an all-day block at midnight in the target
+    calendar's zone (its day lasts until then there, whatever zone its source's instants were
+    read in), any other at its instant."""
+    if end is not None and end.all_day:
+        return end.to_utc(target.time_zone)
+    if end_at is not None:
+        return end_at
+    return end.to_utc() if end is not None else None
 
 
 def _block_span(block: ExistingBlock, target: CalendarView) -> Span | None:
-    end = _block_end(block)
+    end = _end_in(target, block.end, block.end_at)
     if block.start is None or end is None:
         return None
     return block.start.to_utc(target.time_zone), end
 
 
-def _has_ended(block: ExistingBlock, now: datetime) -> bool:
-    end = _block_end(block)
-    return end is not None and end <= now
+def _has_ended(
+    target: CalendarView, end: EventTime | None, end_at: datetime | None, now: datetime
+) -> bool:
+    at = _end_in(target, end, end_at)
+    return at is not None and at <= now
+
+
+def _is_history(
+    target: CalendarView, block: ExistingBlock, wanted: DesiredBlock, now: datetime
+) -> bool:
+    """Both the block and what is wanted of it have ended in the target: not rewritten."""
+    return _has_ended(target, block.end, block.end_at, now) and _has_ended(
+        target, wanted.end, wanted.end_at, now
+    )
 
 
 def second_copies(calendars: Iterable[CalendarView]) -> dict[int, CalendarView]:
@@ -373,7 +390,7 @@ def plan_busy_blocks(
         elif block.user_modified:
             preserved.append(block)
             return Outcome.PRESERVED
-        elif _has_ended(block, now):
+        elif _has_ended(target, block.end, block.end_at, now):
             return Outcome.HISTORY  # history stays while the target stays a target
         elif _signed_out(block, by_id):
             # A source whose account lost its login deletes no block: for a merged block, any
@@ -429,7 +446,7 @@ def plan_busy_blocks(
         elif block_matches(primary, wanted):
             if primary.member_sources != wanted.member_sources:
                 restamps.append((primary, wanted))  # the row learns its members
-        elif _has_ended(primary, now) and wanted.end_at <= now:
+        elif _is_history(by_id[place[0]], primary, wanted, now):
             outcome = Outcome.HISTORY  # history on both sides: not rewritten
         else:
             patches.append((primary, wanted))

@@ -518,6 +518,35 @@ def test_an_ended_block_without_end_at_is_read_from_its_end() -> None:
     assert plan(CALENDARS, [], [ended]).is_empty
 
 
+def test_an_all_day_block_lasts_until_its_day_ends_in_the_target_calendar() -> None:
+    # 08:00 UTC is still the evening before in Honolulu: the block of yesterday's all-day
+    # event (yesterday in UTC, where its source read it) still shows there as today's, so
+    # once its event is gone it goes too; it is history only when the day is over there.
+    source = calendar(1, include_all_day=True)
+    target = dataclasses.replace(calendar(2), time_zone="Pacific/Honolulu")
+    (block,) = plan(
+        [source, target], [source_event(1, all_day("e1", "2024-06-10", "2024-06-11"))]
+    ).creates
+    yesterday = as_existing(
+        block,
+        start=when({"date": "2024-06-09"}),
+        end=when({"date": "2024-06-10"}),
+        end_at=datetime(2024, 6, 10, tzinfo=UTC),  # midnight in the source's zone
+    )
+
+    assert plan([source, target], [], [yesterday]).deletes == (yesterday,)
+    over_there = plan_busy_blocks(
+        [source, target],
+        [],
+        [yesterday],
+        now=datetime(2024, 6, 10, 10, tzinfo=UTC),  # midnight in Honolulu
+        time_zone="UTC",
+        horizon_days=90,
+        block_id=google_ids,
+    )
+    assert over_there.is_empty
+
+
 def test_a_lost_login_deletes_no_block() -> None:
     old = as_existing(wanted_block())
     calendars = [calendar(1, account_active=False), calendar(2)]
