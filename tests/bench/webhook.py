@@ -303,5 +303,9 @@ def missed(
         "number's compare-and-set, the waiting job's read, the rows' insert, SQLite's commit), "
         "the notices' hand-over to the batcher's thread and the wake-up after the commit, the "
         "parser's checks and the metrics. An acknowledged notification is a recorded one "
-        "(nothing lost), so that commit stays on every answer's path."
+        "(nothing lost), so that commit stays on every answer's path. How far one run is to be "
+        "trusted: on 2026-12-01's AMD EPYC, six runs of this figure on the same webhook code "
+        "gave 0.43-0.58 (Google) and 0.46-0.58 (Graph) of the bare rate, calsync's CPU per "
+        "answer going from 101 to 132 µs while the bare endpoint's went from 54 to 65 µs (its "
+        "garbage collection measured 0.8% of its CPU): the goal sits inside that spread."
     )
