@@ -63,6 +63,41 @@ def listed(world: ServerWorld) -> set[str]:
     return {c["id"] for c in answer.json()}
 
 
+def stray_channel(world: ServerWorld, cal: Cal, unique: str) -> dict[str, Any]:
+    """A channel calsync never made (left over from an old install, say) on a calendar it
+    knows, pointing at an address that cannot be reached: Google keeps trying it."""
+    channel: dict[str, Any] = (
+        world.service(cal.email)
+        .events()
+        .watch(
+            calendarId=cal.provider_id,
+            body={
+                "id": f"stray-{unique}",
+                "type": "web_hook",
+                "address": "http://127.0.0.1:9/hooks",
+                "token": "whatever",
+            },
+        )
+        .execute()
+    )
+    return channel
+
+
+def notify_stray(world: ServerWorld, stray: dict[str, Any]) -> httpx.Response:
+    """Google's notification number 3 of the stray channel."""
+    return notify(
+        world,
+        {
+            "X-Goog-Channel-ID": stray["id"],
+            "X-Goog-Channel-Token": "whatever",
+            "X-Goog-Resource-ID": stray["resourceId"],
+            "X-Goog-Resource-State": "exists",
+            "X-Goog-Message-Number": "3",
+            "X-Goog-Resource-URI": stray["resourceUri"],
+        },
+    )
+
+
 @pytest.fixture
 def sqlite_world(emulator: RunningEmulator, tmp_path: Path) -> Iterator[ServerWorld]:
     """Scenarios that test the webhook's own logic, not the database: SQLite only."""
@@ -204,34 +239,9 @@ def test_notifications_for_unknown_or_stopped_channels_stop_them_at_the_provider
     world = sqlite_world
     api, work, home, channel = pushing(world, unique)
     with closing(api):
-        # A channel calsync never made (left over from an old install, say), on a calendar it
-        # knows, pointing at an address that cannot be reached: Google keeps trying it.
-        stray: dict[str, Any] = (
-            world.service(work.email)
-            .events()
-            .watch(
-                calendarId=work.provider_id,
-                body={
-                    "id": f"stray-{unique}",
-                    "type": "web_hook",
-                    "address": "http://127.0.0.1:9/hooks",
-                    "token": "whatever",
-                },
-            )
-            .execute()
-        )
+        stray = stray_channel(world, work, unique)
         assert stray["id"] in listed(world)
-        answer = notify(
-            world,
-            {
-                "X-Goog-Channel-ID": stray["id"],
-                "X-Goog-Channel-Token": "whatever",
-                "X-Goog-Resource-ID": stray["resourceId"],
-                "X-Goog-Resource-State": "exists",
-                "X-Goog-Message-Number": "3",
-                "X-Goog-Resource-URI": stray["resourceUri"],
-            },
-        )
+        answer = notify_stray(world, stray)
         assert answer.status_code == 200, answer.text
         assert answer.json() == {"outcome": "unknown_channel"}
         wait_until(lambda: stray["id"] not in listed(world), what="the stray channel stopped")
@@ -299,38 +309,14 @@ def test_an_unknown_channel_is_answered_while_its_stop_at_the_provider_is_unansw
         try:
             api, work, _home, _channel = pushing(world, unique)
             api.close()
-            # A channel calsync never made, on a calendar it knows: it can stop it.
-            stray: dict[str, Any] = (
-                world.service(work.email)
-                .events()
-                .watch(
-                    calendarId=work.provider_id,
-                    body={
-                        "id": f"stray-{unique}",
-                        "type": "web_hook",
-                        "address": "http://127.0.0.1:9/hooks",
-                        "token": "whatever",
-                    },
-                )
-                .execute()
-            )
+            stray = stray_channel(world, work, unique)
             # Google's answer to the next channels.stop waits at the gate.
             world.admin.post(
                 "/emulator/faults",
                 json={"method": "channels.stop", "status": 200, "times": 1, "delay_ms": 1},
             ).raise_for_status()
             world.reset_stats()
-            answer = notify(
-                world,
-                {
-                    "X-Goog-Channel-ID": stray["id"],
-                    "X-Goog-Channel-Token": "whatever",
-                    "X-Goog-Resource-ID": stray["resourceId"],
-                    "X-Goog-Resource-State": "exists",
-                    "X-Goog-Message-Number": "3",
-                    "X-Goog-Resource-URI": stray["resourceUri"],
-                },
-            )
+            answer = notify_stray(world, stray)
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"outcome": "unknown_channel"}
             # The stop was made, after the answer; Google's answer to it is still held, and
