@@ -7,33 +7,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlmodel import Session
-
-from calsync_server.sync import preview
 from calsync_server.sync.engine import SyncEngine
 from shared.clock import FixedClock
 from shared.schemas import ExplainBlock
+from tests.support.explain import explained
 from tests.support.world import FAST_RETRY, World, timed
 
 
 def _block_of(world: World, engine: SyncEngine, user_id: int, title: str) -> ExplainBlock:
     """The block standing for the event in its one other calendar, as explain tells it."""
-    with Session(world.db, autoflush=False) as session:
-        rows, _ = preview.find_events(
-            session,
-            user_id,
-            event_id=None,
-            calendar_id=None,
-            provider_event_id=None,
-            title=title,
-            at=None,
-            limit=1,
-        )
-        found = preview.plan_user(
-            session, user_id, engine.clock.now(), world.settings.horizon_days, extra=rows
-        )
-        (event,) = [preview.explain(session, found, row) for row in rows]
-        session.rollback()
+    event, _ = explained(world, user_id, title, engine.clock.now())
     (target,) = event.targets
     (block,) = target.blocks
     return block

@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlmodel import Session
 
 from calsync_server.db.models import Calendar, Event
-from calsync_server.sync import preview
 from shared.clock import FixedClock
-from shared.schemas import ExplainEvent
 from tests.engine.test_switches import NOW, engine_at, event, iso, sync_all
+from tests.support.explain import explained
 from tests.support.world import Cal, World
 
 LEFT_OUT = "the blocks of Team were left as they are"
@@ -127,25 +125,6 @@ def test_the_dry_run_shows_the_writes_the_sync_makes_with_one_calendar_left_out(
     assert counts == (shown.creates, shown.updates, shown.deletes)
 
 
-def _explained(world: World, user_id: int, title: str) -> tuple[ExplainEvent, list[str]]:
-    """Explain of the event titled so, as the API's and the command's explain plan it."""
-    with Session(world.db, autoflush=False) as session:
-        rows, _ = preview.find_events(
-            session,
-            user_id,
-            event_id=None,
-            calendar_id=None,
-            provider_event_id=None,
-            title=title,
-            at=None,
-            limit=1,
-        )
-        found = preview.plan_user(session, user_id, NOW, world.settings.horizon_days, extra=rows)
-        (explained,) = [preview.explain(session, found, row) for row in rows]
-        session.rollback()
-    return explained, found.notes
-
-
 def test_explain_answers_for_a_healthy_calendar_while_another_cannot_be_planned(
     world: World, unique: str
 ) -> None:
@@ -160,7 +139,7 @@ def test_explain_answers_for_a_healthy_calendar_while_another_cannot_be_planned(
     user = world.user()
     _break(world, team, "zone")
 
-    board, notes = _explained(world, user, "Board")
+    board, notes = explained(world, user, "Board", NOW)
 
     assert any(note.startswith(LEFT_OUT) for note in notes), notes
     assert board.verdict == "blocks"
@@ -171,7 +150,7 @@ def test_explain_answers_for_a_healthy_calendar_while_another_cannot_be_planned(
         (block,) = target.blocks
         assert (block.outcome, block.written_by) == ("matches", "calsync")
     # Team's own event: it gives no block this time, and its block in Home is left standing.
-    day, _ = _explained(world, user, "Team day")
+    day, _ = explained(world, user, "Team day", NOW)
     assert day.verdict == "not_a_source"
     assert "could not be planned" in day.reason
     (in_home,) = [t for t in day.targets if t.calendar_id == home.id]
