@@ -98,13 +98,19 @@ _DUE = (
     _jobs.c.state == JobState.QUEUED.value,
     _jobs.c.run_after <= sa.bindparam("now"),
 )
-_CANDIDATES = sa.select(_jobs.c.id).where(*_DUE).order_by(_jobs.c.run_after, _jobs.c.id).limit(20)
+# PostgreSQL locks the rows it reads so several server processes share the queue without
+# blocking on each other (SQLite has no FOR UPDATE: its compiler leaves it out).
+_CANDIDATES = (
+    sa.select(_jobs.c.id)
+    .where(*_DUE)
+    .order_by(_jobs.c.run_after, _jobs.c.id)
+    .limit(20)
+    .with_for_update(skip_locked=True)
+)
 _CANDIDATES_OF = _CANDIDATES.where(_jobs.c.calendar_id.in_(sa.bindparam("ids", expanding=True)))
 # Every worker's claim (the rest are `calsync sync`'s, of some calendars): prepared, as the
-# claim itself, since a claim is on every push-driven sync's path. PostgreSQL locks the rows it
-# reads so several server processes share the queue without blocking on each other (SQLite
-# has no FOR UPDATE: its compiler leaves it out).
-_DUE_JOBS = Prepared(_CANDIDATES.with_for_update(skip_locked=True))
+# claim itself, since a claim is on every push-driven sync's path.
+_DUE_JOBS = Prepared(_CANDIDATES)
 _CLAIM = (
     sa.update(_jobs)
     .where(_jobs.c.id == sa.bindparam("b_id"), _jobs.c.state == JobState.QUEUED.value)
@@ -410,9 +416,8 @@ class JobQueue:
                 if calendar_ids is None:
                     candidates = [row.id for row in _DUE_JOBS.rows(connection, {"now": now})]
                 else:
-                    query = _CANDIDATES_OF.with_for_update(skip_locked=True)
                     params = {"now": now, "ids": sorted(calendar_ids)}
-                    candidates = list(connection.execute(query, params).scalars())
+                    candidates = list(connection.execute(_CANDIDATES_OF, params).scalars())
             for n, job_id in enumerate(candidates):
                 claimed = self._try_claim(connection, job_id, worker)
                 if claimed is not None:
