@@ -183,6 +183,28 @@ def test_a_put_back_job_takes_its_passs_claims_back_with_it(db_engine: sa.Engine
     assert _states(db_engine) == ["queued", "queued"]
 
 
+def test_a_deferred_first_sync_joining_a_catch_up_makes_it_full(db_engine: sa.Engine) -> None:
+    calendar = _calendar(db_engine)
+    queue = JobQueue(db_engine, FixedClock(START))
+    first_sync = queue.enqueue(calendar, SyncKind.MANUAL, full=True)
+    assert queue.claim("w1") is not None
+    # While it runs, its new channel's catch-up queues an incremental sync of the calendar.
+    catch_up = queue.enqueue(calendar, SyncKind.WEBHOOK)
+
+    queue.defer(first_sync.job_id, 1.0)  # it stepped aside for another first sync
+
+    with Session(db_engine) as session:
+        deferred = session.get(SyncJob, first_sync.job_id)
+        waiting = session.get(SyncJob, catch_up.job_id)
+    assert deferred is not None
+    assert waiting is not None
+    assert (deferred.state, deferred.last_error) == (
+        JobState.DONE,
+        "deferred; coalesced into the waiting job",
+    )
+    assert (waiting.state, waiting.full) == (JobState.QUEUED, True)
+
+
 def test_a_calendars_waiting_job_is_found_without_reading_its_finished_ones(
     db_engine: sa.Engine,
 ) -> None:

@@ -463,7 +463,7 @@ class JobQueue:
             job = session.get(SyncJob, job_id)
             assert job is not None
             job.lease_expires_at, job.last_error = None, error
-            if retry and job.attempts < MAX_ATTEMPTS and _queued_job(session, job.calendar_id):
+            if retry and job.attempts < MAX_ATTEMPTS and _joined_waiting(session, job):
                 job.state, job.finished_at = JobState.DONE, now  # the waiting job covers it
             elif retry and job.attempts < MAX_ATTEMPTS:
                 backoff = min(600.0, 2.0**job.attempts) * random.uniform(0.5, 1.0)
@@ -477,11 +477,19 @@ class JobQueue:
             return JobState(job.state)
 
 
-def _queued_job(session: Session, calendar_id: int) -> SyncJob | None:
-    """The calendar's queued job, read through the partial index of queued jobs (`_queued`)."""
-    return session.exec(
-        select(SyncJob).where(col(SyncJob.calendar_id) == calendar_id, _queued)
+def _joined_waiting(session: Session, job: SyncJob) -> bool:
+    """Whether the job's calendar has a queued job to cover it (read through the partial
+    index of queued jobs, `_queued`). A full job widens that one: a first sync coalesced into
+    a catch-up must still read the calendar whole."""
+    waiting = session.exec(
+        select(SyncJob).where(col(SyncJob.calendar_id) == job.calendar_id, _queued)
     ).first()
+    if waiting is None:
+        return False
+    if job.full and not waiting.full:
+        waiting.full = True
+        session.add(waiting)
+    return True
 
 
 def claimed_for(job_id: int | None) -> str:
@@ -506,7 +514,7 @@ def put_back(
     ).all()
     for claim in claims:
         put_back(session, claim, now, why)
-    if _queued_job(session, job.calendar_id) is None:
+    if not _joined_waiting(session, job):
         job.state, job.run_after = JobState.QUEUED, now + delay
     else:
         job.state, job.finished_at = JobState.DONE, now

@@ -299,14 +299,24 @@ def _drain_with_two_servers(
     return jobs, logs, (one, two)
 
 
+COALESCED = "deferred; coalesced into the waiting job"  # jobs/queue.py put_back
+
+
 def _ran_once(jobs: list[SyncJob], logs: list[SyncLog]) -> None:
     seen = [(j.id, j.calendar_id, j.attempts, j.state, j.last_error) for j in jobs] + [
         (log.job_id, log.calendar_id, log.status, log.error, log.notes) for log in logs
     ]
     assert all(j.state == JobState.DONE for j in jobs), "\n".join(map(str, seen))
-    assert all(j.attempts == 1 for j in jobs), "\n".join(map(str, seen))
+    # A first sync that stepped aside may meet a job queued for its calendar meanwhile (its
+    # new channel's catch-up): it joins that one without running. Every other job ran once.
+    joined = {j.id for j in jobs if j.attempts == 0 and j.last_error == COALESCED}
+    ran = [j for j in jobs if j.id not in joined]
+    assert all(j.attempts == 1 for j in ran), "\n".join(map(str, seen))
+    for j in jobs:
+        if j.id in joined:  # the job it joined was queued after it, and ran
+            assert any(r.calendar_id == j.calendar_id and r.id > j.id for r in ran), seen
     per_job = Counter(log.job_id for log in logs if log.job_id is not None)
-    assert set(per_job) == {j.id for j in jobs}, per_job
+    assert set(per_job) == {j.id for j in ran}, per_job
     assert set(per_job.values()) == {1}, per_job  # one sync (and its log) per job
 
 
