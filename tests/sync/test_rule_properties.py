@@ -44,6 +44,7 @@ from tests.sync.test_planner_properties import (
     _timed_object,
     apply_plan,
     copies,
+    event_ids,
     event_specs,
     spec_blocks,
 )
@@ -128,11 +129,11 @@ def rule_sets(draw: st.DrawFn) -> CalendarRules:
 
 @st.composite
 def dense_specs(
-    draw: st.DrawFn, calendar_id: int, zone: str, now: datetime, horizon_days: int
+    draw: st.DrawFn, calendar_id: int, zone: str, now: datetime, horizon_days: int, event_id: str
 ) -> EventSpec:
     """Events that mostly block, close together (so they overlap and touch), on the grid;
     the planner's own properties draw the rarer shapes (stubs, declined, calsync's blocks)."""
-    spec = draw(event_specs(calendar_id, zone, now, horizon_days))
+    spec = draw(event_specs(calendar_id, zone, now, horizon_days, event_id))
     if spec.all_day:
         return dataclasses.replace(
             spec,
@@ -186,14 +187,10 @@ def worlds(draw: st.DrawFn) -> tuple[World, dict[int, CalendarRules], dict[int, 
         )
     specs: list[EventSpec] = []
     for calendar in calendars:
-        specs += draw(
-            st.lists(
-                dense_specs(calendar.id, calendar.time_zone, now, horizon_days),
-                min_size=1,
-                max_size=6,
-                unique_by=lambda spec: spec.event_id,
-            )
-        )
+        specs += [
+            draw(dense_specs(calendar.id, calendar.time_zone, now, horizon_days, event_id))
+            for event_id in draw(event_ids(min_size=1, max_size=6))
+        ]
     world = World(now, draw(st.sampled_from(ZONES)), horizon_days, tuple(calendars), tuple(specs))
     before = {c.id: draw(rule_sets()) for c in calendars}
     after = {c.id: draw(rule_sets()) for c in calendars}
