@@ -132,8 +132,13 @@ def is_blocking(event: SourceEvent, source: CalendarView, window: Window) -> boo
 
 
 def desired_block(piece: Piece, target: CalendarView, block_id: BlockIdentity) -> DesiredBlock:
-    """The block ``target`` should hold for one piece of blocking time (rules.pieces)."""
+    """The block ``target`` should hold for one piece of blocking time (rules.pieces). An
+    all-day block's instants are its days in the target calendar's zone (`_end_in`): they are
+    what it is stored, kept, held and purged by."""
     digest = block_digest(target, piece.key)
+    start_at, end_at = piece.start_at, piece.end_at
+    if piece.start.all_day:
+        start_at, end_at = piece.start.to_utc(target.time_zone), piece.end.to_utc(target.time_zone)
     return DesiredBlock(
         target_calendar_id=target.id,
         source_calendar_id=piece.source_calendar_id,
@@ -144,8 +149,8 @@ def desired_block(piece: Piece, target: CalendarView, block_id: BlockIdentity) -
         summary=piece.title,
         start=piece.start,
         end=piece.end,
-        start_at=piece.start_at,
-        end_at=piece.end_at,
+        start_at=start_at,
+        end_at=end_at,
         fingerprint=block_fingerprint(piece.title, piece.start, piece.end),
         member_sources=piece.member_sources,
     )

@@ -547,6 +547,19 @@ def test_an_all_day_block_lasts_until_its_day_ends_in_the_target_calendar() -> N
     assert over_there.is_empty
 
 
+def test_an_all_day_blocks_instants_are_its_days_in_the_target_calendar() -> None:
+    # What the block is stored, held and purged by: 2024-06-10 in Honolulu, not in UTC.
+    source = calendar(1, include_all_day=True)
+    target = dataclasses.replace(calendar(2), time_zone="Pacific/Honolulu")
+    (block,) = plan(
+        [source, target], [source_event(1, all_day("e1", "2024-06-10", "2024-06-11"))]
+    ).creates
+    assert (block.start_at, block.end_at) == (
+        datetime(2024, 6, 10, 10, tzinfo=UTC),
+        datetime(2024, 6, 11, 10, tzinfo=UTC),
+    )
+
+
 def test_a_lost_login_deletes_no_block() -> None:
     old = as_existing(wanted_block())
     calendars = [calendar(1, account_active=False), calendar(2)]
