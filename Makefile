@@ -5,9 +5,10 @@ PACKAGES := calsync_server calsync_tui shared
 
 .PHONY: demo test lint typecheck pytest wall-clock bench soak clean
 
-# The suite on two workers (pytest-xdist): CI has two CPUs. Demo-based dashboard tests share
-# one worker (--dist loadgroup), so each session-scoped demo is built once.
-PYTEST_WORKERS ?= 2
+# The suite on three workers (pytest-xdist) for CI's two CPUs: two left a third of them idle
+# while tests waited on their servers (2026-12-01: 1,072 s with two, 906 s with three). Demo-based
+# dashboard tests share one worker (--dist loadgroup), so each session-scoped demo is built once.
+PYTEST_WORKERS ?= 3
 PYTEST := $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 # The tests that build on "today" (marker wall_clock) run with the test process's wall clock
 # moved (ticking) to hard instants, a third of them at each (tests/conftest.py), in the same
