@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from calsync_server.db.models import Calendar
 from shared.clock import FixedClock
+from shared.schemas import PlanPreview
 from tests.engine.test_switches import NOW, engine_at, sync_all
 from tests.support.world import World
 
@@ -16,6 +17,15 @@ DAY = {"start": {"date": "2031-05-15"}, "end": {"date": "2031-05-16"}}
 # 2031-05-15 to 05-16 in Honolulu (UTC-10) and in Berlin (UTC+2 in May).
 IN_HONOLULU = (datetime(2031, 5, 15, 10, tzinfo=UTC), datetime(2031, 5, 16, 10, tzinfo=UTC))
 IN_BERLIN = (datetime(2031, 5, 14, 22, tzinfo=UTC), datetime(2031, 5, 15, 22, tzinfo=UTC))
+
+
+def _shown(planned: PlanPreview) -> dict[tuple[int, str], tuple[object, object]]:
+    """Each planned change, by target and action: when the dry run says it is."""
+    return {
+        (t.calendar_id, c.action): (c.start_at, c.end_at)
+        for t in planned.targets
+        for c in t.changes
+    }
 
 
 def test_an_all_day_blocks_days_are_shown_in_its_target_calendars_zone(
@@ -31,13 +41,8 @@ def test_an_all_day_blocks_days_are_shown_in_its_target_calendars_zone(
     )
     offsite = world.insert(work, summary="Offsite", **DAY)
 
-    planned = engine.dry_run(world.user(), [work.id], full=True)
+    created = _shown(engine.dry_run(world.user(), [work.id], full=True))
 
-    created = {
-        (t.calendar_id, c.action): (c.start_at, c.end_at)
-        for t in planned.targets
-        for c in t.changes
-    }
     assert created == {
         (home.id, "create"): IN_BERLIN,
         (holiday.id, "create"): IN_HONOLULU,
@@ -48,13 +53,8 @@ def test_an_all_day_blocks_days_are_shown_in_its_target_calendars_zone(
         calendarId=work.provider_id, eventId=offsite["id"]
     ).execute()
 
-    planned = engine.dry_run(world.user(), [work.id], full=True)
+    deleted = _shown(engine.dry_run(world.user(), [work.id], full=True))
 
-    deleted = {
-        (t.calendar_id, c.action): (c.start_at, c.end_at)
-        for t in planned.targets
-        for c in t.changes
-    }
     assert deleted == {
         (home.id, "delete"): IN_BERLIN,
         (holiday.id, "delete"): IN_HONOLULU,
