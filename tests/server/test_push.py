@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from calsync_server.jobs.queue import MAX_DEBOUNCE
 from tests.server.conftest import ServerWorld
 from tests.support.waiting import wait_until
 from tests.support.world import at, timed
@@ -82,12 +84,18 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
                 },
             ).status_code
 
+        began = time.monotonic()
         with sender, ThreadPoolExecutor(max_workers=20) as pool:
             statuses = list(pool.map(notify, range(200)))
+        lasted = time.monotonic() - began
         assert statuses == [200] * 200
 
         blocks = wait_until(lambda: world.blocks(home), what="the dentist block in home")
         assert [b["start"]["dateTime"] for b in blocks] == [at(14)]
         wait_until(lambda: world.settled(api), what="the queue to drain")
         burst_syncs = [log for log in world.logs(api, work) if log["id"] not in before]
-        assert 1 <= len(burst_syncs) <= 2, burst_syncs
+        # The change's own sync and one after the burst; and, however long the burst lasts, its
+        # waiting sync runs at most MAX_DEBOUNCE after it was queued (a loaded machine's burst
+        # can outlast that): one more for each MAX_DEBOUNCE the burst spanned.
+        allowed = 2 + int(lasted / MAX_DEBOUNCE.total_seconds())
+        assert 1 <= len(burst_syncs) <= allowed, (lasted, burst_syncs)
