@@ -93,7 +93,6 @@ def record_notifications(
     pushes: Sequence[Incoming],
     now: datetime,
     likely_echo: Callable[[int], bool] | None = None,
-    debounce_seconds: float = DEBOUNCE_SECONDS,
 ) -> Recorded:
     """Decide and record `pushes`, in order, inside the caller's transaction (which commits).
 
@@ -105,7 +104,7 @@ def record_notifications(
     debounced), and a "removed" subscription is marked for the keeper to replace.
 
     A calendar `likely_echo` names (calsync wrote blocks to it lately) gets a new job that
-    waits `debounce_seconds`, as a joined one does: its sync most likely reads only calsync's
+    waits DEBOUNCE_SECONDS, as a joined one does: its sync most likely reads only calsync's
     own writes, and a person's change notified at the same moment goes to a worker first.
     """
     subscriptions = _subscriptions(connection, pushes)
@@ -181,7 +180,7 @@ def record_notifications(
     to_queue.sort()  # the order they came in: the first one for a calendar may queue its job
     echoes = {c for c in {_known(calendars[i]) for i in to_queue} if likely_echo and likely_echo(c)}
     queued = False
-    for delay in (0.0, debounce_seconds):
+    for delay in (0.0, DEBOUNCE_SECONDS):
         indexes = [i for i in to_queue if (_known(calendars[i]) in echoes) == bool(delay)]
         if not indexes:
             continue
@@ -190,7 +189,7 @@ def record_notifications(
             [_known(calendars[index]) for index in indexes],
             SyncKind.WEBHOOK,
             delay_seconds=delay,
-            debounce_seconds=debounce_seconds,
+            debounce_seconds=DEBOUNCE_SECONDS,
             now=now,
         )
         for index, answer in zip(indexes, enqueued, strict=True):
@@ -390,7 +389,6 @@ class WebhookBatcher:
         *,
         max_batch: int = MAX_BATCH,
         gather_seconds: float = GATHER_SECONDS,
-        debounce_seconds: float = DEBOUNCE_SECONDS,
         likely_echo: Callable[[int], bool] | None = None,
     ) -> None:
         self.db = db
@@ -401,8 +399,6 @@ class WebhookBatcher:
         self.likely_echo = likely_echo
         self.max_batch = max_batch
         self.gather_seconds = gather_seconds
-        # How long notifications about a calendar must pause before its waiting sync runs.
-        self.debounce_seconds = debounce_seconds
         # Requests handed over together (None: stop). A request waits in `_pending` (by its
         # event loop) until its loop goes round: the requests one pass of the loop read go
         # over in one put, since every put that wakes the thread costs the loop a system call.
@@ -510,12 +506,7 @@ class WebhookBatcher:
     def _record_on(self, connection: sa.Connection, pushes: Sequence[Incoming]) -> list[Handled]:
         with connection.begin():
             recorded = record_notifications(
-                connection,
-                self.jobs,
-                pushes,
-                self.clock.now(),
-                self.likely_echo,
-                self.debounce_seconds,
+                connection, self.jobs, pushes, self.clock.now(), self.likely_echo
             )
         if recorded.queued:
             # A job joined was debounced (not due yet), so only a new job is worth a wake-up.

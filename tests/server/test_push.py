@@ -41,7 +41,7 @@ def test_a_change_becomes_blocks_everywhere_driven_only_by_push(
         assert world.blocks(work["primary"]) == []
 
 
-def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
+def test_a_burst_of_200_notifications_costs_a_few_syncs_and_loses_nothing(
     server_world: ServerWorld, unique: str
 ) -> None:
     world = server_world
@@ -58,11 +58,6 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
 
         # Besides the emulator's own notification of this change, 200 more arrive the way
         # Google sends them, 20 at a time.
-        # The burst's notices pause for a moment when the machine is loaded (the senders, the
-        # server and its sync share this process): a pause as long as the debounce would let
-        # the waiting sync run mid-burst, as it should. Here the burst is to stay one burst.
-        assert world.runtime is not None
-        world.runtime.webhooks.debounce_seconds = 2.0
         world.insert(work, **timed("Dentist", 14, 15))
         start = channel.last_sequence + 1000
 
@@ -94,8 +89,10 @@ def test_a_burst_of_200_notifications_costs_at_most_two_syncs_and_loses_nothing(
         assert [b["start"]["dateTime"] for b in blocks] == [at(14)]
         wait_until(lambda: world.settled(api), what="the queue to drain")
         burst_syncs = [log for log in world.logs(api, work) if log["id"] not in before]
-        # The change's own sync and one after the burst; and, however long the burst lasts, its
-        # waiting sync runs at most MAX_DEBOUNCE after it was queued (a loaded machine's burst
-        # can outlast that): one more for each MAX_DEBOUNCE the burst spanned.
-        allowed = 2 + int(lasted / MAX_DEBOUNCE.total_seconds())
+        # The change's own sync and one after the burst. A notice that finds no job waiting
+        # queues one due at once (the first notification is never delayed): on a loaded machine
+        # a lone notice at the burst's head may start a sync before the rest join the next job,
+        # so one more. And however long the burst lasts, its waiting sync runs at most
+        # MAX_DEBOUNCE after it was queued: one more for each MAX_DEBOUNCE the burst spanned.
+        allowed = 3 + int(lasted / MAX_DEBOUNCE.total_seconds())
         assert 1 <= len(burst_syncs) <= allowed, (lasted, burst_syncs)
