@@ -17,7 +17,7 @@ from calsync_server.db.models import Account, BusyBlock, Calendar
 from calsync_server.providers.model import ProviderError
 from calsync_server.sync import holds
 from calsync_server.sync.ingest import unmask_blocks
-from calsync_server.sync.planner import DesiredBlock, ExistingBlock, SourceEvent, sync_window
+from calsync_server.sync.planner import ExistingBlock, SourceEvent, sync_window
 from calsync_server.sync.preview import UserPlan, plan_user
 from calsync_server.sync.providers import ProviderPool
 from calsync_server.sync.report import SyncReport
@@ -71,11 +71,10 @@ def read_fresh(
     return fresh, dropped
 
 
-def _when(
-    found: UserPlan, block: ExistingBlock | DesiredBlock
-) -> tuple[datetime | None, datetime | None]:
+def _when(found: UserPlan, block: ExistingBlock) -> tuple[datetime | None, datetime | None]:
     """A block's times as its target shows them: an all-day block's days run from midnight
-    in the target calendar's zone (not in UTC, nor in its source's)."""
+    in the target calendar's zone (not in UTC, nor in its source's; a planned block's instants
+    are already so, planner.desired_block)."""
     zone = found.calendars[block.target_calendar_id].time_zone or "UTC"
     start = block.start.to_utc(zone) if block.start is not None else None
     return start, block.end.to_utc(zone) if block.end is not None else block.end_at
@@ -110,19 +109,17 @@ def preview(
     for d in found.plan.creates:
         target(d.target_calendar_id).creates += 1
         why = "a blocking event has no block there yet"
-        start, end = _when(found, d)
         items[d.target_calendar_id].append(
             PlannedChange(
-                action="create", summary=d.summary, start_at=start, end_at=end, reason=why
+                action="create", summary=d.summary, start_at=d.start_at, end_at=d.end_at, reason=why
             )
         )
     for old, d in found.plan.patches:
         target(d.target_calendar_id).updates += 1
         why = f'the block shows "{old.summary}" at other times or title than its event now'
-        start, end = _when(found, d)
         items[d.target_calendar_id].append(
             PlannedChange(
-                action="update", summary=d.summary, start_at=start, end_at=end, reason=why
+                action="update", summary=d.summary, start_at=d.start_at, end_at=d.end_at, reason=why
             )
         )
     held = [
